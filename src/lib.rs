@@ -1,8 +1,20 @@
 //! canary-gate: an observability-gated canary analyzer.
 //!
 //! A verdict flows one way:
-//! request -> [`rules`] -> [`plan`] -> [`source`] -> [`measure`] -> [`stats`] -> [`judge`] -> [`verdict`].
+//! [`request`] -> [`rules`] -> [`plan`] -> [`source`] -> [`measure`] -> [`stats`]
+//! -> [`judge`] -> [`verdict`] -> [`log`], with [`analyze`] as the pipe and
+//! [`server`] and the CLI as two thin doors into it.
 
+pub mod analyze;
+pub mod judge;
+pub mod log;
+pub mod measure;
 pub mod plan;
+pub mod request;
 pub mod rules;
+pub mod server;
+pub mod simulate;
+pub mod source;
 pub mod stats;
+pub mod telemetry;
+pub mod verdict;

@@ -125,3 +125,28 @@ pub enum MetricKind {
         max: Option<f64>,
     },
 }
+
+/// TEMPORARY stub until the rules work lands.
+#[derive(Debug, Default)]
+pub struct LoadedRules {
+    pub sets: std::collections::BTreeMap<String, std::sync::Arc<RuleSet>>,
+    pub errors: Vec<RuleError>,
+}
+
+/// TEMPORARY stub.
+#[derive(Debug)]
+pub struct RuleError {
+    pub message: String,
+}
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// TEMPORARY stub.
+pub fn load_dir(dir: &std::path::Path) -> LoadedRules {
+    let _ = dir;
+    todo!()
+}

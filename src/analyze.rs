@@ -1,0 +1,203 @@
+//! The pipe: a judgement and its rule set in, a verdict out.
+//!
+//! plan -> source -> measure -> judge, each a plain call on plain data. The
+//! HTTP server and the CLI both call [`analyze`].
+
+use std::collections::HashMap;
+
+use futures_util::future::join_all;
+use time::OffsetDateTime;
+
+use crate::judge::{self, Measured, MetricInput, VerdictFrame};
+use crate::measure::{self, MeasureError};
+use crate::plan::{self, PlanError, PlannedQuery, Role, SideSelector};
+use crate::request::{Judgement, format_time};
+use crate::rules::{MetricKind, RuleSet};
+use crate::source::{MetricSource, RangeSpec, Series, SourceError};
+use crate::stats::counts::StepCounts;
+use crate::verdict::{SentQuery, Side, Verdict, Window};
+
+/// Why a judgement could not be analysed at all (as opposed to one metric failing).
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+/// A selector as text, the way PromQL writes it: `{track="canary"}`.
+pub fn selector_text(selector: &SideSelector) -> String {
+    let parts: Vec<String> = selector.matchers.iter().map(|m| m.to_string()).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// One query to send: a range query over the window, or an instant query at its end.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Fetch {
+    Range(String),
+    Instant(String),
+}
+
+/// Judges `judgement` against `rules` with data from `source`, as of `now`.
+pub async fn analyze<S: MetricSource>(
+    source: &S,
+    rules: &RuleSet,
+    judgement: &Judgement,
+    now: OffsetDateTime,
+) -> Result<Verdict, AnalyzeError> {
+    let plan = plan::plan(
+        rules,
+        &judgement.canary,
+        &judgement.baseline,
+        &judgement.vars,
+    )?;
+    let range = measure::window_range(judgement.start_secs, judgement.end_secs, rules.step_secs);
+
+    // Every distinct query once, all at the same time.
+    let mut fetches: Vec<Fetch> = Vec::new();
+    for (metric, metric_plan) in rules.metrics.iter().zip(&plan.metrics) {
+        for query in metric_plan.canary.iter().chain(&metric_plan.baseline) {
+            let fetch = fetch_for(&metric.kind, query);
+            if !fetches.contains(&fetch) {
+                fetches.push(fetch);
+            }
+        }
+    }
+    let answers = join_all(fetches.iter().map(|fetch| async {
+        match fetch {
+            Fetch::Range(promql) => source.range_query(promql, range).await,
+            Fetch::Instant(promql) => source.instant_query(promql, range.end_secs).await,
+        }
+    }))
+    .await;
+    let results: HashMap<Fetch, Result<Vec<Series>, SourceError>> =
+        fetches.into_iter().zip(answers).collect();
+
+    let mut inputs = Vec::with_capacity(rules.metrics.len());
+    for (metric, metric_plan) in rules.metrics.iter().zip(&plan.metrics) {
+        let get = |query: &PlannedQuery| -> Result<&Vec<Series>, String> {
+            let fetch = fetch_for(&metric.kind, query);
+            match results.get(&fetch) {
+                Some(Ok(series)) => Ok(series),
+                Some(Err(error)) => Err(format!("{error} (query: {})", query.promql)),
+                None => Err(format!("internal: no answer kept for {}", query.promql)),
+            }
+        };
+        let measured = measure_metric(&metric.kind, metric_plan, range, get);
+        let mut queries = Vec::new();
+        for (side, list) in [
+            (Side::Canary, &metric_plan.canary),
+            (Side::Baseline, &metric_plan.baseline),
+        ] {
+            for query in list {
+                queries.push(SentQuery {
+                    side,
+                    role: query.role,
+                    promql: query.promql.clone(),
+                });
+            }
+        }
+        inputs.push(MetricInput { measured, queries });
+    }
+
+    let frame = VerdictFrame {
+        id: uuid::Uuid::now_v7().to_string(),
+        judged_at: format_time(now.unix_timestamp()),
+        canary: selector_text(&judgement.canary),
+        baseline: selector_text(&judgement.baseline),
+        window: Window {
+            start: format_time(judgement.start_secs),
+            end: format_time(judgement.end_secs),
+            start_secs: judgement.start_secs,
+            end_secs: judgement.end_secs,
+            step_secs: range.step_secs,
+        },
+    };
+    Ok(judge::judge(rules, judgement, inputs, frame))
+}
+
+fn fetch_for(kind: &MetricKind, query: &PlannedQuery) -> Fetch {
+    match kind {
+        MetricKind::Threshold { .. } => Fetch::Instant(query.promql.clone()),
+        _ => Fetch::Range(query.promql.clone()),
+    }
+}
+
+fn role_query(list: &[PlannedQuery], role: Role) -> Result<&PlannedQuery, String> {
+    list.iter()
+        .find(|q| q.role == role)
+        .ok_or_else(|| format!("internal: the plan has no {role:?} query"))
+}
+
+/// Turns one metric's answers into its measurement; any failure becomes `Measured::Failed`.
+fn measure_metric<'a>(
+    kind: &MetricKind,
+    plan: &plan::MetricPlan,
+    range: RangeSpec,
+    get: impl Fn(&PlannedQuery) -> Result<&'a Vec<Series>, String>,
+) -> Measured {
+    let result: Result<Measured, String> = (|| match kind {
+        MetricKind::Ratio { .. } => {
+            let increases = |list: &[PlannedQuery], role| -> Result<Vec<f64>, String> {
+                Ok(measure::counter_increases(
+                    get(role_query(list, role)?)?,
+                    range,
+                ))
+            };
+            let canary_bad = increases(&plan.canary, Role::Bad)?;
+            let canary_total = increases(&plan.canary, Role::Total)?;
+            let baseline_bad = increases(&plan.baseline, Role::Bad)?;
+            let baseline_total = increases(&plan.baseline, Role::Total)?;
+            Ok(Measured::Counts(zip_steps(
+                &canary_bad,
+                &canary_total,
+                &baseline_bad,
+                &baseline_total,
+            )))
+        }
+        MetricKind::Latency {
+            threshold_seconds, ..
+        } => {
+            let counts = |list: &[PlannedQuery]| -> Result<(Vec<f64>, Vec<f64>), String> {
+                let series = get(role_query(list, Role::Histogram)?)?;
+                measure::histogram_counts(series, *threshold_seconds, range)
+                    .map_err(|e: MeasureError| e.to_string())
+            };
+            let (canary_slow, canary_total) = counts(&plan.canary)?;
+            let (baseline_slow, baseline_total) = counts(&plan.baseline)?;
+            Ok(Measured::Counts(zip_steps(
+                &canary_slow,
+                &canary_total,
+                &baseline_slow,
+                &baseline_total,
+            )))
+        }
+        MetricKind::Series { .. } => {
+            let canary = measure::pooled_values(get(role_query(&plan.canary, Role::Series)?)?);
+            let baseline = measure::pooled_values(get(role_query(&plan.baseline, Role::Series)?)?);
+            Ok(Measured::Samples { canary, baseline })
+        }
+        MetricKind::Threshold { .. } => {
+            let series = get(role_query(&plan.canary, Role::Value)?)?;
+            measure::single_value(series)
+                .map(Measured::Value)
+                .map_err(|e| e.to_string())
+        }
+    })();
+    result.unwrap_or_else(Measured::Failed)
+}
+
+fn zip_steps(
+    canary_bad: &[f64],
+    canary_total: &[f64],
+    baseline_bad: &[f64],
+    baseline_total: &[f64],
+) -> Vec<StepCounts> {
+    (0..canary_total.len())
+        .map(|i| StepCounts {
+            canary_bad: canary_bad.get(i).copied().unwrap_or(0.0),
+            canary_total: canary_total[i],
+            baseline_bad: baseline_bad.get(i).copied().unwrap_or(0.0),
+            baseline_total: baseline_total.get(i).copied().unwrap_or(0.0),
+        })
+        .collect()
+}

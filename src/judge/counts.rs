@@ -1,0 +1,163 @@
+//! Judging a counts metric (ratio or latency) with the anytime-valid rate test.
+
+use super::{Finding, words};
+use crate::request::Judgement;
+use crate::rules::{CountsRule, RuleSet, TimeoutPolicy};
+use crate::stats::Direction;
+use crate::stats::counts::{Decision, RatioTest, StepCounts, ratio_test};
+use crate::verdict::{Estimate, Evidence, MetricOutcome, SideFigures};
+
+/// The band of canary/baseline ratios a rule tolerates.
+pub(crate) fn tolerated_band(direction: Direction, tolerance: f64) -> (f64, f64) {
+    match direction {
+        Direction::Increase => (0.0, 1.0 + tolerance),
+        Direction::Decrease => ((1.0 - tolerance).max(0.0), f64::INFINITY),
+        Direction::Either => ((1.0 - tolerance).max(0.0), 1.0 + tolerance),
+    }
+}
+
+fn band_words(low: f64, high: f64) -> String {
+    match (low > 0.0, high.is_finite()) {
+        (true, true) => format!("{} to {}", words::times(low), words::times(high)),
+        (false, true) => format!("up to {}", words::times(high)),
+        (true, false) => format!("at least {}", words::times(low)),
+        (false, false) => "any ratio".into(),
+    }
+}
+
+/// Judges one counts metric over the window's steps.
+pub(crate) fn judge_counts(
+    rule: &CountsRule,
+    steps: &[StepCounts],
+    alpha: f64,
+    step_secs: u64,
+    rules: &RuleSet,
+    judgement: &Judgement,
+    what: &str,
+) -> Finding {
+    let sum =
+        |f: fn(&StepCounts) -> f64| steps.iter().map(f).filter(|v| v.is_finite()).sum::<f64>();
+    let (canary_bad, canary_total) = (sum(|s| s.canary_bad), sum(|s| s.canary_total));
+    let (baseline_bad, baseline_total) = (sum(|s| s.baseline_bad), sum(|s| s.baseline_total));
+    let rate = |bad: f64, total: f64| if total > 0.0 { Some(bad / total) } else { None };
+    let canary = SideFigures {
+        value: rate(canary_bad, canary_total),
+        bad: Some(canary_bad),
+        count: Some(canary_total),
+    };
+    let baseline = SideFigures {
+        value: rate(baseline_bad, baseline_total),
+        bad: Some(baseline_bad),
+        count: Some(baseline_total),
+    };
+
+    if canary_total < rule.min_requests || baseline_total < rule.min_requests {
+        let reason = format!(
+            "The canary has seen {} events and the baseline {}; each side needs {} before this metric is judged.",
+            words::count(canary_total),
+            words::count(baseline_total),
+            words::count(rule.min_requests)
+        );
+        return Finding {
+            outcome: MetricOutcome::Nodata,
+            reason,
+            canary,
+            baseline,
+            estimate: None,
+            evidence: None,
+        };
+    }
+
+    let outcome = ratio_test(
+        steps,
+        &RatioTest {
+            direction: rule.direction,
+            tolerance: rule.tolerance,
+            alpha,
+        },
+    );
+    let (tolerated_lower, tolerated_upper) = tolerated_band(rule.direction, rule.tolerance);
+    let confidence = 1.0 - alpha;
+    let estimate = Estimate {
+        unit: "ratio".into(),
+        value: outcome.ratio_estimate,
+        lower: outcome.ratio_lower,
+        upper: outcome.ratio_upper,
+        confidence,
+        tolerated_lower,
+        tolerated_upper,
+    };
+    let evidence = Evidence {
+        harm: outcome.harm_evidence,
+        safety: outcome.safety_evidence,
+        threshold: outcome.threshold,
+        alpha,
+        decided_after_secs: outcome
+            .decided_at_step
+            .map(|s| (s as i64 + 1) * step_secs as i64),
+    };
+
+    let observed = format!(
+        "the canary's {what} is {} of {} against the baseline's {} of {}, {} the baseline's",
+        words::percent(canary.value.unwrap_or(f64::NAN)),
+        words::count(canary_total),
+        words::percent(baseline.value.unwrap_or(f64::NAN)),
+        words::count(baseline_total),
+        words::times(outcome.ratio_estimate),
+    );
+    let interval = format!(
+        "{}% sure it lies between {} and {}",
+        words::number(confidence * 100.0),
+        words::times(outcome.ratio_lower),
+        words::times(outcome.ratio_upper)
+    );
+    let band = band_words(tolerated_lower, tolerated_upper);
+    let (metric_outcome, reason) = match outcome.decision {
+        Decision::Harm => (
+            MetricOutcome::Fail,
+            format!(
+                "Worse than tolerated: {observed}; canary-gate is {interval}, outside the {band} tolerated."
+            ),
+        ),
+        Decision::WithinTolerance if rule.early_promotion || judgement.is_final => (
+            MetricOutcome::Pass,
+            format!(
+                "Within tolerance: {observed}; canary-gate is {interval}, inside the {band} tolerated."
+            ),
+        ),
+        Decision::WithinTolerance => (
+            MetricOutcome::Inconclusive,
+            format!(
+                "Within tolerance so far ({observed}; {interval}), but the rule waits for the final look before passing it."
+            ),
+        ),
+        Decision::Undecided if judgement.is_final => match rules.on_timeout {
+            TimeoutPolicy::Promote => (
+                MetricOutcome::Pass,
+                format!(
+                    "No evidence of harm by the final look: {observed} ({interval}); the rule set's on_timeout is promote."
+                ),
+            ),
+            TimeoutPolicy::Rollback => (
+                MetricOutcome::Fail,
+                format!(
+                    "Still undecided at the final look: {observed} ({interval}, tolerated {band}); the rule set's on_timeout is rollback."
+                ),
+            ),
+        },
+        Decision::Undecided => (
+            MetricOutcome::Inconclusive,
+            format!(
+                "Not yet decided: {observed}; canary-gate is {interval}, which overlaps the {band} tolerated."
+            ),
+        ),
+    };
+    Finding {
+        outcome: metric_outcome,
+        reason,
+        canary,
+        baseline,
+        estimate: Some(estimate),
+        evidence: Some(evidence),
+    }
+}

@@ -1,0 +1,93 @@
+//! Numbers in the words people read: "3.1%", "36,012", "2.4x".
+
+/// A fraction as a percentage with sensible precision: `0.0312` → `3.12%`.
+pub fn percent(fraction: f64) -> String {
+    if !fraction.is_finite() {
+        return "n/a".to_string();
+    }
+    let p = fraction * 100.0;
+    if p == 0.0 {
+        "0%".to_string()
+    } else if p.abs() >= 10.0 {
+        format!("{p:.1}%")
+    } else if p.abs() >= 0.1 {
+        format!("{p:.2}%")
+    } else {
+        format!("{p:.3}%")
+    }
+}
+
+/// A count with thousands separators: `36012.0` → `36,012`.
+pub fn count(value: f64) -> String {
+    if !value.is_finite() {
+        return "n/a".to_string();
+    }
+    let rounded = value.round() as i64;
+    let digits = rounded.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if rounded < 0 { format!("-{out}") } else { out }
+}
+
+/// A ratio as a multiple: `3.049` → `3.05x`, `12.3` → `12x`.
+pub fn times(ratio: f64) -> String {
+    if ratio.is_nan() {
+        "n/a".to_string()
+    } else if ratio.is_infinite() {
+        "unbounded".to_string()
+    } else if ratio >= 10.0 {
+        format!("{ratio:.0}x")
+    } else {
+        format!("{ratio:.2}x")
+    }
+}
+
+/// A plain number with up to four significant digits: `0.123456` → `0.1235`.
+pub fn number(value: f64) -> String {
+    if !value.is_finite() {
+        return format!("{value}");
+    }
+    if value == 0.0 {
+        return "0".to_string();
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    let decimals = (3 - magnitude).clamp(0, 12) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// A duration in seconds as people say it: `150` → `2m 30s`.
+pub fn duration(seconds: i64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(seconds.max(0) as u64)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Figures in reasons read the way a person writes them.
+    #[test]
+    fn figures_read_naturally() {
+        assert_eq!(percent(0.0312), "3.12%");
+        assert_eq!(percent(0.25), "25.0%");
+        assert_eq!(percent(0.0004), "0.040%");
+        assert_eq!(count(36012.4), "36,012");
+        assert_eq!(count(999.0), "999");
+        assert_eq!(count(1_000_000.0), "1,000,000");
+        assert_eq!(times(3.049), "3.05x");
+        assert_eq!(times(12.3), "12x");
+        assert_eq!(number(0.123456), "0.1235");
+        assert_eq!(number(1234.5), "1235");
+        assert_eq!(number(2.5), "2.5");
+        assert_eq!(duration(150), "2m 30s");
+    }
+}

@@ -1,0 +1,231 @@
+//! Measurements: the raw series a source returned, turned into the numbers
+//! the statistics work on (per-step counts, pooled samples, one value).
+
+use crate::source::{RangeSpec, Series};
+
+/// Why series could not be turned into a measurement.
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
+pub enum MeasureError {
+    #[error(
+        "the histogram has no bucket with le=\"{threshold}\" (buckets seen: {seen}); set threshold_seconds to one of them"
+    )]
+    NoBucket { threshold: f64, seen: String },
+    #[error("the histogram has no le=\"+Inf\" bucket, so its total count is unknown")]
+    NoInfBucket,
+    #[error(
+        "the query returned {0} series; a threshold query must return one (aggregate it, e.g. with max())"
+    )]
+    TooManySeries(usize),
+}
+
+/// The range a window is queried at: from the canary's start to the last whole
+/// step before `end_secs`, so every look sees the same steps it saw before.
+pub fn window_range(start_secs: i64, end_secs: i64, step_secs: u64) -> RangeSpec {
+    let step = step_secs.max(1) as i64;
+    let whole_steps = (end_secs - start_secs).max(0) / step;
+    RangeSpec {
+        start_secs,
+        end_secs: start_secs + whole_steps * step,
+        step_secs: step as u64,
+    }
+}
+
+/// Number of steps in `range`: one fewer than its evaluation points.
+pub fn step_count(range: RangeSpec) -> usize {
+    ((range.end_secs - range.start_secs).max(0) / range.step_secs.max(1) as i64) as usize
+}
+
+/// End of each step in unix seconds.
+pub fn step_ends(range: RangeSpec) -> Vec<i64> {
+    (1..=step_count(range))
+        .map(|i| range.start_secs + i as i64 * range.step_secs as i64)
+        .collect()
+}
+
+/// The increase of the counters in `series` during each step of `range`,
+/// summed over series. Each series is differenced on its own, so a counter
+/// reset on one pod (a drop in value) counts the new value as the increase
+/// instead of a negative one; non-finite samples are skipped.
+pub fn counter_increases(series: &[Series], range: RangeSpec) -> Vec<f64> {
+    let steps = step_count(range);
+    let step = range.step_secs.max(1) as i64;
+    let mut increases = vec![0.0; steps];
+    for one in series {
+        let mut previous: Option<f64> = None;
+        for &(time, value) in &one.points {
+            if !value.is_finite() || time < range.start_secs || time > range.end_secs {
+                continue;
+            }
+            let index = ((time - range.start_secs) / step) as usize;
+            if let Some(before) = previous
+                && index >= 1
+            {
+                let increase = if value >= before {
+                    value - before
+                } else {
+                    value
+                };
+                increases[index - 1] += increase;
+            }
+            previous = Some(value);
+        }
+    }
+    increases
+}
+
+/// Per-step counts of requests above `threshold` seconds and of all requests,
+/// from the series of a histogram's `_bucket` counters.
+pub fn histogram_counts(
+    series: &[Series],
+    threshold: f64,
+    range: RangeSpec,
+) -> Result<(Vec<f64>, Vec<f64>), MeasureError> {
+    let mut at_threshold = Vec::new();
+    let mut at_infinity = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for one in series {
+        let Some(le) = one.labels.get("le") else {
+            continue;
+        };
+        let Ok(bound) = le.parse::<f64>() else {
+            continue;
+        };
+        if !seen.contains(le) {
+            seen.push(le.clone());
+        }
+        if bound.is_infinite() {
+            at_infinity.push(one.clone());
+        } else if (bound - threshold).abs() <= 1e-9 * threshold.abs().max(1.0) {
+            at_threshold.push(one.clone());
+        }
+    }
+    if at_infinity.is_empty() && !series.is_empty() {
+        return Err(MeasureError::NoInfBucket);
+    }
+    if at_threshold.is_empty() && !series.is_empty() {
+        seen.sort_by(|a, b| {
+            a.parse::<f64>()
+                .unwrap_or(f64::MAX)
+                .total_cmp(&b.parse::<f64>().unwrap_or(f64::MAX))
+        });
+        return Err(MeasureError::NoBucket {
+            threshold,
+            seen: seen.join(", "),
+        });
+    }
+    let total = counter_increases(&at_infinity, range);
+    let fast = counter_increases(&at_threshold, range);
+    let slow = total
+        .iter()
+        .zip(&fast)
+        .map(|(t, f)| (t - f).max(0.0))
+        .collect();
+    Ok((slow, total))
+}
+
+/// Every finite sample of every series, pooled (Kayenta compares series this way).
+pub fn pooled_values(series: &[Series]) -> Vec<f64> {
+    series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|&(_, v)| v))
+        .filter(|v| v.is_finite())
+        .collect()
+}
+
+/// The one value of an instant query; `None` when it returned nothing or NaN.
+pub fn single_value(series: &[Series]) -> Result<Option<f64>, MeasureError> {
+    match series {
+        [] => Ok(None),
+        [one] => Ok(one.points.last().map(|&(_, v)| v).filter(|v| !v.is_nan())),
+        many => Err(MeasureError::TooManySeries(many.len())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn series(labels: &[(&str, &str)], points: &[(i64, f64)]) -> Series {
+        Series {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            points: points.to_vec(),
+        }
+    }
+
+    // A counter reset counts the new value as the increase, never a negative one.
+    #[test]
+    fn counter_reset_counts_the_new_value() {
+        let range = RangeSpec {
+            start_secs: 0,
+            end_secs: 60,
+            step_secs: 15,
+        };
+        let pod = series(
+            &[],
+            &[(0, 100.0), (15, 110.0), (30, 4.0), (45, 10.0), (60, 10.0)],
+        );
+        assert_eq!(counter_increases(&[pod], range), vec![10.0, 4.0, 6.0, 0.0]);
+    }
+
+    // Series are differenced one by one and summed; a gap attributes the increase to the step it ends in.
+    #[test]
+    fn series_are_summed_and_gaps_are_bridged() {
+        let range = RangeSpec {
+            start_secs: 0,
+            end_secs: 45,
+            step_secs: 15,
+        };
+        let a = series(&[], &[(0, 1.0), (15, 2.0), (30, 3.0), (45, 4.0)]);
+        let b = series(&[], &[(0, 10.0), (45, 16.0)]);
+        assert_eq!(counter_increases(&[a, b], range), vec![1.0, 1.0, 7.0]);
+    }
+
+    // The window stops at the last whole step, so later looks see the same earlier steps.
+    #[test]
+    fn window_is_aligned_to_the_start() {
+        let range = window_range(1000, 1100, 15);
+        assert_eq!(range.end_secs, 1090);
+        assert_eq!(step_count(range), 6);
+        assert_eq!(step_ends(range)[0], 1015);
+    }
+
+    // Slow requests are the +Inf bucket's increase less the threshold bucket's.
+    #[test]
+    fn histogram_slow_counts() {
+        let range = RangeSpec {
+            start_secs: 0,
+            end_secs: 15,
+            step_secs: 15,
+        };
+        let fast = series(&[("le", "0.25")], &[(0, 0.0), (15, 90.0)]);
+        let all = series(&[("le", "+Inf")], &[(0, 0.0), (15, 100.0)]);
+        let other = series(&[("le", "0.5")], &[(0, 0.0), (15, 95.0)]);
+        let (slow, total) =
+            histogram_counts(&[fast, all, other], 0.25, range).expect("buckets present");
+        assert_eq!((slow, total), (vec![10.0], vec![100.0]));
+    }
+
+    // A threshold with no matching bucket names the buckets that exist.
+    #[test]
+    fn histogram_without_the_bucket_says_which_exist() {
+        let range = RangeSpec {
+            start_secs: 0,
+            end_secs: 15,
+            step_secs: 15,
+        };
+        let all = series(&[("le", "+Inf")], &[(0, 0.0), (15, 100.0)]);
+        let other = series(&[("le", "0.5")], &[(0, 0.0), (15, 95.0)]);
+        let error = histogram_counts(&[all, other], 0.3, range).expect_err("no 0.3 bucket");
+        assert_eq!(
+            error,
+            MeasureError::NoBucket {
+                threshold: 0.3,
+                seen: "0.5, +Inf".into()
+            }
+        );
+    }
+}

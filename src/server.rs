@@ -1,0 +1,285 @@
+//! The HTTP door into the pipe: `POST /v1/verdicts` and the read endpoints.
+//!
+//! [`run`] takes its listener and its shutdown signal from the caller, so tests
+//! start the real server on port 0.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+
+use crate::analyze::{AnalyzeError, analyze};
+use crate::log::{LogRecord, VerdictLog};
+use crate::request::{Judgement, VerdictRequest};
+use crate::rules::{self, LoadedRules};
+use crate::source::MetricSource;
+use crate::verdict::{Outcome, Verdict};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Most verdicts one history request returns.
+pub const MAX_HISTORY: usize = 1000;
+
+/// What every handler shares.
+pub struct AppState<S> {
+    pub source: S,
+    pub rules_dir: PathBuf,
+    pub rules: RwLock<Arc<LoadedRules>>,
+    pub log: VerdictLog,
+}
+
+impl<S: MetricSource> AppState<S> {
+    /// State with the rules loaded from `rules_dir`; load errors are logged, not fatal.
+    pub fn new(source: S, rules_dir: PathBuf, log: VerdictLog) -> AppState<S> {
+        let loaded = rules::load_dir(&rules_dir);
+        for error in &loaded.errors {
+            tracing::error!(%error, "rule file rejected");
+        }
+        tracing::info!(rule_sets = ?loaded.sets.keys().collect::<Vec<_>>(), dir = %rules_dir.display(), "rules loaded");
+        AppState {
+            source,
+            rules_dir,
+            rules: RwLock::new(Arc::new(loaded)),
+            log,
+        }
+    }
+
+    fn rules(&self) -> Arc<LoadedRules> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// An error answer: a status and a JSON body that says what is wrong.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<AnalyzeError> for ApiError {
+    fn from(error: AnalyzeError) -> ApiError {
+        match error {
+            AnalyzeError::Plan(e) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+            }
+        }
+    }
+}
+
+/// The routes, bound to `state`.
+pub fn router<S: MetricSource>(state: Arc<AppState<S>>) -> Router {
+    Router::new()
+        .route(
+            "/v1/verdicts",
+            get(list_verdicts::<S>).post(create_verdict::<S>),
+        )
+        .route("/v1/verdicts/{id}", get(get_verdict::<S>))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready::<S>))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn run<S: MetricSource>(
+    listener: TcpListener,
+    state: Arc<AppState<S>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn create_verdict<S: MetricSource>(
+    State(state): State<Arc<AppState<S>>>,
+    body: Bytes,
+) -> Result<Json<Verdict>, ApiError> {
+    let request: VerdictRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the request body is not a valid verdict request: {e}"),
+        )
+    })?;
+    let now = OffsetDateTime::now_utc();
+    let judgement = Judgement::parse(&request, now.unix_timestamp())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    let loaded = state.rules();
+    let Some(rule_set) = loaded.sets.get(&judgement.rules) else {
+        let known = loaded.sets.keys().cloned().collect::<Vec<_>>().join(", ");
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_rules",
+            format!(
+                "there is no rule set `{}`; loaded rule sets: {known}",
+                judgement.rules
+            ),
+        ));
+    };
+    let verdict = analyze(&state.source, rule_set, &judgement, now).await?;
+    let record = LogRecord { verdict, request };
+    state.log.append_async(record.clone()).await.map_err(|e| {
+        tracing::error!(error = %e, "could not record a verdict");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log_unwritable",
+            format!(
+                "the verdict could not be recorded in the verdict log, so it is not given: {e}"
+            ),
+        )
+    })?;
+    tracing::info!(
+        id = %record.verdict.id,
+        deployment = %record.verdict.deployment,
+        rules = %record.verdict.rules,
+        verdict = record.verdict.verdict.as_str(),
+        reason = %record.verdict.reason,
+        "verdict"
+    );
+    Ok(Json(record.verdict))
+}
+
+/// Filters for `GET /v1/verdicts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    deployment: Option<String>,
+    rules: Option<String>,
+    verdict: Option<Outcome>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct History {
+    verdicts: Vec<Verdict>,
+    /// Log lines that could not be read, as `file:line`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unreadable: Vec<String>,
+}
+
+async fn list_verdicts<S: MetricSource>(
+    State(state): State<Arc<AppState<S>>>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<History>, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let contents = state.log.read_all_async().await.map_err(log_unreadable)?;
+    let limit = query.limit.unwrap_or(100).min(MAX_HISTORY);
+    let verdicts = contents
+        .records
+        .into_iter()
+        .rev()
+        .map(|r| r.verdict)
+        .filter(|v| query.deployment.as_ref().is_none_or(|d| &v.deployment == d))
+        .filter(|v| query.rules.as_ref().is_none_or(|r| &v.rules == r))
+        .filter(|v| query.verdict.is_none_or(|o| v.verdict == o))
+        .take(limit)
+        .collect();
+    Ok(Json(History {
+        verdicts,
+        unreadable: contents.unreadable,
+    }))
+}
+
+async fn get_verdict<S: MetricSource>(
+    State(state): State<Arc<AppState<S>>>,
+    Path(id): Path<String>,
+) -> Result<Json<Verdict>, ApiError> {
+    let contents = state.log.read_all_async().await.map_err(log_unreadable)?;
+    contents
+        .records
+        .into_iter()
+        .rev()
+        .find(|r| r.verdict.id == id)
+        .map(|r| Json(r.verdict))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no verdict with id `{id}` in the log"),
+            )
+        })
+}
+
+fn log_unreadable(error: std::io::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "log_unreadable",
+        format!("the verdict log cannot be read: {error}"),
+    )
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    ready: bool,
+    prometheus: String,
+    rule_sets: Vec<String>,
+    rule_errors: Vec<String>,
+}
+
+async fn ready<S: MetricSource>(
+    State(state): State<Arc<AppState<S>>>,
+) -> (StatusCode, Json<Readiness>) {
+    let loaded = state.rules();
+    let source = state.source.ready().await;
+    let ready = source.is_ok() && !loaded.sets.is_empty();
+    let readiness = Readiness {
+        ready,
+        prometheus: match source {
+            Ok(()) => "ready".into(),
+            Err(e) => e.to_string(),
+        },
+        rule_sets: loaded.sets.keys().cloned().collect(),
+        rule_errors: loaded.errors.iter().map(|e| e.to_string()).collect(),
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness))
+}

@@ -1,0 +1,167 @@
+//! What canary-gate answers: the verdict, its reason, and every metric's figures.
+//!
+//! The HTTP answer, the verdict log line, the CLI's JSON and the report all use
+//! these types, so a verdict reads the same wherever it is seen.
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Role;
+
+/// The answer to "may this canary go on?".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Promote,
+    Rollback,
+    /// Not enough evidence yet: ask again later.
+    Inconclusive,
+}
+
+impl Outcome {
+    /// The CLI's exit code: 0 promote, 1 rollback, 2 inconclusive.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Promote => 0,
+            Outcome::Rollback => 1,
+            Outcome::Inconclusive => 2,
+        }
+    }
+
+    /// The outcome as the word users see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Promote => "promote",
+            Outcome::Rollback => "rollback",
+            Outcome::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// What one metric concluded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricOutcome {
+    /// Within tolerance.
+    Pass,
+    /// Worse than tolerated.
+    Fail,
+    /// Not decided yet.
+    Inconclusive,
+    /// Too little data to judge.
+    Nodata,
+    /// The data could not be fetched or read.
+    Error,
+}
+
+/// Which side a figure or query belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Canary,
+    Baseline,
+}
+
+/// A query exactly as it was sent to the source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SentQuery {
+    pub side: Side,
+    pub role: Role,
+    pub promql: String,
+}
+
+/// One side's observed figures for a metric.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SideFigures {
+    /// The observed value: a rate for counts metrics, the median for series,
+    /// the value itself for thresholds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Bad events (counts metrics).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bad: Option<f64>,
+    /// All events (counts metrics) or samples (series).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<f64>,
+}
+
+/// An estimate of the canary's change against the baseline, with its interval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// What `value`, `lower` and `upper` measure: `ratio` (canary / baseline)
+    /// for counts metrics, `shift` (canary - baseline) for series.
+    pub unit: String,
+    pub value: f64,
+    pub lower: f64,
+    pub upper: f64,
+    /// The interval's confidence; for counts metrics it holds at every look.
+    pub confidence: f64,
+    /// The band of acceptable values of `value`.
+    pub tolerated_lower: f64,
+    pub tolerated_upper: f64,
+}
+
+/// The evidence figure of a sequential metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Largest e-value against "within tolerance" so far; rollback at `threshold`.
+    pub harm: f64,
+    /// Largest e-value against "worse than tolerated" so far; promote at `threshold`.
+    pub safety: f64,
+    pub threshold: f64,
+    /// The alpha this metric was given out of the rule set's.
+    pub alpha: f64,
+    /// Seconds from the canary's start at which the decision was reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_after_secs: Option<i64>,
+}
+
+/// Everything about one metric of a verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricReport {
+    pub name: String,
+    pub kind: String,
+    pub group: String,
+    pub critical: bool,
+    pub outcome: MetricOutcome,
+    /// One sentence, with the numbers behind it.
+    pub reason: String,
+    pub canary: SideFigures,
+    pub baseline: SideFigures,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<Estimate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    pub queries: Vec<SentQuery>,
+}
+
+/// The judged window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub start: String,
+    pub end: String,
+    pub start_secs: i64,
+    pub end_secs: i64,
+    pub step_secs: u64,
+}
+
+/// A verdict, as answered and as logged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub id: String,
+    pub verdict: Outcome,
+    /// One sentence a person understands, with the numbers behind it.
+    pub reason: String,
+    pub deployment: String,
+    pub rules: String,
+    /// SHA-256 of the rule file the verdict used.
+    pub rules_hash: String,
+    pub canary: String,
+    pub baseline: String,
+    pub window: Window,
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    /// Kayenta-style score in percent: the weighted share of metrics that did not fail.
+    pub score: f64,
+    pub judged_at: String,
+    pub metrics: Vec<MetricReport>,
+}

@@ -1,0 +1,151 @@
+//! A real Prometheus server for tests: Debian's binaries (installed by
+//! `scripts/install-prometheus` when missing), data backfilled with
+//! `promtool tsdb create-blocks-from openmetrics`, listening on loopback.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use canary_gate::simulate::{self, Simulation};
+
+/// Longest wait for Prometheus to say it is ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The folder holding `prometheus` and `promtool`, installed once per test run.
+fn binaries() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let script = super::repo_root().join("scripts/install-prometheus");
+        let output = Command::new("bash")
+            .arg(&script)
+            .output()
+            .expect("run scripts/install-prometheus");
+        assert!(
+            output.status.success(),
+            "scripts/install-prometheus failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    })
+}
+
+/// A Prometheus process that is killed when dropped.
+pub struct TestPrometheus {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl TestPrometheus {
+    /// Backfills `simulation`'s traffic and starts Prometheus on it.
+    pub fn start(simulation: &Simulation) -> TestPrometheus {
+        let mut text = Vec::new();
+        simulate::write_openmetrics(simulation, &mut text).expect("write OpenMetrics");
+        TestPrometheus::start_with_openmetrics(&text)
+    }
+
+    /// Backfills OpenMetrics `text` and starts Prometheus on it.
+    pub fn start_with_openmetrics(text: &[u8]) -> TestPrometheus {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data.om");
+        std::fs::write(&data, text).expect("write data");
+        let tsdb = dir.path().join("tsdb");
+        let output = Command::new(binaries().join("promtool"))
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&data)
+            .arg(&tsdb)
+            .output()
+            .expect("run promtool");
+        assert!(
+            output.status.success(),
+            "promtool failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // Every query Prometheus runs is written here, so tests can see what reached it.
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 15s\n  query_log_file: {}\n",
+                dir.path().join("queries.log").display()
+            ),
+        )
+        .expect("write config");
+        let port = free_port();
+        let child = Command::new(binaries().join("prometheus"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--storage.tsdb.retention.time=100y")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).expect("log file"))
+            .spawn()
+            .expect("start prometheus");
+        let prometheus = TestPrometheus {
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            child,
+        };
+        prometheus.wait_ready();
+        prometheus
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let ready = format!("{}/-/ready", self.url);
+        while Instant::now() < deadline {
+            if matches!(probe::answers_ok(&ready), Ok(true)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log =
+            std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default();
+        panic!("Prometheus did not become ready within {READY_TIMEOUT:?}:\n{log}");
+    }
+
+    /// The queries Prometheus has run so far, from its query log.
+    pub fn query_log(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.dir.path().join("queries.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|entry| entry["params"]["query"].as_str().map(str::to_string))
+            .collect()
+    }
+}
+
+impl Drop for TestPrometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A blocking readiness probe over std's TCP, so no blocking HTTP client is needed.
+mod probe {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    /// Whether a GET of `url` (http://host:port/path) answers 200.
+    pub fn answers_ok(url: &str) -> std::io::Result<bool> {
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut stream = TcpStream::connect(host)?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        Ok(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"))
+    }
+}

@@ -1,0 +1,312 @@
+//! The verdict service end to end: real Prometheus, real server, real rules.
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use canary_gate::simulate::{SideTraffic, Simulation};
+
+use crate::support::prometheus::TestPrometheus;
+use crate::support::{repo_root, spawn_app};
+
+/// Minutes of simulated traffic.
+const MINUTES: i64 = 30;
+
+/// Two services, each with a baseline and a canary: `checkout`'s canary is
+/// healthy, `search`'s canary fails three times as often as its baseline.
+fn two_services(start_secs: i64) -> Simulation {
+    let side = |service: &str, track: &str, errors: f64| {
+        let mut side = SideTraffic::new(&[("service", service), ("track", track)]);
+        side.error_ratio = errors;
+        side
+    };
+    Simulation {
+        start_secs,
+        duration_secs: MINUTES * 60,
+        scrape_interval_secs: 15,
+        seed: 42,
+        sides: vec![
+            side("checkout", "baseline", 0.01),
+            side("checkout", "canary", 0.01),
+            side("search", "baseline", 0.01),
+            side("search", "canary", 0.03),
+        ],
+    }
+}
+
+/// A start time that leaves the whole simulated window in the past.
+fn window_start() -> i64 {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    now - now % 60 - (MINUTES + 5) * 60
+}
+
+fn request(service: &str, start: i64, end: i64, is_final: bool) -> serde_json::Value {
+    json!({
+        "rules": "http",
+        "deployment": format!("{service}-1402"),
+        "canary": {"track": "canary"},
+        "baseline": {"track": "baseline"},
+        "start": start,
+        "end": end,
+        "vars": {"service": service},
+        "final": is_final,
+    })
+}
+
+// A canary with three times the baseline's errors is rolled back, from real Prometheus data,
+// well before the window ends, and the error-rate metric says why with its numbers.
+#[tokio::test]
+async fn broken_canary_is_rolled_back() {
+    let start = window_start();
+    let prometheus = TestPrometheus::start(&two_services(start));
+    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+
+    let (status, verdict) = app
+        .post_verdict(&request("search", start, start + 10 * 60, false))
+        .await;
+    assert_eq!(status, 200, "{verdict}");
+    assert_eq!(verdict["verdict"], "rollback", "{verdict:#}");
+    let errors = verdict["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .find(|m| m["name"] == "error-rate")
+        .expect("error-rate metric");
+    assert_eq!(errors["outcome"], "fail");
+    // The estimate lies near the true 3x and its interval excludes the tolerance.
+    let estimate = errors["estimate"]["value"].as_f64().expect("estimate");
+    assert!((2.0..4.5).contains(&estimate), "estimate {estimate}");
+    assert!(errors["estimate"]["lower"].as_f64().expect("lower") > 1.1);
+    // Counts are what the simulated counters hold: about 20 requests/s per side for 10 minutes.
+    let canary_count = errors["canary"]["count"].as_f64().expect("count");
+    assert!(
+        (10_000.0..14_000.0).contains(&canary_count),
+        "canary requests {canary_count}"
+    );
+    // The PromQL sent carries the side's matcher and the service var.
+    let sent: Vec<&str> = errors["queries"]
+        .as_array()
+        .expect("queries")
+        .iter()
+        .filter_map(|q| q["promql"].as_str())
+        .collect();
+    assert!(
+        sent.iter()
+            .any(|q| q.contains("track=\"canary\"") && q.contains("service=\"search\"")),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter().any(|q| q.contains("track=\"baseline\"")),
+        "{sent:?}"
+    );
+    let reason = verdict["reason"].as_str().expect("reason");
+    assert!(reason.starts_with("Rollback: error-rate"), "{reason}");
+    app.stop().await;
+}
+
+// A healthy canary is promoted on the final look after the whole window.
+#[tokio::test]
+async fn healthy_canary_is_promoted_at_the_final_look() {
+    let start = window_start();
+    let prometheus = TestPrometheus::start(&two_services(start));
+    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+
+    let (status, verdict) = app
+        .post_verdict(&request("checkout", start, start + MINUTES * 60, true))
+        .await;
+    assert_eq!(status, 200, "{verdict}");
+    assert_eq!(verdict["verdict"], "promote", "{verdict:#}");
+    for metric in verdict["metrics"].as_array().expect("metrics") {
+        assert_eq!(metric["outcome"], "pass", "{metric:#}");
+    }
+    app.stop().await;
+}
+
+// An early look at a healthy canary does not promote it on thin evidence.
+#[tokio::test]
+async fn healthy_canary_early_look_is_not_a_rollback() {
+    let start = window_start();
+    let prometheus = TestPrometheus::start(&two_services(start));
+    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+
+    let (status, verdict) = app
+        .post_verdict(&request("checkout", start, start + 5 * 60, false))
+        .await;
+    assert_eq!(status, 200, "{verdict}");
+    assert_eq!(verdict["verdict"], "inconclusive", "{verdict:#}");
+    app.stop().await;
+}
+
+// A label value built to break out of its string reaches Prometheus escaped:
+// the query keeps its shape, `or vector(1)` never runs, and the canary has no data.
+#[tokio::test]
+async fn injected_label_value_is_sent_escaped() {
+    let start = window_start();
+    let prometheus = TestPrometheus::start(&two_services(start));
+    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+
+    let hostile = r#"x"} or vector(1) or {a=""#;
+    let mut body = request("search", start, start + 10 * 60, false);
+    body["canary"] = json!({ "track": hostile });
+    let (status, verdict) = app.post_verdict(&body).await;
+    assert_eq!(status, 200, "{verdict}");
+    let errors = &verdict["metrics"][0];
+    let canary_bad = errors["queries"]
+        .as_array()
+        .expect("queries")
+        .iter()
+        .find(|q| q["side"] == "canary" && q["role"] == "bad")
+        .and_then(|q| q["promql"].as_str())
+        .expect("canary bad query");
+    assert_eq!(
+        canary_bad,
+        r#"http_requests_total{service="search",code=~"5..",track="x\"} or vector(1) or {a=\""}"#
+    );
+    // That exact text is what Prometheus ran.
+    assert!(
+        prometheus.query_log().iter().any(|q| q == canary_bad),
+        "{:?}",
+        prometheus.query_log()
+    );
+    // No series carries that label value, so the canary saw nothing: never a promote.
+    assert_eq!(errors["outcome"], "nodata", "{errors:#}");
+    assert_ne!(verdict["verdict"], "promote");
+    app.stop().await;
+}
+
+// Bad requests get a 4xx with a JSON error that says what is wrong, and nothing reaches Prometheus.
+#[tokio::test]
+async fn bad_requests_are_refused_before_any_query() {
+    let start = window_start();
+    let prometheus = TestPrometheus::start(&two_services(start));
+    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+    let good = request("search", start, start + 600, false);
+
+    let mut cases: Vec<(serde_json::Value, u16, &str)> = Vec::new();
+    let mut unknown_rules = good.clone();
+    unknown_rules["rules"] = json!("nope");
+    cases.push((unknown_rules, 404, "no rule set `nope`"));
+    let mut reversed = good.clone();
+    reversed["end"] = json!(start - 60);
+    cases.push((reversed, 400, "must come before"));
+    let mut future = good.clone();
+    future["end"] = json!(OffsetDateTime::now_utc().unix_timestamp() + 3600);
+    cases.push((future, 400, "lies in the future"));
+    let mut bad_time = good.clone();
+    bad_time["start"] = json!("yesterday");
+    cases.push((bad_time, 400, "RFC 3339"));
+    let mut same = good.clone();
+    same["baseline"] = json!({"track": "canary"});
+    cases.push((same, 400, "same series"));
+    let mut bad_label = good.clone();
+    bad_label["canary"] = json!({"track-name": "canary"});
+    cases.push((bad_label, 400, "track-name"));
+    let mut bad_deployment = good.clone();
+    bad_deployment["deployment"] = json!("a b");
+    cases.push((bad_deployment, 400, "deployment"));
+    let mut missing_var = good.clone();
+    missing_var["vars"] = json!({});
+    cases.push((missing_var, 400, "service"));
+    let mut unknown_field = good.clone();
+    unknown_field["windw"] = json!(1);
+    cases.push((unknown_field, 400, "unknown field `windw`"));
+
+    for (body, status, needle) in cases {
+        let (got, answer) = app.post_verdict(&body).await;
+        assert_eq!(got, status, "{body} -> {answer}");
+        let message = answer["error"]["message"].as_str().expect("error message");
+        assert!(
+            message.contains(needle),
+            "{message:?} should mention {needle:?}"
+        );
+    }
+    let not_json = app
+        .client
+        .post(format!("{}/v1/verdicts", app.url))
+        .body("{")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(not_json.status().as_u16(), 400);
+    assert!(
+        prometheus.query_log().is_empty(),
+        "queries reached Prometheus: {:?}",
+        prometheus.query_log()
+    );
+    app.stop().await;
+}
+
+// Every verdict lands in the log as one JSON line and the history endpoints read it back.
+#[tokio::test]
+async fn verdicts_are_logged_and_listed() {
+    let start = window_start();
+    let prometheus = TestPrometheus::start(&two_services(start));
+    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+
+    let (_, first) = app
+        .post_verdict(&request("search", start, start + 600, false))
+        .await;
+    let (_, second) = app
+        .post_verdict(&request("checkout", start, start + 600, false))
+        .await;
+
+    let (status, history) = app.get_json("/v1/verdicts?deployment=search-1402").await;
+    assert_eq!(status, 200);
+    let listed = history["verdicts"].as_array().expect("verdicts");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], first["id"]);
+    let (status, all) = app.get_json("/v1/verdicts").await;
+    assert_eq!(status, 200);
+    assert_eq!(all["verdicts"][0]["id"], second["id"], "newest first");
+
+    let (status, one) = app
+        .get_json(&format!(
+            "/v1/verdicts/{}",
+            first["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(one, first);
+    let (status, _) = app.get_json("/v1/verdicts/no-such-id").await;
+    assert_eq!(status, 404);
+
+    // The log holds both lines, each a whole JSON object with the request and the rules' hash.
+    let files: Vec<_> = std::fs::read_dir(app.log_dir.path())
+        .expect("log dir")
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(files[0].path()).expect("log file");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["request"]["deployment"], "search-1402");
+    assert_eq!(lines[0]["rules_hash"].as_str().map(str::len), Some(64));
+    app.stop().await;
+}
+
+// Health says the process is up; readiness checks Prometheus and the rules.
+#[tokio::test]
+async fn health_and_readiness() {
+    let start = window_start();
+    let prometheus = TestPrometheus::start(&two_services(start));
+    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.url))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(health.status().as_u16(), 200);
+    let (status, ready) = app.get_json("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["rule_sets"], json!(["http"]));
+    app.stop().await;
+
+    // Against a port where nothing listens, the server is alive but not ready.
+    let nowhere = spawn_app("http://127.0.0.1:9", &repo_root().join("rules")).await;
+    let (status, ready) = nowhere.get_json("/readyz").await;
+    assert_eq!(status, 503, "{ready}");
+    nowhere.stop().await;
+}
