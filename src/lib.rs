@@ -6,6 +6,7 @@
 //! [`server`] and the CLI as two thin doors into it.
 
 pub mod analyze;
+pub mod history;
 pub mod judge;
 pub mod log;
 pub mod measure;
@@ -18,3 +19,4 @@ pub mod source;
 pub mod stats;
 pub mod telemetry;
 pub mod verdict;
+pub mod wait;

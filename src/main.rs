@@ -14,10 +14,11 @@ use clap::{Parser, Subcommand};
 use time::OffsetDateTime;
 
 use canary_gate::log::VerdictLog;
-use canary_gate::request::TimeSpec;
+use canary_gate::request::{Judgement, SideSpec, TimeSpec, VerdictRequest};
 use canary_gate::server::{self, AppState};
 use canary_gate::simulate::{self, SideTraffic, Simulation};
 use canary_gate::source::PrometheusSource;
+use canary_gate::verdict::Verdict;
 
 /// Exit code for an error (bad arguments, unreachable server).
 const EXIT_ERROR: u8 = 3;
@@ -37,7 +38,181 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Serve(ServeArgs),
+    Wait(WaitArgs),
+    Judge(JudgeArgs),
+    Log(LogArgs),
     Simulate(SimulateArgs),
+}
+
+/// What to judge: the same fields as a `POST /v1/verdicts` body.
+#[derive(Debug, clap::Args)]
+struct RequestArgs {
+    /// Rule set to apply (a file stem in the rules folder), e.g. `http`.
+    #[arg(long)]
+    rules: String,
+    /// The pipeline's name for this rollout, e.g. `checkout-1402`.
+    #[arg(long)]
+    deployment: String,
+    /// The canary's labels: `label=value[,label=value...]` or a selector like '{track="canary",pod=~"web-.*"}'.
+    #[arg(long)]
+    canary: String,
+    /// The baseline's labels, in the same forms as --canary.
+    #[arg(long)]
+    baseline: String,
+    /// When the canary began taking traffic: RFC 3339 or unix seconds.
+    #[arg(long)]
+    start: String,
+    /// A value for one of the rule set's `$vars`: `name=value` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
+}
+
+impl RequestArgs {
+    fn to_request(&self) -> anyhow::Result<VerdictRequest> {
+        let mut vars = std::collections::BTreeMap::new();
+        for pair in &self.vars {
+            let (name, value) = pair
+                .split_once('=')
+                .with_context(|| format!("--var `{pair}` must look like name=value"))?;
+            vars.insert(name.trim().to_string(), value.to_string());
+        }
+        Ok(VerdictRequest {
+            rules: self.rules.clone(),
+            deployment: self.deployment.clone(),
+            canary: side_spec(&self.canary).context("--canary")?,
+            baseline: side_spec(&self.baseline).context("--baseline")?,
+            start: TimeSpec::Text(self.start.clone()),
+            end: None,
+            vars,
+            is_final: false,
+        })
+    }
+}
+
+/// `label=value,label=value` or a `{...}` selector string.
+fn side_spec(text: &str) -> anyhow::Result<SideSpec> {
+    let text = text.trim();
+    if text.starts_with('{') {
+        return Ok(SideSpec::Selector(text.to_string()));
+    }
+    let mut labels = std::collections::BTreeMap::new();
+    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .with_context(|| format!("`{pair}` must look like label=value (or give a selector like '{{track=\"canary\"}}')"))?;
+        labels.insert(name.trim().to_string(), value.trim().to_string());
+    }
+    anyhow::ensure!(!labels.is_empty(), "give at least one label=value");
+    Ok(SideSpec::Labels(labels))
+}
+
+/// How to print the final verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    /// The verdict as JSON, as the API answers it.
+    Json,
+    /// The verdict, its reason and one line per metric.
+    Text,
+}
+
+/// Ask a canary-gate server until the verdict is promote or rollback; the
+/// pipeline step for deploy jobs. Prints a progress line per look on stderr and
+/// the final verdict on stdout. Sends `final: true` at the deadline.
+///
+/// Exit codes: 0 promote, 1 rollback, 2 inconclusive, 3 error.
+///
+/// Example:
+///   canary-gate wait --server http://canary-gate:8080 --rules http \
+///     --deployment checkout-1402 --canary track=canary --baseline track=baseline \
+///     --start "$CANARY_STARTED_AT" --var service=checkout --timeout 30m --every 30s
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+struct WaitArgs {
+    /// Base URL of the canary-gate server.
+    #[arg(long, env = "CANARY_GATE_SERVER")]
+    server: String,
+    #[command(flatten)]
+    request: RequestArgs,
+    /// How long to keep asking before the final look, e.g. `30m`.
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Pause between looks, e.g. `30s`.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    every: Duration,
+    /// File whose first line is the bearer token for the server.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Format of the final verdict on stdout.
+    #[arg(long, value_enum, default_value = "json")]
+    output: Output,
+}
+
+/// Judge a canary once, in process, straight against Prometheus: no server
+/// needed. Prints the verdict on stdout.
+///
+/// Exit codes: 0 promote, 1 rollback, 2 inconclusive, 3 error.
+///
+/// Example:
+///   canary-gate judge --prometheus http://127.0.0.1:9090 --rules http \
+///     --deployment checkout-1402 --canary track=canary --baseline track=baseline \
+///     --start 2026-11-26T14:05:00Z --var service=checkout --final
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+struct JudgeArgs {
+    /// Base URL of Prometheus or a Prometheus-compatible store.
+    #[arg(long, env = "PROMETHEUS_URL", default_value = "http://127.0.0.1:9090")]
+    prometheus: String,
+    /// Folder of rule files.
+    #[arg(long, env = "CANARY_GATE_RULES_DIR", default_value = "rules")]
+    rules_dir: PathBuf,
+    #[command(flatten)]
+    request: RequestArgs,
+    /// Judge as of this instant (RFC 3339 or unix seconds) instead of now.
+    #[arg(long)]
+    end: Option<String>,
+    /// This is the last look: undecided metrics resolve by the rule set's on_timeout.
+    #[arg(long = "final")]
+    is_final: bool,
+    /// Also append the verdict to the verdict log in this folder.
+    #[arg(long, env = "CANARY_GATE_LOG_DIR")]
+    log_dir: Option<PathBuf>,
+    /// Client-side deadline for each Prometheus query.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    query_timeout: Duration,
+    /// Format of the verdict on stdout.
+    #[arg(long, value_enum, default_value = "json")]
+    output: Output,
+}
+
+/// Read the verdict log: one line per verdict, oldest first.
+///
+/// Example:
+///   canary-gate log --deployment checkout-1402 --since 24h
+///   canary-gate log --verdict rollback --follow
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+struct LogArgs {
+    /// Folder of the verdict log.
+    #[arg(long, env = "CANARY_GATE_LOG_DIR", default_value = "verdicts")]
+    log_dir: PathBuf,
+    /// Only this deployment.
+    #[arg(long)]
+    deployment: Option<String>,
+    /// Only this rule set.
+    #[arg(long)]
+    rules: Option<String>,
+    /// Only this verdict: promote, rollback or inconclusive.
+    #[arg(long)]
+    verdict: Option<String>,
+    /// Only verdicts from the last span, e.g. `24h`, `30m`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+    /// Keep printing verdicts as they are appended, like `tail -f`.
+    #[arg(long)]
+    follow: bool,
+    /// One aligned line per verdict, or JSON lines.
+    #[arg(long, value_enum, default_value = "table")]
+    output: canary_gate::history::Format,
 }
 
 /// Run the verdict service: `POST /v1/verdicts` judges a canary.
@@ -114,6 +289,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Wait(args) => wait(args),
+        Command::Judge(args) => judge(args),
+        Command::Log(args) => log(args),
         Command::Simulate(args) => simulate(args),
     }
 }
@@ -201,5 +379,128 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         canary_gate::request::format_time(start_secs),
         simulation.sides.len()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_verdict(verdict: &Verdict, output: Output) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match output {
+        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(verdict)?)?,
+        Output::Text => {
+            writeln!(out, "verdict: {}", verdict.verdict.as_str())?;
+            writeln!(out, "reason:  {}", verdict.reason)?;
+            for metric in &verdict.metrics {
+                writeln!(
+                    out,
+                    "  - {} ({:?}): {}",
+                    metric.name, metric.outcome, metric.reason
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
+    let token = match &args.token_file {
+        Some(path) => Some(read_token(path)?),
+        None => None,
+    };
+    let options = canary_gate::wait::WaitOptions {
+        server: args.server.clone(),
+        request: args.request.to_request()?,
+        timeout: args.timeout,
+        every: args.every,
+        token,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let verdict = runtime.block_on(async {
+        let mut stderr = std::io::stderr();
+        canary_gate::wait::wait(&options, &mut stderr).await
+    })?;
+    print_verdict(&verdict, args.output)?;
+    Ok(ExitCode::from(verdict.verdict.exit_code()))
+}
+
+fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --token-file {}", path.display()))?;
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .map(str::to_string)
+        .with_context(|| format!("--token-file {} holds no token", path.display()))
+}
+
+fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
+    let mut request = args.request.to_request()?;
+    request.end = args.end.clone().map(TimeSpec::Text);
+    request.is_final = args.is_final;
+    let now = OffsetDateTime::now_utc();
+    let judgement = Judgement::parse(&request, now.unix_timestamp())?;
+    let loaded = canary_gate::rules::load_dir(&args.rules_dir);
+    let rule_set = loaded
+        .sets
+        .get(&judgement.rules)
+        .cloned()
+        .with_context(|| {
+            let mut message = format!(
+                "there is no usable rule set `{}` in {}; loaded: {}",
+                judgement.rules,
+                args.rules_dir.display(),
+                loaded.sets.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+            for error in &loaded.errors {
+                message.push_str(&format!("\n  {error}"));
+            }
+            message
+        })?;
+    let source = PrometheusSource::new(&args.prometheus, args.query_timeout)
+        .with_context(|| format!("--prometheus {}", args.prometheus))?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let verdict = runtime.block_on(canary_gate::analyze::analyze(
+        &source, &rule_set, &judgement, now,
+    ))?;
+    if let Some(dir) = &args.log_dir {
+        let record = canary_gate::log::LogRecord {
+            verdict: verdict.clone(),
+            request,
+        };
+        VerdictLog::open(dir)?
+            .append(&record)
+            .context("cannot append to the verdict log")?;
+    }
+    print_verdict(&verdict, args.output)?;
+    Ok(ExitCode::from(verdict.verdict.exit_code()))
+}
+
+fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
+    let verdict = match args.verdict.as_deref() {
+        None => None,
+        Some("promote") => Some(canary_gate::verdict::Outcome::Promote),
+        Some("rollback") => Some(canary_gate::verdict::Outcome::Rollback),
+        Some("inconclusive") => Some(canary_gate::verdict::Outcome::Inconclusive),
+        Some(other) => {
+            anyhow::bail!("--verdict `{other}` must be promote, rollback or inconclusive")
+        }
+    };
+    let filter = canary_gate::history::Filter {
+        deployment: args.deployment,
+        rules: args.rules,
+        verdict,
+        since_secs: args
+            .since
+            .map(|d| OffsetDateTime::now_utc().unix_timestamp() - d.as_secs() as i64),
+    };
+    let mut out = std::io::stdout();
+    let mut errors = std::io::stderr();
+    canary_gate::history::show(
+        &args.log_dir,
+        &filter,
+        args.output,
+        args.follow,
+        &mut out,
+        &mut errors,
+    )?;
     Ok(ExitCode::SUCCESS)
 }

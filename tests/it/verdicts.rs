@@ -3,54 +3,8 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
-use canary_gate::simulate::{SideTraffic, Simulation};
-
 use crate::support::prometheus::TestPrometheus;
-use crate::support::{repo_root, spawn_app};
-
-/// Minutes of simulated traffic.
-const MINUTES: i64 = 30;
-
-/// Two services, each with a baseline and a canary: `checkout`'s canary is
-/// healthy, `search`'s canary fails three times as often as its baseline.
-fn two_services(start_secs: i64) -> Simulation {
-    let side = |service: &str, track: &str, errors: f64| {
-        let mut side = SideTraffic::new(&[("service", service), ("track", track)]);
-        side.error_ratio = errors;
-        side
-    };
-    Simulation {
-        start_secs,
-        duration_secs: MINUTES * 60,
-        scrape_interval_secs: 15,
-        seed: 42,
-        sides: vec![
-            side("checkout", "baseline", 0.01),
-            side("checkout", "canary", 0.01),
-            side("search", "baseline", 0.01),
-            side("search", "canary", 0.03),
-        ],
-    }
-}
-
-/// A start time that leaves the whole simulated window in the past.
-fn window_start() -> i64 {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    now - now % 60 - (MINUTES + 5) * 60
-}
-
-fn request(service: &str, start: i64, end: i64, is_final: bool) -> serde_json::Value {
-    json!({
-        "rules": "http",
-        "deployment": format!("{service}-1402"),
-        "canary": {"track": "canary"},
-        "baseline": {"track": "baseline"},
-        "start": start,
-        "end": end,
-        "vars": {"service": service},
-        "final": is_final,
-    })
-}
+use crate::support::{MINUTES, repo_root, request, spawn_app, two_services, window_start};
 
 // A canary with three times the baseline's errors is rolled back, from real Prometheus data,
 // well before the window ends, and the error-rate metric says why with its numbers.

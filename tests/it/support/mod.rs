@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use canary_gate::log::VerdictLog;
 use canary_gate::server::{self, AppState};
+use canary_gate::simulate::{SideTraffic, Simulation};
 use canary_gate::source::PrometheusSource;
+use serde_json::json;
+use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 /// The repository's root folder.
@@ -86,4 +89,49 @@ pub async fn spawn_app(prometheus_url: &str, rules_dir: &Path) -> TestApp {
         shutdown: Some(tx),
         task: Some(task),
     }
+}
+
+/// Minutes of simulated traffic.
+pub const MINUTES: i64 = 30;
+
+/// Two services, each with a baseline and a canary: `checkout`'s canary is
+/// healthy, `search`'s canary fails three times as often as its baseline.
+pub fn two_services(start_secs: i64) -> Simulation {
+    let side = |service: &str, track: &str, errors: f64| {
+        let mut side = SideTraffic::new(&[("service", service), ("track", track)]);
+        side.error_ratio = errors;
+        side
+    };
+    Simulation {
+        start_secs,
+        duration_secs: MINUTES * 60,
+        scrape_interval_secs: 15,
+        seed: 42,
+        sides: vec![
+            side("checkout", "baseline", 0.01),
+            side("checkout", "canary", 0.01),
+            side("search", "baseline", 0.01),
+            side("search", "canary", 0.03),
+        ],
+    }
+}
+
+/// A start time that leaves the whole simulated window in the past.
+pub fn window_start() -> i64 {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    now - now % 60 - (MINUTES + 5) * 60
+}
+
+/// A verdict request for `service`'s canary over `start..end`.
+pub fn request(service: &str, start: i64, end: i64, is_final: bool) -> serde_json::Value {
+    json!({
+        "rules": "http",
+        "deployment": format!("{service}-1402"),
+        "canary": {"track": "canary"},
+        "baseline": {"track": "baseline"},
+        "start": start,
+        "end": end,
+        "vars": {"service": service},
+        "final": is_final,
+    })
 }

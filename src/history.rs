@@ -1,0 +1,152 @@
+//! Reading the verdict log as a person wants to: filtered, one line per
+//! verdict, newest last, and `--follow` like `tail -f`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::log::LogRecord;
+use crate::verdict::{Outcome, Verdict};
+
+/// Which verdicts to show.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub deployment: Option<String>,
+    pub rules: Option<String>,
+    pub verdict: Option<Outcome>,
+    /// Only verdicts judged at or after this unix time.
+    pub since_secs: Option<i64>,
+}
+
+impl Filter {
+    /// Whether `verdict` passes the filter.
+    pub fn accepts(&self, verdict: &Verdict) -> bool {
+        self.deployment
+            .as_ref()
+            .is_none_or(|d| &verdict.deployment == d)
+            && self.rules.as_ref().is_none_or(|r| &verdict.rules == r)
+            && self.verdict.is_none_or(|o| verdict.verdict == o)
+            && self.since_secs.is_none_or(|since| {
+                OffsetDateTime::parse(&verdict.judged_at, &Rfc3339)
+                    .is_ok_and(|t| t.unix_timestamp() >= since)
+            })
+    }
+}
+
+/// How to print verdicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One aligned line per verdict.
+    Table,
+    /// The verdict as one JSON line, as logged.
+    Json,
+}
+
+/// The table's header line.
+pub const TABLE_HEADER: &str =
+    "JUDGED AT             VERDICT       DEPLOYMENT            RULES       REASON";
+
+/// One verdict as a line of the table or as JSON.
+pub fn render(verdict: &Verdict, format: Format) -> String {
+    match format {
+        Format::Json => serde_json::to_string(verdict).unwrap_or_default(),
+        Format::Table => format!(
+            "{:<21} {:<13} {:<21} {:<11} {}",
+            verdict.judged_at,
+            verdict.verdict.as_str(),
+            verdict.deployment,
+            verdict.rules,
+            verdict.reason
+        ),
+    }
+}
+
+fn log_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot read the verdict log folder {}: {e}", dir.display()),
+            )
+        })?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("verdicts-") && n.ends_with(".jsonl"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads whole new lines of `path` from `offset` on; returns them and the new offset.
+fn read_new_lines(path: &Path, offset: u64) -> io::Result<(Vec<String>, u64)> {
+    let mut file = File::open(path)?;
+    let length = file.metadata()?.len();
+    if length <= offset {
+        return Ok((Vec::new(), offset.min(length)));
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    // A line still being written (no newline yet) waits for the next read.
+    let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let text = String::from_utf8_lossy(&bytes[..complete]);
+    Ok((
+        text.lines().map(str::to_string).collect(),
+        offset + complete as u64,
+    ))
+}
+
+/// Prints the verdicts in `dir` that pass `filter`, oldest first; with
+/// `follow`, keeps printing new ones as they are appended until interrupted.
+/// Unreadable lines are reported on `errors`, not fatal.
+pub fn show(
+    dir: &Path,
+    filter: &Filter,
+    format: Format,
+    follow: bool,
+    out: &mut dyn Write,
+    errors: &mut dyn Write,
+) -> io::Result<()> {
+    // Per file: bytes and lines already read.
+    let mut offsets: HashMap<PathBuf, (u64, usize)> = HashMap::new();
+    if format == Format::Table {
+        writeln!(out, "{TABLE_HEADER}")?;
+    }
+    loop {
+        for path in log_files(dir)? {
+            let (offset, first_line) = offsets.get(&path).copied().unwrap_or((0, 0));
+            let (lines, next) = read_new_lines(&path, offset)?;
+            for (index, line) in lines.iter().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<LogRecord>(line) {
+                    Ok(record) if filter.accepts(&record.verdict) => {
+                        writeln!(out, "{}", render(&record.verdict, format))?
+                    }
+                    Ok(_) => {}
+                    Err(_) => writeln!(
+                        errors,
+                        "skipped an unreadable line: {}:{}",
+                        path.display(),
+                        first_line + index + 1
+                    )?,
+                }
+            }
+            offsets.insert(path, (next, first_line + lines.len()));
+        }
+        out.flush()?;
+        if !follow {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
