@@ -90,6 +90,7 @@ pub fn judge(
     let step_secs = frame.window.step_secs;
     let mut reports = Vec::with_capacity(rules.metrics.len());
     for (metric, input) in rules.metrics.iter().zip(inputs) {
+        let mut forces_rollback = false;
         let finding = match (&metric.kind, input.measured) {
             (_, Measured::Failed(why)) => Finding::bare(MetricOutcome::Error, why),
             (MetricKind::Ratio { rule, .. }, Measured::Counts(steps)) => counts::judge_counts(
@@ -116,7 +117,10 @@ pub fn judge(
                 counts::judge_counts(rule, &steps, alpha, step_secs, rules, judgement, &what)
             }
             (kind @ MetricKind::Series { .. }, Measured::Samples { canary, baseline }) => {
-                series::judge_series(kind, &canary, &baseline, alpha, judgement.is_final)
+                let (finding, critical_failure) =
+                    series::judge_series(kind, &canary, &baseline, alpha, judgement.is_final, metric.critical);
+                forces_rollback = critical_failure;
+                finding
             }
             (MetricKind::Threshold { min, max, .. }, Measured::Value(value)) => {
                 judge_threshold(*min, *max, value)
@@ -137,7 +141,7 @@ pub fn judge(
                 .get(metric.group)
                 .map(|g| g.name.clone())
                 .unwrap_or_default(),
-            critical: metric.critical,
+            critical: metric.critical || forces_rollback,
             outcome: finding.outcome,
             reason: finding.reason,
             canary: finding.canary,
