@@ -5,6 +5,7 @@
 
 pub mod counts;
 pub mod family;
+pub mod kayenta;
 pub mod mann_whitney;
 
 /// Which change of a metric harms users.
@@ -34,4 +35,7 @@ pub enum StatsError {
     /// A level such as a confidence or alpha was outside (0, 1).
     #[error("{name} must lie strictly between 0 and 1, got {value}")]
     BadLevel { name: &'static str, value: f64 },
+    /// A tolerance was NaN, infinite, negative, or (for a decrease) 1 or more.
+    #[error("tolerance must be finite, at least 0, and below 1 for a decrease; got {value}")]
+    BadTolerance { value: f64 },
 }

@@ -1,0 +1,694 @@
+//! The statistics core against independent implementations (R, scipy, a numpy
+//! re-implementation; see scripts/fixtures/) and against seeded Monte Carlo
+//! simulations of canaries.
+
+pub mod simulate;
+
+use canary_gate::stats::Direction;
+use canary_gate::stats::StatsError;
+use canary_gate::stats::counts::{Decision, RatioTest, StepCounts, ratio_test};
+use canary_gate::stats::family::{per_look_confidence, per_metric_alpha};
+use canary_gate::stats::kayenta::{Classification, KayentaThresholds, classify};
+use canary_gate::stats::mann_whitney::mann_whitney;
+use rand::RngExt;
+use serde_json::Value;
+use simulate::{Scenario, run_sequential, seeded, simulate_window, summarise};
+use statrs::distribution::{ContinuousCDF, Normal};
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/stats/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("fixture file is committed");
+    serde_json::from_str(&text).expect("fixture is valid JSON")
+}
+
+fn numbers(value: &Value) -> Vec<f64> {
+    value
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|v| v.as_f64().expect("a number"))
+        .collect()
+}
+
+fn number(value: &Value) -> f64 {
+    value.as_f64().expect("a number")
+}
+
+fn assert_close(actual: f64, expected: f64, relative: f64, what: &str) {
+    let scale = expected.abs().max(1.0);
+    assert!(
+        (actual - expected).abs() <= relative * scale,
+        "{what}: got {actual}, expected {expected}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Mann-Whitney and Hodges-Lehmann against R and scipy
+// ---------------------------------------------------------------------------
+
+// Pins the published Kayenta case: [10,20,30,40] vs [1,2,3,4] at 95% gives [6, 39] and 22.5.
+#[test]
+fn mann_whitney_reproduces_published_kayenta_case() {
+    let result = mann_whitney(&[10.0, 20.0, 30.0, 40.0], &[1.0, 2.0, 3.0, 4.0], 0.95)
+        .expect("valid samples");
+    assert_eq!(result.lower, 6.0);
+    assert_eq!(result.upper, 39.0);
+    assert_eq!(result.estimate, 22.5);
+    assert_eq!(result.u, 16.0);
+}
+
+// Pins the normal quantile for a 98% interval: qnorm(0.01) = -2.326348.
+#[test]
+fn normal_quantile_for_98_percent_interval() {
+    let quantile = Normal::standard().inverse_cdf(0.01);
+    assert!((quantile - -2.326348).abs() < 5e-7, "{quantile}");
+}
+
+// Pins W, p-value, Hodges-Lehmann estimate and interval to R's wilcox.test on every fixture case.
+#[test]
+fn mann_whitney_matches_r_wilcox_test() {
+    let fixtures = fixture("mann_whitney_r.json");
+    let cases = fixtures["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 30);
+    for case in cases {
+        let name = format!(
+            "{} at {}",
+            case["name"].as_str().expect("name"),
+            case["confidence"]
+        );
+        let result = mann_whitney(
+            &numbers(&case["experiment"]),
+            &numbers(&case["control"]),
+            number(&case["confidence"]),
+        )
+        .expect("fixture samples are valid");
+        assert_close(result.u, number(&case["w"]), 1e-12, &format!("{name} W"));
+        assert_close(
+            result.p_value,
+            number(&case["p_value"]),
+            1e-9,
+            &format!("{name} p"),
+        );
+        assert_close(
+            result.estimate,
+            number(&case["estimate"]),
+            1e-12,
+            &format!("{name} estimate"),
+        );
+        assert_close(
+            result.lower,
+            number(&case["lower"]),
+            1e-12,
+            &format!("{name} lower"),
+        );
+        assert_close(
+            result.upper,
+            number(&case["upper"]),
+            1e-12,
+            &format!("{name} upper"),
+        );
+    }
+}
+
+// Pins the p-values to scipy's asymptotic Mann-Whitney test, a second independent oracle.
+#[test]
+fn mann_whitney_p_values_match_scipy() {
+    let fixtures = fixture("normal_scipy.json");
+    for case in fixtures["mann_whitney"].as_array().expect("cases") {
+        let result = mann_whitney(
+            &numbers(&case["experiment"]),
+            &numbers(&case["control"]),
+            0.95,
+        )
+        .expect("fixture samples are valid");
+        let name = case["name"].as_str().expect("name");
+        assert_close(result.u, number(&case["u"]), 1e-12, name);
+        assert_close(result.p_value, number(&case["p_value"]), 1e-9, name);
+    }
+}
+
+// Pins statrs' normal quantiles (used for interval levels) to scipy's and R's.
+#[test]
+fn normal_quantiles_match_scipy_and_r() {
+    let normal = Normal::standard();
+    for case in fixture("normal_scipy.json")["normal_quantiles"]
+        .as_array()
+        .expect("quantiles")
+    {
+        let p = number(&case["p"]);
+        assert_close(
+            normal.inverse_cdf(p),
+            number(&case["quantile"]),
+            1e-12,
+            "scipy",
+        );
+    }
+    for case in fixture("mann_whitney_r.json")["normal_quantiles"]
+        .as_array()
+        .expect("quantiles")
+    {
+        let p = number(&case["p"]);
+        assert_close(normal.inverse_cdf(p), number(&case["qnorm"]), 1e-12, "R");
+    }
+}
+
+// Pins the refusal of input the test cannot use: empty, non-finite, bad level, all tied.
+#[test]
+fn mann_whitney_rejects_unusable_input() {
+    assert_eq!(
+        mann_whitney(&[], &[1.0], 0.95),
+        Err(StatsError::TooFewValues { needed: 1, got: 0 })
+    );
+    assert_eq!(
+        mann_whitney(&[f64::NAN], &[1.0], 0.95),
+        Err(StatsError::NotFinite)
+    );
+    assert!(matches!(
+        mann_whitney(&[1.0], &[2.0], 1.0),
+        Err(StatsError::BadLevel { .. })
+    ));
+    assert_eq!(
+        mann_whitney(&[3.0, 3.0], &[3.0], 0.95),
+        Err(StatsError::AllTied)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Kayenta's classifier rules
+// ---------------------------------------------------------------------------
+
+fn kayenta_suite_thresholds() -> KayentaThresholds {
+    KayentaThresholds {
+        tolerance: 0.10,
+        confidence: 0.95,
+        allowed_increase: 1.2,
+        allowed_decrease: 0.8,
+        ..KayentaThresholds::default()
+    }
+}
+
+// Pins High for a clearly higher experiment whose mean ratio passes the effect-size gate.
+#[test]
+fn kayenta_classifies_clear_increase_as_high() {
+    let experiment = [20.0, 22.0, 21.0, 25.0, 30.0];
+    let control = [1.0, 2.2, 1.1, 2.5, 3.0];
+    let outcome = classify(
+        &experiment,
+        &control,
+        Direction::Either,
+        &kayenta_suite_thresholds(),
+    )
+    .expect("valid samples");
+    assert_eq!(outcome.classification, Classification::High);
+    assert!(!outcome.critical_failure);
+}
+
+// Pins that the direction gates the classification: an increase on a decrease-only metric passes.
+#[test]
+fn kayenta_direction_gates_classification() {
+    let experiment = [20.0, 22.0, 21.0, 25.0, 30.0];
+    let control = [1.0, 2.2, 1.1, 2.5, 3.0];
+    let thresholds = kayenta_suite_thresholds();
+    let outcome = classify(&experiment, &control, Direction::Decrease, &thresholds).expect("valid");
+    assert_eq!(outcome.classification, Classification::Pass);
+    let outcome = classify(&control, &experiment, Direction::Decrease, &thresholds).expect("valid");
+    assert_eq!(outcome.classification, Classification::Low);
+}
+
+// Pins the effect-size gate: a significant increase below allowed_increase still passes.
+#[test]
+fn kayenta_effect_size_gate_lets_small_increases_pass() {
+    let control: Vec<f64> = (0..40).map(|i| 100.0 + (i % 10) as f64).collect();
+    let experiment: Vec<f64> = control.iter().map(|v| v + 9.0).collect();
+    let thresholds = KayentaThresholds {
+        allowed_increase: 1.2,
+        ..KayentaThresholds::default()
+    };
+    let outcome = classify(&experiment, &control, Direction::Increase, &thresholds).expect("valid");
+    assert!(outcome.effect_size < 1.2);
+    assert_eq!(outcome.classification, Classification::Pass);
+    let default_outcome = classify(
+        &experiment,
+        &control,
+        Direction::Increase,
+        &KayentaThresholds::default(),
+    )
+    .expect("valid");
+    assert_eq!(default_outcome.classification, Classification::High);
+}
+
+// Pins critical failures: High on a critical metric beyond critical_increase fails the canary.
+#[test]
+fn kayenta_critical_thresholds_mark_critical_failures() {
+    let experiment = [20.0, 22.0, 21.0, 25.0, 30.0];
+    let control = [1.0, 2.2, 1.1, 2.5, 3.0];
+    let critical = KayentaThresholds {
+        critical: true,
+        critical_increase: 5.0,
+        ..kayenta_suite_thresholds()
+    };
+    let outcome = classify(&experiment, &control, Direction::Increase, &critical).expect("valid");
+    assert!(outcome.critical_failure, "ratio {}", outcome.effect_size);
+    let lenient = KayentaThresholds {
+        critical_increase: 100.0,
+        ..critical
+    };
+    let outcome = classify(&experiment, &control, Direction::Increase, &lenient).expect("valid");
+    assert_eq!(outcome.classification, Classification::High);
+    assert!(!outcome.critical_failure);
+}
+
+// Pins NoData for an empty side (after removing NaN) and Pass for identical or all-equal data.
+#[test]
+fn kayenta_no_data_and_identical_samples() {
+    let thresholds = KayentaThresholds::default();
+    let outcome = classify(&[f64::NAN], &[1.0], Direction::Increase, &thresholds).expect("ok");
+    assert_eq!(outcome.classification, Classification::NoData);
+    let outcome = classify(&[2.0, 1.0], &[1.0, 2.0], Direction::Increase, &thresholds).expect("ok");
+    assert_eq!(outcome.classification, Classification::Pass);
+    assert_eq!(outcome.effect_size, 1.0);
+    let outcome = classify(&[4.0, 4.0], &[4.0], Direction::Increase, &thresholds).expect("ok");
+    assert_eq!(outcome.classification, Classification::Pass);
+}
+
+// Pins the deterministic handling of two constant but different samples (Kayenta adds noise).
+#[test]
+fn kayenta_constant_samples_are_classified_without_noise() {
+    let outcome = classify(
+        &[5.0, 5.0, 5.0],
+        &[2.0, 2.0],
+        Direction::Increase,
+        &KayentaThresholds::default(),
+    )
+    .expect("ok");
+    assert_eq!(outcome.classification, Classification::High);
+    assert_eq!(outcome.effect_size, 2.5);
+}
+
+// Pins Bonferroni over metrics and over looks.
+#[test]
+fn family_splits_alpha_by_bonferroni() {
+    assert_eq!(per_metric_alpha(0.01, 2), 0.005);
+    assert!((per_look_confidence(0.02, 4) - 0.995).abs() < 1e-15);
+}
+
+// ---------------------------------------------------------------------------
+// The counts test against the numpy re-implementation
+// ---------------------------------------------------------------------------
+
+fn direction(name: &str) -> Direction {
+    match name {
+        "increase" => Direction::Increase,
+        "decrease" => Direction::Decrease,
+        "either" => Direction::Either,
+        other => panic!("unknown direction {other}"),
+    }
+}
+
+fn fixture_steps(value: &Value) -> Vec<StepCounts> {
+    value
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|step| {
+            let v = numbers(step);
+            StepCounts {
+                canary_bad: v[0],
+                canary_total: v[1],
+                baseline_bad: v[2],
+                baseline_total: v[3],
+            }
+        })
+        .collect()
+}
+
+// Pins e-value paths, decision, decision step, estimate, bounds and rates to the numpy re-implementation.
+#[test]
+fn ratio_test_matches_numpy_reimplementation() {
+    let fixtures = fixture("ratio_test_numpy.json");
+    for case in fixtures["cases"].as_array().expect("cases") {
+        let name = case["name"].as_str().expect("name");
+        let test = RatioTest {
+            direction: direction(case["direction"].as_str().expect("direction")),
+            tolerance: number(&case["tolerance"]),
+            alpha: number(&case["alpha"]),
+        };
+        let outcome = ratio_test(&fixture_steps(&case["steps"]), &test);
+        let expected = &case["expected"];
+        let decision = serde_json::to_value(outcome.decision).expect("serializable");
+        assert_eq!(decision, expected["decision"], "{name}");
+        assert_eq!(
+            outcome.decided_at_step.map(|s| s as u64),
+            expected["decided_at_step"].as_u64(),
+            "{name}"
+        );
+        let harm = numbers(&expected["harm_path"]);
+        let safety = numbers(&expected["safety_path"]);
+        for (point, (h, s)) in outcome.path.iter().zip(harm.iter().zip(&safety)) {
+            assert_close(point.harm.ln(), h.ln(), 1e-9, &format!("{name} harm"));
+            assert_close(point.safety.ln(), s.ln(), 1e-9, &format!("{name} safety"));
+        }
+        assert_eq!(outcome.path.len(), harm.len());
+        for field in [
+            "ratio_estimate",
+            "ratio_lower",
+            "ratio_upper",
+            "canary_rate",
+            "baseline_rate",
+        ] {
+            let actual = serde_json::to_value(&outcome).expect("serializable")[field]
+                .as_f64()
+                .expect("finite");
+            assert_close(
+                actual,
+                number(&expected[field]),
+                1e-5,
+                &format!("{name} {field}"),
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Properties of the counts test
+// ---------------------------------------------------------------------------
+
+fn increase(tolerance: f64, alpha: f64) -> RatioTest {
+    RatioTest {
+        direction: Direction::Increase,
+        tolerance,
+        alpha,
+    }
+}
+
+// Pins statelessness: the decision as of step k depends only on steps[..=k], whatever follows.
+#[test]
+fn decision_as_of_a_step_depends_only_on_earlier_steps() {
+    let mut rng = seeded(11);
+    for (index, ratio) in [1.0, 1.6, 2.5, 0.5].into_iter().enumerate() {
+        let scenario = Scenario::even(20.0, 0.01, ratio);
+        let window = simulate_window(&scenario, &mut rng);
+        for direction in [Direction::Increase, Direction::Decrease, Direction::Either] {
+            let test = RatioTest {
+                direction,
+                tolerance: 0.1,
+                alpha: 0.01,
+            };
+            let full = ratio_test(&window, &test);
+            for k in (0..window.len()).step_by(7 + index) {
+                let prefix = ratio_test(&window[..=k], &test);
+                assert_eq!(prefix.path[..], full.path[..=k]);
+                let decided_by_k = full.decided_at_step.filter(|s| *s <= k);
+                let harm_by_k = full.decision == Decision::Harm && decided_by_k.is_some();
+                if harm_by_k {
+                    assert_eq!(prefix.decision, Decision::Harm);
+                    assert_eq!(prefix.decided_at_step, decided_by_k);
+                }
+                if prefix.decision == Decision::Harm {
+                    assert_eq!(full.decision, Decision::Harm);
+                }
+                // The same prefix followed by different data decides the same as of k.
+                let mut altered = window[..=k].to_vec();
+                altered.extend(std::iter::repeat_n(
+                    StepCounts {
+                        canary_bad: 50.0,
+                        canary_total: 300.0,
+                        baseline_bad: 0.0,
+                        baseline_total: 300.0,
+                    },
+                    5,
+                ));
+                let altered_outcome = ratio_test(&altered, &test);
+                assert_eq!(altered_outcome.path[..=k], prefix.path[..]);
+            }
+        }
+    }
+}
+
+// Pins that NaN, infinite or negative counts carry no evidence instead of faking safety or harm.
+#[test]
+fn non_finite_steps_carry_no_evidence() {
+    let good = StepCounts {
+        canary_bad: 6.0,
+        canary_total: 300.0,
+        baseline_bad: 3.0,
+        baseline_total: 300.0,
+    };
+    let bad_values = [f64::NAN, f64::INFINITY, -1.0];
+    let test = increase(0.0, 0.01);
+    let clean = ratio_test(&[good, good], &test);
+    for value in bad_values {
+        for field in 0..4 {
+            let mut broken = good;
+            match field {
+                0 => broken.canary_bad = value,
+                1 => broken.canary_total = value,
+                2 => broken.baseline_bad = value,
+                _ => broken.baseline_total = value,
+            }
+            let outcome = ratio_test(&[good, broken, good], &test);
+            assert_eq!(outcome.path[1].harm, outcome.path[0].harm);
+            assert_eq!(outcome.path[2].harm, clean.path[1].harm);
+            assert!(outcome.harm_evidence.is_finite());
+            assert!(outcome.ratio_estimate.is_finite());
+        }
+    }
+}
+
+// Pins that steps without bad events, or with a side that served nothing, leave the e-values at 1.
+#[test]
+fn empty_steps_leave_evalues_unchanged() {
+    let steps = [
+        StepCounts {
+            canary_bad: 0.0,
+            canary_total: 300.0,
+            baseline_bad: 0.0,
+            baseline_total: 300.0,
+        },
+        StepCounts {
+            canary_bad: 4.0,
+            canary_total: 0.0,
+            baseline_bad: 3.0,
+            baseline_total: 300.0,
+        },
+        StepCounts::default(),
+    ];
+    let outcome = ratio_test(&steps, &increase(0.1, 0.01));
+    for point in &outcome.path {
+        assert_eq!((point.harm, point.safety), (1.0, 1.0));
+    }
+    assert_eq!(outcome.decision, Decision::Undecided);
+    assert!(outcome.ratio_estimate.is_nan());
+    assert_eq!(
+        (outcome.ratio_lower, outcome.ratio_upper),
+        (0.0, f64::INFINITY)
+    );
+}
+
+// Pins graceful handling of fractional counts: close to the rounded integers' result.
+#[test]
+fn fractional_counts_are_handled_smoothly() {
+    let mut rng = seeded(5);
+    let window = simulate_window(&Scenario::even(20.0, 0.01, 2.0), &mut rng);
+    let fractional: Vec<StepCounts> = window
+        .iter()
+        .map(|s| StepCounts {
+            canary_bad: s.canary_bad + 0.01,
+            canary_total: s.canary_total + 0.37,
+            baseline_bad: s.baseline_bad + 0.01,
+            baseline_total: s.baseline_total - 0.21,
+        })
+        .collect();
+    let test = increase(0.1, 0.01);
+    let (whole, part) = (ratio_test(&window, &test), ratio_test(&fractional, &test));
+    assert_eq!(whole.decision, part.decision);
+    assert!((whole.ratio_estimate / part.ratio_estimate - 1.0).abs() < 0.02);
+}
+
+// Pins the mirror symmetry: a decrease seen from the canary is an increase seen from the baseline.
+#[test]
+fn decrease_is_increase_with_sides_swapped() {
+    let mut rng = seeded(3);
+    let window = simulate_window(&Scenario::even(20.0, 0.02, 0.4), &mut rng);
+    let swapped: Vec<StepCounts> = window
+        .iter()
+        .map(|s| StepCounts {
+            canary_bad: s.baseline_bad,
+            canary_total: s.baseline_total,
+            baseline_bad: s.canary_bad,
+            baseline_total: s.canary_total,
+        })
+        .collect();
+    let tolerance = 0.2;
+    let decrease = ratio_test(
+        &window,
+        &RatioTest {
+            direction: Direction::Decrease,
+            tolerance,
+            alpha: 0.01,
+        },
+    );
+    // rho < 1 - t on the canary is 1/rho > 1/(1 - t) on the baseline.
+    let mirrored = ratio_test(&swapped, &increase(1.0 / (1.0 - tolerance) - 1.0, 0.01));
+    for (a, b) in decrease.path.iter().zip(&mirrored.path) {
+        assert_close(a.harm.ln(), b.harm.ln(), 1e-9, "harm");
+    }
+    assert_eq!(decrease.decision, Decision::Harm);
+    assert_close(
+        decrease.ratio_estimate,
+        1.0 / mirrored.ratio_estimate,
+        1e-6,
+        "estimate",
+    );
+}
+
+// Pins that Either catches a change in each direction and that its interval covers the truth.
+#[test]
+fn either_direction_catches_both_ways() {
+    let mut rng = seeded(9);
+    let either = RatioTest {
+        direction: Direction::Either,
+        tolerance: 0.1,
+        alpha: 0.01,
+    };
+    for ratio in [3.0, 0.3] {
+        let window = simulate_window(&Scenario::even(20.0, 0.02, ratio), &mut rng);
+        let outcome = ratio_test(&window, &either);
+        assert_eq!(outcome.decision, Decision::Harm, "ratio {ratio}");
+        assert!(outcome.ratio_lower < ratio && ratio < outcome.ratio_upper);
+    }
+}
+
+// Pins that a clearly healthy canary with a wide tolerance is promoted early (safety side).
+#[test]
+fn healthy_canary_reaches_within_tolerance() {
+    let mut rng = seeded(21);
+    let window = simulate_window(&Scenario::even(20.0, 0.05, 1.0), &mut rng);
+    let outcome = ratio_test(&window, &increase(0.5, 0.01));
+    assert_eq!(outcome.decision, Decision::WithinTolerance);
+    assert!(outcome.decided_at_step.is_some());
+    assert!(outcome.safety_evidence >= outcome.threshold);
+}
+
+// Pins the validation of test parameters and that invalid ones never decide.
+#[test]
+fn invalid_parameters_are_rejected_or_never_decide() {
+    assert!(RatioTest::new(Direction::Increase, 0.1, 0.01).is_ok());
+    assert!(RatioTest::new(Direction::Increase, 0.1, 0.0).is_err());
+    assert!(RatioTest::new(Direction::Decrease, 1.0, 0.01).is_err());
+    assert!(RatioTest::new(Direction::Increase, f64::NAN, 0.01).is_err());
+    let mut rng = seeded(1);
+    let window = simulate_window(&Scenario::even(20.0, 0.01, 5.0), &mut rng);
+    let outcome = ratio_test(&window, &increase(0.1, 1.5));
+    assert_eq!(outcome.decision, Decision::Undecided);
+}
+
+// ---------------------------------------------------------------------------
+// Monte Carlo: false rollbacks and power
+// ---------------------------------------------------------------------------
+
+/// The family alpha of the shipped http rule set (0.01) split over its two metrics.
+const PER_METRIC_ALPHA: f64 = 0.005;
+/// A/A runs use the larger single-metric alpha so that the count of false
+/// rollbacks is large enough to compare with alpha.
+const AA_ALPHA: f64 = 0.01;
+/// Simulated canaries per A/A condition.
+const AA_CANARIES: usize = 2000;
+
+fn false_rollback_rate(scenario: &Scenario, test: &RatioTest, seed: u64) -> f64 {
+    let times = run_sequential(scenario, test, AA_CANARIES, seed);
+    let rate = summarise(&times).rolled_back;
+    eprintln!(
+        "A/A {scenario:?} alpha {} tolerance {}: false rollback rate {rate}",
+        test.alpha, test.tolerance
+    );
+    rate
+}
+
+// Pins the promise: at most alpha false rollbacks over 60 looks, even with tolerance 0 (the hardest case).
+#[test]
+fn aa_even_split_false_rollbacks_stay_below_alpha() {
+    let test = increase(0.0, AA_ALPHA);
+    let rate = false_rollback_rate(&Scenario::even(20.0, 0.01, 1.0), &test, 101);
+    assert!(rate <= AA_ALPHA, "{rate}");
+}
+
+// Pins validity when the canary gets a quarter of the traffic (1:3 split).
+#[test]
+fn aa_one_to_three_split_false_rollbacks_stay_below_alpha() {
+    let scenario = Scenario {
+        canary_requests_per_sec_start: 10.0,
+        canary_requests_per_sec_end: 10.0,
+        baseline_requests_per_sec: 30.0,
+        ..Scenario::even(20.0, 0.01, 1.0)
+    };
+    let rate = false_rollback_rate(&scenario, &increase(0.0, AA_ALPHA), 102);
+    assert!(rate <= AA_ALPHA, "{rate}");
+}
+
+// Pins validity when the traffic share drifts and shared noise moves both sides' error rates together.
+#[test]
+fn aa_drifting_share_and_shared_noise_false_rollbacks_stay_below_alpha() {
+    let scenario = Scenario {
+        canary_requests_per_sec_start: 4.0,
+        canary_requests_per_sec_end: 36.0,
+        baseline_requests_per_sec: 20.0,
+        shared_noise_log_sd: 0.7,
+        ..Scenario::even(20.0, 0.01, 1.0)
+    };
+    let rate = false_rollback_rate(&scenario, &increase(0.0, AA_ALPHA), 103);
+    assert!(rate <= AA_ALPHA, "{rate}");
+}
+
+// Pins validity for a latency fraction: binomial draws at a 10% bad fraction, where the
+// binomial model is only an approximation (Hoeffding's convex-order argument makes it conservative).
+#[test]
+fn aa_latency_fraction_at_ten_percent_false_rollbacks_stay_below_alpha() {
+    let scenario = Scenario {
+        canary_requests_per_sec_start: 10.0,
+        canary_requests_per_sec_end: 10.0,
+        baseline_requests_per_sec: 30.0,
+        ..Scenario::even(20.0, 0.10, 1.0)
+    };
+    let rate = false_rollback_rate(&scenario, &increase(0.0, AA_ALPHA), 104);
+    assert!(rate <= AA_ALPHA, "{rate}");
+}
+
+// Pins power at the honest per-metric alpha 0.005 and tolerance 0: a 2x regression at 1% errors
+// and 20 requests/s per side is rolled back within 10 minutes in at least 95% of canaries, median <= 3 min.
+#[test]
+fn two_fold_regression_is_rolled_back_fast() {
+    let times = run_sequential(
+        &Scenario::even(20.0, 0.01, 2.0),
+        &increase(0.0, PER_METRIC_ALPHA),
+        1000,
+        201,
+    );
+    let summary = summarise(&times);
+    eprintln!("2x regression: {summary}");
+    assert!(summary.within_10_min >= 0.95, "{summary:?}");
+    assert!(summary.median_secs <= 180.0, "{summary:?}");
+}
+
+// Pins power for a 3x regression: median time to rollback at most 90 s.
+#[test]
+fn three_fold_regression_is_rolled_back_in_about_a_minute() {
+    let times = run_sequential(
+        &Scenario::even(20.0, 0.01, 3.0),
+        &increase(0.0, PER_METRIC_ALPHA),
+        500,
+        202,
+    );
+    let summary = summarise(&times);
+    eprintln!("3x regression: {summary}");
+    assert!(summary.median_secs <= 90.0, "{summary:?}");
+    assert!(summary.within_10_min >= 0.99, "{summary:?}");
+}
+
+// Pins that the simulator's random source is what the seed says (reproducible Monte Carlo).
+#[test]
+fn simulation_is_reproducible() {
+    let first: u64 = seeded(42).random();
+    let second: u64 = seeded(42).random();
+    assert_eq!(first, second);
+}
