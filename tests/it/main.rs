@@ -1,6 +1,8 @@
 //! Integration tests: one binary, a module per area.
 
 mod pipeline;
+mod plan;
+mod rules;
 mod stats;
 mod support;
 mod verdicts;
