@@ -6,6 +6,7 @@
 //! [`server`] and the CLI as two thin doors into it.
 
 pub mod analyze;
+pub mod check;
 pub mod history;
 pub mod judge;
 pub mod log;

@@ -40,8 +40,33 @@ enum Command {
     Serve(ServeArgs),
     Wait(WaitArgs),
     Judge(JudgeArgs),
+    Check(CheckArgs),
     Log(LogArgs),
     Simulate(SimulateArgs),
+}
+
+/// Validate rule files like `promtool check rules`: every problem as
+/// `file:line:col: message` on stderr, exit 1 on any. For each valid file,
+/// prints the PromQL every metric will send for an example canary and baseline.
+///
+/// Example:
+///   canary-gate check rules/
+///   canary-gate check rules/http.yaml --canary 'track=canary' --var service=checkout
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+struct CheckArgs {
+    /// Rule files or folders of them.
+    #[arg(default_value = "rules")]
+    paths: Vec<PathBuf>,
+    /// Example canary labels for the shown queries.
+    #[arg(long, default_value = "track=canary")]
+    canary: String,
+    /// Example baseline labels for the shown queries.
+    #[arg(long, default_value = "track=baseline")]
+    baseline: String,
+    /// Example value for a `$var`: `name=value` (repeatable); others show as `$name`.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    vars: Vec<String>,
 }
 
 /// What to judge: the same fields as a `POST /v1/verdicts` body.
@@ -87,6 +112,18 @@ impl RequestArgs {
             is_final: false,
         })
     }
+}
+
+/// `name=value` pairs from repeated `--var`.
+fn parse_vars(pairs: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let mut vars = std::collections::BTreeMap::new();
+    for pair in pairs {
+        let (name, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--var `{pair}` must look like name=value"))?;
+        vars.insert(name.trim().to_string(), value.to_string());
+    }
+    Ok(vars)
 }
 
 /// `label=value,label=value` or a `{...}` selector string.
@@ -291,6 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(args),
         Command::Wait(args) => wait(args),
         Command::Judge(args) => judge(args),
+        Command::Check(args) => check(args),
         Command::Log(args) => log(args),
         Command::Simulate(args) => simulate(args),
     }
@@ -503,4 +541,26 @@ fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
         &mut errors,
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let example = canary_gate::check::Example {
+        canary: side_spec(&args.canary)
+            .context("--canary")?
+            .selector()
+            .context("--canary")?,
+        baseline: side_spec(&args.baseline)
+            .context("--baseline")?
+            .selector()
+            .context("--baseline")?,
+        vars: parse_vars(&args.vars)?,
+    };
+    let mut out = std::io::stdout().lock();
+    let mut errors = std::io::stderr().lock();
+    let good = canary_gate::check::check(&args.paths, &example, &mut out, &mut errors)?;
+    Ok(if good {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

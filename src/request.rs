@@ -92,14 +92,20 @@ impl Judgement {
     /// Checks `request` as of `now_secs` and resolves its defaults.
     pub fn parse(request: &VerdictRequest, now_secs: i64) -> Result<Judgement, RequestError> {
         check_deployment(&request.deployment)?;
-        let canary = side(&request.canary).map_err(|error| RequestError::Side {
-            side: "canary",
-            error,
-        })?;
-        let baseline = side(&request.baseline).map_err(|error| RequestError::Side {
-            side: "baseline",
-            error,
-        })?;
+        let canary = request
+            .canary
+            .selector()
+            .map_err(|error| RequestError::Side {
+                side: "canary",
+                error,
+            })?;
+        let baseline = request
+            .baseline
+            .selector()
+            .map_err(|error| RequestError::Side {
+                side: "baseline",
+                error,
+            })?;
         if canary == baseline {
             return Err(RequestError::SameSides);
         }
@@ -143,10 +149,13 @@ impl Judgement {
     }
 }
 
-fn side(spec: &SideSpec) -> Result<SideSelector, PlanError> {
-    match spec {
-        SideSpec::Labels(map) => SideSelector::from_map(map),
-        SideSpec::Selector(text) => SideSelector::parse(text),
+impl SideSpec {
+    /// The matchers this spec stands for, validated.
+    pub fn selector(&self) -> Result<SideSelector, PlanError> {
+        match self {
+            SideSpec::Labels(map) => SideSelector::from_map(map),
+            SideSpec::Selector(text) => SideSelector::parse(text),
+        }
     }
 }
 

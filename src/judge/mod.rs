@@ -117,8 +117,14 @@ pub fn judge(
                 counts::judge_counts(rule, &steps, alpha, step_secs, rules, judgement, &what)
             }
             (kind @ MetricKind::Series { .. }, Measured::Samples { canary, baseline }) => {
-                let (finding, critical_failure) =
-                    series::judge_series(kind, &canary, &baseline, alpha, judgement.is_final, metric.critical);
+                let (finding, critical_failure) = series::judge_series(
+                    kind,
+                    &canary,
+                    &baseline,
+                    alpha,
+                    judgement.is_final,
+                    metric.critical,
+                );
                 forces_rollback = critical_failure;
                 finding
             }

@@ -14,7 +14,11 @@ fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let middle = sorted.len() / 2;
-    Some(if sorted.len() % 2 == 0 { (sorted[middle - 1] + sorted[middle]) / 2.0 } else { sorted[middle] })
+    Some(if sorted.len() % 2 == 0 {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    } else {
+        sorted[middle]
+    })
 }
 
 /// Judges one series metric from both sides' pooled samples. Returns the
@@ -39,9 +43,16 @@ pub(crate) fn judge_series(
         ..
     } = kind
     else {
-        return (Finding::bare(MetricOutcome::Error, "internal: not a series metric".into()), false);
+        return (
+            Finding::bare(MetricOutcome::Error, "internal: not a series metric".into()),
+            false,
+        );
     };
-    let figures = |values: &[f64]| SideFigures { value: median(values), bad: None, count: Some(values.len() as f64) };
+    let figures = |values: &[f64]| SideFigures {
+        value: median(values),
+        bad: None,
+        count: Some(values.len() as f64),
+    };
     let (canary_figures, baseline_figures) = (figures(canary), figures(baseline));
     let with_figures = |outcome, reason: String| Finding {
         outcome,
@@ -79,7 +90,15 @@ pub(crate) fn judge_series(
     };
     let outcome = match classify(canary, baseline, *direction, &thresholds) {
         Ok(outcome) => outcome,
-        Err(error) => return (with_figures(MetricOutcome::Error, format!("The samples cannot be compared: {error}.")), false),
+        Err(error) => {
+            return (
+                with_figures(
+                    MetricOutcome::Error,
+                    format!("The samples cannot be compared: {error}."),
+                ),
+                false,
+            );
+        }
     };
     let mut finding = with_figures(MetricOutcome::Pass, String::new());
     if let Some(test) = outcome.test {
@@ -107,11 +126,18 @@ pub(crate) fn judge_series(
         )
     });
     let (metric_outcome, reason) = match outcome.classification {
-        Classification::High => (MetricOutcome::Fail, format!("Higher than tolerated: {shift}.")),
-        Classification::Low => (MetricOutcome::Fail, format!("Lower than tolerated: {shift}.")),
-        Classification::Pass if shift.is_empty() => {
-            (MetricOutcome::Pass, "Within tolerance: both sides hold the same values.".to_string())
-        }
+        Classification::High => (
+            MetricOutcome::Fail,
+            format!("Higher than tolerated: {shift}."),
+        ),
+        Classification::Low => (
+            MetricOutcome::Fail,
+            format!("Lower than tolerated: {shift}."),
+        ),
+        Classification::Pass if shift.is_empty() => (
+            MetricOutcome::Pass,
+            "Within tolerance: both sides hold the same values.".to_string(),
+        ),
         Classification::Pass => (MetricOutcome::Pass, format!("Within tolerance: {shift}.")),
         Classification::NoData => (MetricOutcome::Nodata, "A side has no values.".to_string()),
     };

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, a module per area.
 
+mod check;
 mod pipeline;
 mod plan;
 mod rules;

@@ -113,7 +113,7 @@ async fn injected_label_value_is_sent_escaped() {
         .expect("canary bad query");
     assert_eq!(
         canary_bad,
-        r#"http_requests_total{service="search",code=~"5..",track="x\"} or vector(1) or {a=\""}"#
+        r#"http_requests_total{code=~"5..",service="search",track="x\"} or vector(1) or {a=\""}"#
     );
     // That exact text is what Prometheus ran.
     assert!(

@@ -1,0 +1,68 @@
+//! `canary-gate check`: rule files validated with `file:line:col` errors.
+
+use std::process::Command;
+
+use crate::support::repo_root;
+
+fn check(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_canary-gate"))
+        .arg("check")
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("run canary-gate check");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+// The shipped rules pass and the check shows the PromQL each metric sends for the example sides.
+#[test]
+fn shipped_rules_pass_and_show_their_queries() {
+    let (code, stdout, stderr) = check(&["rules/", "--var", "service=checkout"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("rules/http.yaml: ok"), "{stdout}");
+    assert!(stdout.contains(r#"service="checkout""#), "{stdout}");
+    assert!(
+        stdout.contains(r#"track="canary""#) && stdout.contains(r#"track="baseline""#),
+        "{stdout}"
+    );
+}
+
+// A misspelt field and broken PromQL are each reported at their file:line:col, and the exit code is 1.
+#[test]
+fn broken_rule_file_names_line_and_column() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(
+        &path,
+        "alpha: 0.01\n\
+         metrics:\n\
+         \x20 - name: error-rate\n\
+         \x20   kind: ratio\n\
+         \x20   bad: http_requests_total{code=~\"5..\"\n\
+         \x20   total: http_requests_total\n\
+         \x20   direction: increase\n\
+         \x20   tolerence: +10%\n",
+    )
+    .expect("write rule file");
+    let shown = path.display().to_string();
+    let (code, _, stderr) = check(&[&shown]);
+    assert_eq!(code, 1, "{stderr}");
+    // `tolerence` starts line 8 at column 5.
+    assert!(stderr.contains(&format!("{shown}:8:5:")), "{stderr}");
+    assert!(
+        stderr.contains("tolerance"),
+        "suggests the right name: {stderr}"
+    );
+}
+
+// A path that does not exist is an error, not an empty success.
+#[test]
+fn missing_path_is_an_error() {
+    let (code, _, stderr) = check(&["no/such/rules"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no such file or directory"), "{stderr}");
+}
