@@ -19,8 +19,8 @@ pub(crate) fn tolerated_band(direction: Direction, tolerance: f64) -> (f64, f64)
 fn band_words(low: f64, high: f64) -> String {
     match (low > 0.0, high.is_finite()) {
         (true, true) => format!("{} to {}", words::times(low), words::times(high)),
-        (false, true) => format!("up to {}", words::times(high)),
-        (true, false) => format!("at least {}", words::times(low)),
+        (false, true) => words::times(high),
+        (true, false) => words::times(low),
         (false, false) => "any ratio".into(),
     }
 }
@@ -98,57 +98,76 @@ pub(crate) fn judge_counts(
     };
 
     let observed = format!(
-        "the canary's {what} is {} of {} against the baseline's {} of {}, {} the baseline's",
+        "the canary's {what} is {} the baseline's ({} of {} against {} of {})",
+        words::times(outcome.ratio_estimate),
         words::percent(canary.value.unwrap_or(f64::NAN)),
         words::count(canary_total),
         words::percent(baseline.value.unwrap_or(f64::NAN)),
         words::count(baseline_total),
-        words::times(outcome.ratio_estimate),
     );
-    let interval = format!(
-        "{}% sure it lies between {} and {}",
-        words::number(confidence * 100.0),
+    let sure = format!("with {}% confidence", words::number(confidence * 100.0));
+    let (lower, upper) = (
         words::times(outcome.ratio_lower),
-        words::times(outcome.ratio_upper)
+        words::times(outcome.ratio_upper),
     );
     let band = band_words(tolerated_lower, tolerated_upper);
+    // Which bound settles the question depends on the side the evidence fell on.
+    let harm_words = if outcome.ratio_lower > tolerated_upper {
+        format!(
+            "{sure} it is at least {lower}, above the {} tolerated",
+            words::times(tolerated_upper)
+        )
+    } else if outcome.ratio_upper < tolerated_lower {
+        format!(
+            "{sure} it is at most {upper}, below the {} tolerated",
+            words::times(tolerated_lower)
+        )
+    } else {
+        format!("{sure} it lies between {lower} and {upper}, outside the {band} tolerated")
+    };
+    let safe_words = match rule.direction {
+        Direction::Increase => format!("{sure} it is at most {upper}, within the {band} tolerated"),
+        Direction::Decrease => {
+            format!("{sure} it is at least {lower}, within the {band} tolerated")
+        }
+        Direction::Either => {
+            format!("{sure} it lies between {lower} and {upper}, within the {band} tolerated")
+        }
+    };
+    let range_words = format!("it could be anywhere from {lower} to {upper}");
     let (metric_outcome, reason) = match outcome.decision {
         Decision::Harm => (
             MetricOutcome::Fail,
-            format!(
-                "Worse than tolerated: {observed}; canary-gate is {interval}, outside the {band} tolerated."
-            ),
+            format!("Worse than tolerated: {observed}; {harm_words}."),
         ),
         Decision::WithinTolerance if rule.early_promotion || judgement.is_final => (
             MetricOutcome::Pass,
-            format!(
-                "Within tolerance: {observed}; canary-gate is {interval}, inside the {band} tolerated."
-            ),
+            format!("Within tolerance: {observed}; {safe_words}."),
         ),
         Decision::WithinTolerance => (
             MetricOutcome::Inconclusive,
             format!(
-                "Within tolerance so far ({observed}; {interval}), but the rule waits for the final look before passing it."
+                "Within tolerance so far: {observed}; {safe_words}; the rule waits for the final look before passing it."
             ),
         ),
         Decision::Undecided if judgement.is_final => match rules.on_timeout {
             TimeoutPolicy::Promote => (
                 MetricOutcome::Pass,
                 format!(
-                    "No evidence of harm by the final look: {observed} ({interval}); the rule set's on_timeout is promote."
+                    "No evidence of harm by the final look: {observed}; {range_words}; the rule set's on_timeout is promote."
                 ),
             ),
             TimeoutPolicy::Rollback => (
                 MetricOutcome::Fail,
                 format!(
-                    "Still undecided at the final look: {observed} ({interval}, tolerated {band}); the rule set's on_timeout is rollback."
+                    "Still undecided at the final look: {observed}; {range_words}, against the {band} tolerated; the rule set's on_timeout is rollback."
                 ),
             ),
         },
         Decision::Undecided => (
             MetricOutcome::Inconclusive,
             format!(
-                "Not yet decided: {observed}; canary-gate is {interval}, which overlaps the {band} tolerated."
+                "Not decided yet: {observed}; {range_words}, which straddles the {band} tolerated."
             ),
         ),
     };

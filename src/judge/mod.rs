@@ -100,7 +100,7 @@ pub fn judge(
                 step_secs,
                 rules,
                 judgement,
-                "bad-event rate",
+                "rate of bad events",
             ),
             (
                 MetricKind::Latency {
