@@ -957,6 +957,9 @@ fn yaml_error(path: &Path, error: &serde_saphyr::Error) -> RuleError {
             expected,
             ..
         } => format!("found {unexpected} where {expected} belongs; write {expected}"),
+        serde_saphyr::Error::InvalidScalar { ty, .. } => {
+            format!("this value must be {}", describe_type(ty))
+        }
         serde_saphyr::Error::DuplicateMappingKey { key, .. } => match key {
             Some(key) => format!("key `{key}` appears twice in the same mapping; keep one"),
             None => "a key appears twice in the same mapping; keep one".to_string(),
@@ -970,6 +973,16 @@ fn yaml_error(path: &Path, error: &serde_saphyr::Error) -> RuleError {
         }
     };
     RuleError::at(path, line, column, message)
+}
+
+/// The words for a Rust scalar type that a rule writer understands.
+fn describe_type(ty: &str) -> &str {
+    match ty {
+        "f64" | "f32" | "floating point" => "a number such as 0.5",
+        "i64" | "u64" | "i32" | "u32" | "integer" => "a whole number such as 10",
+        "bool" | "boolean" => "true or false",
+        _ => ty,
+    }
 }
 
 /// Drops a trailing " at line X column Y" that would repeat our own position.

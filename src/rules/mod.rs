@@ -1,8 +1,8 @@
 //! Rule files: what a team writes in `rules/*.yaml`, turned once into a
 //! validated [`RuleSet`] that cannot be wrong.
 //!
-//! Loading goes in two stages: [`raw`] holds what serde read from the YAML,
-//! with the line and column of every value, and [`compile`] turns that into
+//! Loading goes in two stages: `raw` holds what serde read from the YAML,
+//! with the line and column of every value, and `compile` turns that into
 //! the types below, reporting every problem of a file as a [`RuleError`]
 //! that names file, line and column. The format is described in
 //! `docs/rules.md`.

@@ -66,6 +66,36 @@ pub(crate) fn for_each_selector<E>(
     }
 }
 
+/// True if an aggregation anywhere in `expr` removes the `le` label.
+fn drops_bucket_label(expr: &Expr) -> bool {
+    match expr {
+        Expr::Aggregate(aggregate) => {
+            let keeps = match &aggregate.modifier {
+                Some(LabelModifier::Include(labels)) => {
+                    labels.labels.iter().any(|l| l == BUCKET_LABEL)
+                }
+                Some(LabelModifier::Exclude(labels)) => {
+                    !labels.labels.iter().any(|l| l == BUCKET_LABEL)
+                }
+                None => false,
+            };
+            !keeps
+                || aggregate.param.as_deref().is_some_and(drops_bucket_label)
+                || drops_bucket_label(&aggregate.expr)
+        }
+        Expr::Unary(unary) => drops_bucket_label(&unary.expr),
+        Expr::Binary(binary) => drops_bucket_label(&binary.lhs) || drops_bucket_label(&binary.rhs),
+        Expr::Paren(paren) => drops_bucket_label(&paren.expr),
+        Expr::Subquery(subquery) => drops_bucket_label(&subquery.expr),
+        Expr::Call(call) => call.args.args.iter().any(|arg| drops_bucket_label(arg)),
+        Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_)
+        | Expr::Extension(_) => false,
+    }
+}
+
 /// True if `rendered` parses to the same query as `expr`.
 ///
 /// The parser's Display sorts the matchers of a selector, which changes no
@@ -187,6 +217,12 @@ pub(crate) fn compile(
         )),
     }
 
+    if purpose == Purpose::Histogram && drops_bucket_label(&expr) {
+        problems.push(format!(
+            "`{field}` aggregates the `le` label away, so the buckets cannot be told apart; keep it, as in sum by (le) (...)"
+        ));
+    }
+
     let mut used_vars = BTreeSet::new();
     let mut selectors = 0usize;
     let walked = for_each_selector(&mut expr, &mut |node| {
@@ -298,6 +334,26 @@ mod tests {
             "sum by () (x)",
             "x + ignoring () y",
             "sum(x) by (on)",
+            "x ^ y ^ z",
+            "(x ^ y) ^ z",
+            "-(x)",
+            "x / -y",
+            "-1 ^ 2",
+            "1 + 2 * x",
+            "(1 + 2) * x",
+            "x == bool 1",
+            "x and on (a) y",
+            "rate(x[5m])[10m:1m] @ 100 offset 5m",
+            "x offset -5m",
+            "x[5m] @ 1e9",
+            "absent_over_time(x[5m])",
+            "histogram_fraction(0, 0.25, x)",
+            r#"x{a!~"b", c!="d"}"#,
+            "sort_desc(x)",
+            "x + on (a) group_left y",
+            "count by (a) (x) > 2",
+            "clamp_max(x, 1)",
+            "time() - x",
         ] {
             assert!(round_trips(text), "{text} renders as something else");
         }
@@ -342,6 +398,11 @@ mod tests {
         assert!(one(r#"x{a="1" or b="2"}"#, Purpose::Gauge).contains("`or` inside a selector"));
         assert!(one(r#"h{le="0.5"}"#, Purpose::Histogram).contains("must not match on `le`"));
         assert!(compile(r#"h{le="0.5"}"#, "query", Purpose::Gauge).is_ok());
+        assert!(one("sum(h)", Purpose::Histogram).contains("aggregates the `le` label away"));
+        assert!(one("sum without (le) (h)", Purpose::Histogram).contains("`le` label away"));
+        assert!(compile("sum by (le, pod) (h)", "histogram", Purpose::Histogram).is_ok());
+        assert!(compile("sum without (pod) (h)", "histogram", Purpose::Histogram).is_ok());
+        assert!(compile("sum(h)", "bad", Purpose::Counter).is_ok());
         assert!(one(r#"x{a="${svc"}"#, Purpose::Gauge).contains("no closing `}`"));
         assert!(one("sum(", Purpose::Gauge).starts_with("bad PromQL in `bad`: "));
     }

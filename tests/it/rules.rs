@@ -278,6 +278,10 @@ fn yaml_errors() {
         errors_of("unclosed-quote.yaml"),
         ["2:11: the file is not a valid rule file: unclosed quote"]
     );
+    assert_eq!(
+        errors_of("wrong-type.yaml"),
+        ["1:8: this value must be a number such as 0.5"]
+    );
     let broken = errors_of("broken-yaml.yaml");
     assert_eq!(broken.len(), 1);
     assert!(broken[0].starts_with("3:11: "), "{broken:?}");
