@@ -65,20 +65,9 @@ fn main() {
         .map(|k| k * LOOK_SECS)
         .collect();
     let final_look = [simulate::WINDOW_SECS];
-    let settings: Vec<(f64, f64)> = std::env::var("TTR_SETTINGS")
-        .ok()
-        .map(|s| {
-            s.split(";")
-                .map(|p| {
-                    let mut it = p.split(",");
-                    (
-                        it.next().unwrap().parse().unwrap(),
-                        it.next().unwrap().parse().unwrap(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or(vec![(0.005, 0.1), (0.005, 0.0), (0.01, 0.1), (0.01, 0.0)]);
+    // (alpha, tolerance): the shipped two-metric split with and without a 10%
+    // tolerance, and a single-metric rule set.
+    let settings = [(0.005, 0.1), (0.005, 0.0), (0.01, 0.1), (0.01, 0.0)];
     let ratios = [1.0, 1.5, 2.0, 3.0];
     println!(
         "| alpha | tolerance | true ratio | method | rolled back | within 10 min | median | p90 | mean if caught |"
@@ -122,12 +111,12 @@ fn main() {
             for (name, times) in methods {
                 let summary = summarise(&times);
                 println!(
-                    "| {alpha} | {tolerance} | {true_ratio}x | {name} | {:.2}% | {:.2}% | {} | {} | {:.0} s |",
+                    "| {alpha} | {tolerance} | {true_ratio}x | {name} | {:.2}% | {:.2}% | {} | {} | {} |",
                     100.0 * summary.rolled_back,
                     100.0 * summary.within_10_min,
                     format_secs(summary.median_secs),
                     format_secs(summary.p90_secs),
-                    summary.mean_caught_secs,
+                    format_secs(summary.mean_caught_secs),
                 );
             }
         }

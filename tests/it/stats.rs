@@ -570,6 +570,21 @@ fn healthy_canary_reaches_within_tolerance() {
     assert!(outcome.safety_evidence >= outcome.threshold);
 }
 
+// Pins the intersection-union safety of Either: a healthy canary is within a wide band both ways.
+#[test]
+fn either_direction_reaches_within_tolerance_for_healthy_canary() {
+    let mut rng = seeded(22);
+    let window = simulate_window(&Scenario::even(20.0, 0.05, 1.0), &mut rng);
+    let either = RatioTest {
+        direction: Direction::Either,
+        tolerance: 0.5,
+        alpha: 0.01,
+    };
+    let outcome = ratio_test(&window, &either);
+    assert_eq!(outcome.decision, Decision::WithinTolerance);
+    assert!(outcome.ratio_lower > 0.5 && outcome.ratio_upper < 1.5);
+}
+
 // Pins the validation of test parameters and that invalid ones never decide.
 #[test]
 fn invalid_parameters_are_rejected_or_never_decide() {
@@ -652,6 +667,21 @@ fn aa_latency_fraction_at_ten_percent_false_rollbacks_stay_below_alpha() {
     };
     let rate = false_rollback_rate(&scenario, &increase(0.0, AA_ALPHA), 104);
     assert!(rate <= AA_ALPHA, "{rate}");
+}
+
+// Pins validity at the recommended shipped setting (per-metric alpha 0.005, tolerance 10%)
+// with every nuisance at once: 1:3 split drifting to 1:1, shared noise, 10% bad fraction.
+#[test]
+fn aa_shipped_setting_with_every_nuisance_stays_below_alpha() {
+    let scenario = Scenario {
+        canary_requests_per_sec_start: 10.0,
+        canary_requests_per_sec_end: 30.0,
+        baseline_requests_per_sec: 30.0,
+        shared_noise_log_sd: 0.5,
+        ..Scenario::even(20.0, 0.10, 1.0)
+    };
+    let rate = false_rollback_rate(&scenario, &increase(0.1, PER_METRIC_ALPHA), 105);
+    assert!(rate <= PER_METRIC_ALPHA, "{rate}");
 }
 
 // Pins power at the honest per-metric alpha 0.005 and tolerance 0: a 2x regression at 1% errors
