@@ -684,6 +684,30 @@ fn aa_shipped_setting_with_every_nuisance_stays_below_alpha() {
     assert!(rate <= PER_METRIC_ALPHA, "{rate}");
 }
 
+// Pins the safety promise and the confidence sequence: at the tolerance boundary (ratio 1.5,
+// tolerance 50%) a canary is promoted in at most alpha of windows, and the final interval
+// misses the true ratio in at most alpha of windows.
+#[test]
+fn boundary_canary_is_rarely_promoted_and_interval_covers() {
+    let scenario = Scenario::even(20.0, 0.02, 1.5);
+    let test = increase(0.5, AA_ALPHA);
+    let mut rng = seeded(106);
+    let canaries = 1000;
+    let (mut promoted, mut missed) = (0, 0);
+    for _ in 0..canaries {
+        let outcome = ratio_test(&simulate_window(&scenario, &mut rng), &test);
+        promoted += usize::from(outcome.decision == Decision::WithinTolerance);
+        missed += usize::from(!(outcome.ratio_lower <= 1.5 && 1.5 <= outcome.ratio_upper));
+    }
+    let (promoted_rate, missed_rate) = (
+        promoted as f64 / canaries as f64,
+        missed as f64 / canaries as f64,
+    );
+    eprintln!("boundary: promoted {promoted_rate}, interval missed {missed_rate}");
+    assert!(promoted_rate <= AA_ALPHA, "{promoted_rate}");
+    assert!(missed_rate <= AA_ALPHA, "{missed_rate}");
+}
+
 // Pins power at the honest per-metric alpha 0.005 and tolerance 0: a 2x regression at 1% errors
 // and 20 requests/s per side is rolled back within 10 minutes in at least 95% of canaries, median <= 3 min.
 #[test]
