@@ -3,7 +3,8 @@
 //! simulated canaries (20 requests/s per side, 1% baseline errors, scrapes
 //! every 15 s, looks every 30 s for 30 minutes).
 //!
-//! Run with `cargo bench --bench time_to_rollback`; it prints a Markdown table.
+//! Run with `cargo bench --bench time_to_rollback`; it prints two Markdown
+//! tables: time to rollback per method, and early promotion of healthy canaries.
 
 // Shared with the Monte Carlo tests; the benchmark uses only part of it.
 #[allow(dead_code)]
@@ -11,7 +12,7 @@
 mod simulate;
 
 use canary_gate::stats::Direction;
-use canary_gate::stats::counts::{RatioTest, StepCounts};
+use canary_gate::stats::counts::{Decision, RatioTest, StepCounts, ratio_test};
 use simulate::{LOOK_SECS, STEP_SECS, Scenario, seeded, simulate_window, summarise};
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -65,20 +66,9 @@ fn main() {
         .map(|k| k * LOOK_SECS)
         .collect();
     let final_look = [simulate::WINDOW_SECS];
-    let settings: Vec<(f64, f64)> = std::env::var("TTR_SETTINGS")
-        .ok()
-        .map(|s| {
-            s.split(";")
-                .map(|p| {
-                    let mut it = p.split(",");
-                    (
-                        it.next().unwrap().parse().unwrap(),
-                        it.next().unwrap().parse().unwrap(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or(vec![(0.005, 0.1), (0.005, 0.0), (0.01, 0.1), (0.01, 0.0)]);
+    // (alpha, tolerance): the shipped two-metric split with and without a 10%
+    // tolerance, and a single-metric rule set.
+    let settings = [(0.005, 0.1), (0.005, 0.0), (0.01, 0.1), (0.01, 0.0)];
     let ratios = [1.0, 1.5, 2.0, 3.0];
     println!(
         "| alpha | tolerance | true ratio | method | rolled back | within 10 min | median | p90 | mean if caught |"
@@ -122,14 +112,50 @@ fn main() {
             for (name, times) in methods {
                 let summary = summarise(&times);
                 println!(
-                    "| {alpha} | {tolerance} | {true_ratio}x | {name} | {:.2}% | {:.2}% | {} | {} | {:.0} s |",
+                    "| {alpha} | {tolerance} | {true_ratio}x | {name} | {:.2}% | {:.2}% | {} | {} | {} |",
                     100.0 * summary.rolled_back,
                     100.0 * summary.within_10_min,
                     format_secs(summary.median_secs),
                     format_secs(summary.p90_secs),
-                    summary.mean_caught_secs,
+                    format_secs(summary.mean_caught_secs),
                 );
             }
+        }
+    }
+
+    println!();
+    println!("Early promotion of healthy canaries (true ratio 1x) by the sequential test:");
+    println!();
+    println!(
+        "| alpha | tolerance | bad fraction | promoted within 30 min | median time to promote |"
+    );
+    println!("|---|---|---|---|---|");
+    for (alpha, tolerance) in settings {
+        let test = RatioTest {
+            direction: Direction::Increase,
+            tolerance,
+            alpha,
+        };
+        for bad_fraction in [0.01, 0.10] {
+            let scenario = Scenario::even(20.0, bad_fraction, 1.0);
+            let mut rng = seeded(99);
+            let times: Vec<Option<u64>> = (0..CANARIES / 4)
+                .map(|_| {
+                    let outcome = ratio_test(&simulate_window(&scenario, &mut rng), &test);
+                    match (outcome.decision, outcome.decided_at_step) {
+                        (Decision::WithinTolerance, Some(step)) => {
+                            Some(((step as u64 + 1) * STEP_SECS).div_ceil(LOOK_SECS) * LOOK_SECS)
+                        }
+                        _ => None,
+                    }
+                })
+                .collect();
+            let summary = summarise(&times);
+            println!(
+                "| {alpha} | {tolerance} | {bad_fraction} | {:.2}% | {} |",
+                100.0 * summary.rolled_back,
+                format_secs(summary.median_secs),
+            );
         }
     }
 }

@@ -163,7 +163,7 @@ pub struct RatioOutcome {
 /// Alternatives of the harm e-process, as multiples of the null boundary
 /// `1 + tolerance` (or divisors of `1 - tolerance` for a decrease), with their
 /// prior weights. The weight sits on the regressions worth catching fast
-/// (1.25x to 5x the boundary); the tails keep some power for small and for
+/// (1.5x to 3x the boundary); the 5x and 10x tails keep power for
 /// catastrophic changes. Chosen with the Monte Carlo power runs of
 /// `benches/time_to_rollback.rs` (a denser nine-point grid and other weights
 /// changed times to rollback by under 2%); any fixed weights keep validity.

@@ -119,7 +119,7 @@ pub struct RollbackSummary {
     pub p90_secs: f64,
     /// 95th percentile, counting never as infinite.
     pub p95_secs: f64,
-    /// Mean time to rollback of the canaries rolled back.
+    /// Mean time to rollback of the canaries rolled back (infinite if none was).
     pub mean_caught_secs: f64,
 }
 
@@ -144,7 +144,11 @@ pub fn summarise(times: &[Option<u64>]) -> RollbackSummary {
         p95_secs: quantile(0.95),
         mean_caught_secs: {
             let caught: Vec<f64> = sorted.iter().copied().filter(|t| t.is_finite()).collect();
-            caught.iter().sum::<f64>() / caught.len().max(1) as f64
+            if caught.is_empty() {
+                f64::INFINITY
+            } else {
+                caught.iter().sum::<f64>() / caught.len() as f64
+            }
         },
     }
 }
