@@ -835,29 +835,27 @@ fn compile_series(
         allowed_increase,
         critical_increase,
         raw.critical_increase.as_ref(),
-    ) {
-        if critical < allowed {
-            ctx.err(
-                at,
-                format!(
-                    "critical_increase ({critical}) must not be below allowed_increase ({allowed})"
-                ),
-            );
-        }
+    ) && critical < allowed
+    {
+        ctx.err(
+            at,
+            format!(
+                "critical_increase ({critical}) must not be below allowed_increase ({allowed})"
+            ),
+        );
     }
     if let (Some(Some(allowed)), Some(Some(critical)), Some(at)) = (
         allowed_decrease,
         critical_decrease,
         raw.critical_decrease.as_ref(),
-    ) {
-        if critical > allowed {
-            ctx.err(
-                at,
-                format!(
-                    "critical_decrease ({critical}) must not be above allowed_decrease ({allowed})"
-                ),
-            );
-        }
+    ) && critical > allowed
+    {
+        ctx.err(
+            at,
+            format!(
+                "critical_decrease ({critical}) must not be above allowed_decrease ({allowed})"
+            ),
+        );
     }
 
     let looks = match &raw.looks {

@@ -45,12 +45,12 @@ fn shipped_http_rules_load() {
         .iter()
         .map(|m| (m.name.as_str(), m.line))
         .collect();
-    assert_eq!(names, [("error-rate", 26), ("slow-requests", 36)]);
+    assert_eq!(names, [("error-rate", 26), ("slow-requests", 38)]);
     assert!(set.metrics[0].critical);
     match &set.metrics[0].kind {
         MetricKind::Ratio { rule, bad, .. } => {
             assert_eq!(rule.direction, Direction::Increase);
-            assert_eq!(rule.tolerance, 0.1);
+            assert_eq!(rule.tolerance, 0.0);
             assert_eq!(rule.min_requests, 300.0);
             assert!(rule.early_promotion);
             assert_eq!(
