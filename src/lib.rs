@@ -6,14 +6,18 @@
 //! [`server`] and the CLI as two thin doors into it.
 
 pub mod analyze;
+pub mod auth;
 pub mod check;
 pub mod history;
 pub mod judge;
 pub mod log;
 pub mod measure;
+pub mod openapi;
 pub mod plan;
+pub mod reload;
 pub mod request;
 pub mod rules;
+pub mod rules_api;
 pub mod server;
 pub mod simulate;
 pub mod source;

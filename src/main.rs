@@ -13,7 +13,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use time::OffsetDateTime;
 
+use canary_gate::auth::{AccessPolicy, Tokens};
 use canary_gate::log::VerdictLog;
+use canary_gate::reload;
 use canary_gate::request::{Judgement, SideSpec, TimeSpec, VerdictRequest};
 use canary_gate::server::{self, AppState};
 use canary_gate::simulate::{self, SideTraffic, Simulation};
@@ -176,7 +178,7 @@ struct WaitArgs {
     /// Pause between looks, e.g. `30s`.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     every: Duration,
-    /// File whose first line is the bearer token for the server.
+    /// File whose first token line (blank and `#` lines skipped) is the bearer token for the server.
     #[arg(long)]
     token_file: Option<PathBuf>,
     /// Format of the final verdict on stdout.
@@ -280,6 +282,19 @@ struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CANARY_GATE_LOG_JSON")]
     log_json: bool,
+    /// File of bearer tokens, one per line, required by the write endpoints
+    /// (more can be given comma-separated in CANARY_GATE_TOKENS).
+    #[arg(long, env = "CANARY_GATE_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Require a token for the read endpoints too (all but /healthz, /readyz, /openapi.json).
+    #[arg(long, env = "CANARY_GATE_PROTECT_READS")]
+    protect_reads: bool,
+    /// Serve on a non-loopback address without tokens (something in front checks access).
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Do not watch the rules folder; reload only on SIGHUP and POST /v1/rules/reload.
+    #[arg(long, env = "CANARY_GATE_NO_WATCH")]
+    no_watch: bool,
 }
 
 /// Write synthetic canary and baseline traffic as OpenMetrics text, ready for
@@ -336,12 +351,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     canary_gate::telemetry::init(std::io::stderr, args.log_json);
+    let tokens_env = std::env::var(canary_gate::auth::TOKENS_ENV).ok();
+    let tokens = Tokens::from_sources(args.token_file.as_deref(), tokens_env.as_deref())?;
+    canary_gate::auth::check_listen(args.listen, &tokens, args.insecure_no_auth)
+        .map_err(anyhow::Error::msg)?;
+    let access = AccessPolicy {
+        tokens,
+        protect_reads: args.protect_reads,
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let source = PrometheusSource::new(&args.prometheus_url, args.query_timeout)
             .with_context(|| format!("--prometheus-url {}", args.prometheus_url))?;
         let log = VerdictLog::open(&args.log_dir)?;
-        let state = Arc::new(AppState::new(source, args.rules_dir.clone(), log));
+        let state =
+            Arc::new(AppState::new(source, args.rules_dir.clone(), log).with_access(access));
+        if !args.no_watch && let Err(error) = reload::watch(state.clone()) {
+            tracing::warn!(%error, "cannot watch the rules folder; reload with SIGHUP or POST /v1/rules/reload");
+        }
+        #[cfg(unix)]
+        reload::on_sighup(state.clone()).context("cannot listen for SIGHUP")?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -463,9 +492,8 @@ fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
 fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read --token-file {}", path.display()))?;
-    text.lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
+    canary_gate::auth::token_lines(&text)
+        .next()
         .map(str::to_string)
         .with_context(|| format!("--token-file {} holds no token", path.display()))
 }

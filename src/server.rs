@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,11 +19,13 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use crate::analyze::{AnalyzeError, analyze};
+use crate::auth::{self, AccessPolicy};
 use crate::log::{LogRecord, VerdictLog};
 use crate::request::{Judgement, VerdictRequest};
 use crate::rules::{self, LoadedRules};
 use crate::source::MetricSource;
 use crate::verdict::{Outcome, Verdict};
+use crate::{openapi, rules_api};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -35,6 +38,8 @@ pub struct AppState<S> {
     pub rules_dir: PathBuf,
     pub rules: RwLock<Arc<LoadedRules>>,
     pub log: VerdictLog,
+    /// Who may call which endpoint; open unless [`AppState::with_access`] says otherwise.
+    pub access: Arc<AccessPolicy>,
 }
 
 impl<S: MetricSource> AppState<S> {
@@ -50,6 +55,15 @@ impl<S: MetricSource> AppState<S> {
             rules_dir,
             rules: RwLock::new(Arc::new(loaded)),
             log,
+            access: Arc::new(AccessPolicy::default()),
+        }
+    }
+
+    /// The same state with `access` guarding the endpoints.
+    pub fn with_access(self, access: AccessPolicy) -> AppState<S> {
+        AppState {
+            access: Arc::new(access),
+            ..self
         }
     }
 
@@ -67,7 +81,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -119,7 +137,15 @@ pub fn router<S: MetricSource>(state: Arc<AppState<S>>) -> Router {
         .route("/v1/verdicts/{id}", get(get_verdict::<S>))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready::<S>))
+        .route("/openapi.json", get(openapi::serve))
+        .merge(rules_api::routes::<S>())
+        .fallback(openapi::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.access.clone(),
+            auth::require_token,
+        ))
+        .layer(middleware::map_response(openapi::json_errors))
         .with_state(state)
 }
 

@@ -1,8 +1,10 @@
 //! Integration tests: one binary, a module per area.
 
+mod access;
 mod check;
 mod pipeline;
 mod plan;
+mod reload;
 mod rules;
 mod stats;
 mod support;

@@ -1,5 +1,6 @@
 //! Test support: a real Prometheus with backfilled data, and the real server on port 0.
 
+pub mod binary;
 pub mod prometheus;
 
 use std::path::{Path, PathBuf};
@@ -69,11 +70,24 @@ impl TestApp {
 
 /// Starts canary-gate on a free loopback port against `prometheus_url` with the rules in `rules_dir`.
 pub async fn spawn_app(prometheus_url: &str, rules_dir: &Path) -> TestApp {
+    let (state, log_dir) = app_state(prometheus_url, rules_dir);
+    spawn_state(Arc::new(state), log_dir).await
+}
+
+/// The state [`spawn_app`] serves, with a fresh verdict log folder, for tests that adjust it.
+pub fn app_state(prometheus_url: &str, rules_dir: &Path) -> (TestState, tempfile::TempDir) {
     let source =
         PrometheusSource::new(prometheus_url, Duration::from_secs(10)).expect("usable URL");
     let log_dir = tempfile::tempdir().expect("temp dir");
     let log = VerdictLog::open(log_dir.path()).expect("log dir");
-    let state = Arc::new(AppState::new(source, rules_dir.to_path_buf(), log));
+    (AppState::new(source, rules_dir.to_path_buf(), log), log_dir)
+}
+
+/// The server state of the test apps.
+pub type TestState = AppState<PrometheusSource>;
+
+/// Serves `state` on a free loopback port; `log_dir` is the folder its log writes to.
+pub async fn spawn_state(state: Arc<TestState>, log_dir: tempfile::TempDir) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind port 0");

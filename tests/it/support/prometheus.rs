@@ -96,7 +96,7 @@ impl TestPrometheus {
         let deadline = Instant::now() + READY_TIMEOUT;
         let ready = format!("{}/-/ready", self.url);
         while Instant::now() < deadline {
-            if matches!(probe::answers_ok(&ready), Ok(true)) {
+            if matches!(answers_ok(&ready), Ok(true)) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -124,12 +124,14 @@ impl Drop for TestPrometheus {
 }
 
 /// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
 }
+
+pub use probe::answers_ok;
 
 /// A blocking readiness probe over std's TCP, so no blocking HTTP client is needed.
 mod probe {

@@ -1,0 +1,239 @@
+//! Rule reloads: the rules folder is read again on a file change (watched),
+//! on SIGHUP and on `POST /v1/rules/reload`, and the result replaces the rules
+//! in force one rule set at a time.
+//!
+//! A rule set whose file now fails validation keeps its last good version in
+//! force (and its errors are shown at `GET /v1/rules`); a new good file is
+//! added; a deleted file is removed. Editors and Kubernetes ConfigMaps replace
+//! files by rename or by swapping a `..data` symlink, so the folder itself is
+//! watched (not the files) and every burst of events reloads the whole folder.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::Notify;
+
+use crate::rules::{self, LoadedRules};
+use crate::server::AppState;
+use crate::source::MetricSource;
+
+/// Quiet time after a file event before the folder is read: an editor's save
+/// or a ConfigMap swap is several events, and one reload should see them all.
+pub const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// What one reload changed, for logs and the reload endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReloadSummary {
+    /// Rule sets in force after the reload.
+    pub rule_sets: Vec<String>,
+    /// Rule sets new or changed (by content hash).
+    pub changed: Vec<String>,
+    /// Rule sets whose file is gone.
+    pub removed: Vec<String>,
+    /// Rule sets whose file failed and whose last good version stays in force.
+    pub kept_last_good: Vec<String>,
+    /// Every problem found, as `file:line:col: message`.
+    pub errors: Vec<String>,
+}
+
+/// The rules to put in force, given those in force and a fresh load of the folder.
+///
+/// A rule set is kept from `previous` when `fresh` has no version of it but
+/// has an error for a file of the same stem (it was edited and broke), or when
+/// the folder as a whole could not be read (an error not about a rule file).
+pub fn merge(previous: &LoadedRules, fresh: LoadedRules, dir: &Path) -> LoadedRules {
+    let folder_unreadable = fresh.errors.iter().any(|e| e.path == dir);
+    let failed: BTreeSet<String> = fresh
+        .errors
+        .iter()
+        .filter_map(|e| rule_set_name(&e.path))
+        .collect();
+    let mut next = fresh;
+    for (name, set) in &previous.sets {
+        if next.sets.contains_key(name) {
+            continue;
+        }
+        if folder_unreadable || failed.contains(name) {
+            next.sets.insert(name.clone(), set.clone());
+        }
+    }
+    next
+}
+
+/// The rule set a file would define: its stem, for `.yaml` and `.yml` files.
+pub fn rule_set_name(path: &Path) -> Option<String> {
+    let ext = path.extension()?.to_str()?;
+    if ext != "yaml" && ext != "yml" {
+        return None;
+    }
+    path.file_stem()?.to_str().map(str::to_string)
+}
+
+/// Names of the rule sets in force that are an older version than their file:
+/// the file failed and the last good version was kept.
+pub fn kept_last_good(loaded: &LoadedRules) -> Vec<String> {
+    let failed: BTreeSet<String> = loaded
+        .errors
+        .iter()
+        .filter_map(|e| rule_set_name(&e.path))
+        .collect();
+    loaded
+        .sets
+        .keys()
+        .filter(|name| failed.contains(*name))
+        .cloned()
+        .collect()
+}
+
+/// One reload at a time, so a slow read of the folder never overwrites a newer one.
+static RELOADING: Mutex<()> = Mutex::new(());
+
+/// Reads the rules folder again and puts the result in force; logs what changed.
+pub async fn reload<S: MetricSource>(state: &Arc<AppState<S>>) -> ReloadSummary {
+    let state = state.clone();
+    let task = tokio::task::spawn_blocking(move || reload_blocking(&state));
+    task.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the rule reload task failed");
+        ReloadSummary::default()
+    })
+}
+
+fn reload_blocking<S: MetricSource>(state: &AppState<S>) -> ReloadSummary {
+    let _one_at_a_time = RELOADING.lock().unwrap_or_else(|p| p.into_inner());
+    let fresh = rules::load_dir(&state.rules_dir);
+    let mut rules = state.rules.write().unwrap_or_else(|p| p.into_inner());
+    let previous = rules.clone();
+    let next = merge(&previous, fresh, &state.rules_dir);
+    let summary = summarize(&previous, &next);
+    *rules = Arc::new(next);
+    drop(rules);
+    for error in &summary.errors {
+        tracing::error!(%error, "rule file rejected");
+    }
+    for name in &summary.kept_last_good {
+        tracing::warn!(rule_set = %name, "the rule file failed; its last good version stays in force");
+    }
+    tracing::info!(
+        rule_sets = ?summary.rule_sets,
+        changed = ?summary.changed,
+        removed = ?summary.removed,
+        "rules reloaded"
+    );
+    summary
+}
+
+fn summarize(previous: &LoadedRules, next: &LoadedRules) -> ReloadSummary {
+    ReloadSummary {
+        rule_sets: next.sets.keys().cloned().collect(),
+        changed: next
+            .sets
+            .iter()
+            .filter(|(name, set)| {
+                previous
+                    .sets
+                    .get(*name)
+                    .is_none_or(|old| old.content_hash != set.content_hash)
+            })
+            .map(|(name, _)| name.clone())
+            .collect(),
+        removed: previous
+            .sets
+            .keys()
+            .filter(|name| !next.sets.contains_key(*name))
+            .cloned()
+            .collect(),
+        kept_last_good: kept_last_good(next),
+        errors: next.errors.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+/// Watches the rules folder and reloads after each burst of changes, until
+/// the returned task is aborted. Fails when the folder cannot be watched.
+pub fn watch<S: MetricSource>(
+    state: Arc<AppState<S>>,
+) -> notify::Result<tokio::task::JoinHandle<()>> {
+    let changed = Arc::new(Notify::new());
+    let signal = changed.clone();
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
+            Ok(_) => signal.notify_one(),
+            Err(error) => tracing::warn!(%error, "watching the rules folder"),
+        })?;
+    watcher.watch(&state.rules_dir, RecursiveMode::NonRecursive)?;
+    tracing::info!(dir = %state.rules_dir.display(), "watching the rules folder");
+    Ok(tokio::spawn(async move {
+        // The watcher stops when dropped, so the task owns it.
+        let _watcher = watcher;
+        loop {
+            changed.notified().await;
+            tokio::time::sleep(DEBOUNCE).await;
+            reload(&state).await;
+        }
+    }))
+}
+
+/// Reloads on every SIGHUP, until the returned task is aborted.
+#[cfg(unix)]
+pub fn on_sighup<S: MetricSource>(
+    state: Arc<AppState<S>>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the rules");
+            reload(&state).await;
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    const GOOD: &str =
+        "metrics:\n  - name: errors\n    kind: threshold\n    query: up\n    max: 1\n";
+
+    fn loaded(dir: &Path, files: &[(&str, &str)]) -> LoadedRules {
+        for entry in std::fs::read_dir(dir).expect("dir") {
+            std::fs::remove_file(entry.expect("entry").path()).expect("remove");
+        }
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).expect("write");
+        }
+        rules::load_dir(dir)
+    }
+
+    // Pins the per-rule-set merge: broken keeps last good, new is added, deleted is removed.
+    #[test]
+    fn merge_keeps_last_good_per_rule_set() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = loaded(dir.path(), &[("http.yaml", GOOD), ("grpc.yaml", GOOD)]);
+        assert_eq!(first.sets.len(), 2, "{:?}", first.errors);
+        let fresh = loaded(
+            dir.path(),
+            &[("http.yaml", "metrics: [\n"), ("jobs.yaml", GOOD)],
+        );
+        let next = merge(&first, fresh, dir.path());
+        let names: Vec<_> = next.sets.keys().cloned().collect();
+        assert_eq!(names, ["http", "jobs"]);
+        assert!(Arc::ptr_eq(&next.sets["http"], &first.sets["http"]));
+        assert_eq!(kept_last_good(&next), ["http"]);
+        assert!(!next.errors.is_empty());
+    }
+
+    // Pins that an unreadable folder keeps every rule set in force.
+    #[test]
+    fn unreadable_folder_keeps_everything() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = loaded(dir.path(), &[("http.yaml", GOOD)]);
+        let gone = PathBuf::from(dir.path()).join("missing");
+        let next = merge(&first, rules::load_dir(&gone), &gone);
+        assert!(next.sets.contains_key("http"));
+        assert_eq!(next.errors.len(), 1);
+    }
+}

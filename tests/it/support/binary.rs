@@ -1,0 +1,111 @@
+//! The real `canary-gate` binary, for what only a process shows: signals,
+//! exit codes, refusals at start-up and what it writes to stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::prometheus::free_port;
+
+/// Longest wait for the server to answer `/healthz` (a hang guard, not a timing check).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The binary cargo built for these tests.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_canary-gate"))
+}
+
+/// A `canary-gate serve` process, killed when dropped; its stderr goes to a file.
+pub struct ServeProcess {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl ServeProcess {
+    /// Starts `canary-gate serve` on a free loopback port with `rules_dir`, a
+    /// fresh log folder, `extra` arguments and `env` variables, and waits until it answers.
+    pub fn start(
+        prometheus_url: &str,
+        rules_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServeProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
+        let child = Command::new(binary())
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--prometheus-url")
+            .arg(prometheus_url)
+            .arg("--rules-dir")
+            .arg(rules_dir)
+            .arg("--log-dir")
+            .arg(dir.path().join("verdicts"))
+            .args(extra)
+            .env_remove("CANARY_GATE_TOKENS")
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "trace")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start canary-gate serve");
+        let server = ServeProcess {
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            child,
+        };
+        server.wait_healthy();
+        server
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let health = format!("{}/healthz", self.url);
+        while Instant::now() < deadline {
+            if matches!(super::prometheus::answers_ok(&health), Ok(true)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "canary-gate serve did not answer within {START_TIMEOUT:?}:\n{}",
+            self.stderr()
+        );
+    }
+
+    /// Everything the server wrote to stderr so far (its tracing output).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The verdict log folder.
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.path().join("verdicts")
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the binary with `args` to completion (no stdin) and returns what it did.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .env_remove("CANARY_GATE_TOKENS")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run canary-gate")
+}
