@@ -2,6 +2,7 @@
 
 mod access;
 mod check;
+mod openapi;
 mod pipeline;
 mod plan;
 mod reload;
