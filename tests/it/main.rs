@@ -2,6 +2,7 @@
 
 mod access;
 mod check;
+mod hostile;
 mod openapi;
 mod pipeline;
 mod plan;

@@ -42,7 +42,7 @@ fn baseline() -> SideSelector {
 }
 
 /// Every vector selector of `expr` (including inside matrix selectors).
-fn selectors(expr: &Expr) -> Vec<VectorSelector> {
+pub fn selectors(expr: &Expr) -> Vec<VectorSelector> {
     let mut out = Vec::new();
     collect(expr, &mut out);
     out
@@ -71,7 +71,7 @@ fn collect(expr: &Expr, out: &mut Vec<VectorSelector>) {
 }
 
 /// `(name, op, value)` of each matcher, sorted, for comparing as sets.
-fn matcher_set(matchers: &[Matcher]) -> Vec<(String, String, String)> {
+pub fn matcher_set(matchers: &[Matcher]) -> Vec<(String, String, String)> {
     let mut set: Vec<_> = matchers
         .iter()
         .map(|m| (m.name.clone(), m.op.to_string(), m.value.clone()))
@@ -88,7 +88,8 @@ fn re(name: &str, value: &str) -> (String, String, String) {
     (name.to_string(), "=~".to_string(), value.to_string())
 }
 
-const HOSTILE: &[&str] = &[
+/// Label and var values built to break out of a PromQL string or selector.
+pub const HOSTILE: &[&str] = &[
     r#"x"} or vector(1) or {a=""#,
     r#"x\"} or vector(1) or {a=\""#,
     r"back\slash\\",

@@ -181,11 +181,7 @@ async fn bad_requests_are_refused_before_any_query() {
         .await
         .expect("answer");
     assert_eq!(not_json.status().as_u16(), 400);
-    assert!(
-        prometheus.query_log().is_empty(),
-        "queries reached Prometheus: {:?}",
-        prometheus.query_log()
-    );
+    prometheus.assert_no_queries();
     app.stop().await;
 }
 

@@ -116,6 +116,14 @@ impl TestPrometheus {
     }
 }
 
+impl TestPrometheus {
+    /// Fails the test when any query reached Prometheus.
+    pub fn assert_no_queries(&self) {
+        let log = self.query_log();
+        assert!(log.is_empty(), "queries reached Prometheus: {log:?}");
+    }
+}
+
 impl Drop for TestPrometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
