@@ -280,6 +280,10 @@ struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CANARY_GATE_LOG_JSON")]
     log_json: bool,
+    /// Base URL people reach this server at, for the verdicts' `report_url`
+    /// (e.g. `https://canary-gate.example.internal`); default: the request's Host.
+    #[arg(long, env = "CANARY_GATE_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 /// Write synthetic canary and baseline traffic as OpenMetrics text, ready for
@@ -341,7 +345,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let source = PrometheusSource::new(&args.prometheus_url, args.query_timeout)
             .with_context(|| format!("--prometheus-url {}", args.prometheus_url))?;
         let log = VerdictLog::open(&args.log_dir)?;
-        let state = Arc::new(AppState::new(source, args.rules_dir.clone(), log));
+        let state = Arc::new(
+            AppState::new(source, args.rules_dir.clone(), log).with_public_url(args.public_url),
+        );
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -433,6 +439,9 @@ fn print_verdict(verdict: &Verdict, output: Output) -> anyhow::Result<()> {
                     "  - {} ({:?}): {}",
                     metric.name, metric.outcome, metric.reason
                 )?;
+            }
+            if let Some(url) = &verdict.report_url {
+                writeln!(out, "report:  {url}")?;
             }
         }
     }

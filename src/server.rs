@@ -9,8 +9,8 @@ use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,9 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use crate::analyze::{AnalyzeError, analyze};
+use crate::history::Filter;
 use crate::log::{LogRecord, VerdictLog};
+use crate::report;
 use crate::request::{Judgement, VerdictRequest};
 use crate::rules::{self, LoadedRules};
 use crate::source::MetricSource;
@@ -28,6 +30,8 @@ use crate::verdict::{Outcome, Verdict};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Most verdicts one history request returns.
 pub const MAX_HISTORY: usize = 1000;
+/// Most verdicts the history page lists.
+pub const HISTORY_PAGE_ROWS: usize = 200;
 
 /// What every handler shares.
 pub struct AppState<S> {
@@ -35,6 +39,9 @@ pub struct AppState<S> {
     pub rules_dir: PathBuf,
     pub rules: RwLock<Arc<LoadedRules>>,
     pub log: VerdictLog,
+    /// Base URL people reach this server at, for `report_url`; when `None`,
+    /// the request's Host header is used.
+    pub public_url: Option<String>,
 }
 
 impl<S: MetricSource> AppState<S> {
@@ -50,7 +57,14 @@ impl<S: MetricSource> AppState<S> {
             rules_dir,
             rules: RwLock::new(Arc::new(loaded)),
             log,
+            public_url: None,
         }
+    }
+
+    /// The same state, with reports linked under `public_url` (trailing `/` ignored).
+    pub fn with_public_url(mut self, public_url: Option<String>) -> AppState<S> {
+        self.public_url = public_url.map(|u| u.trim_end_matches('/').to_string());
+        self
     }
 
     fn rules(&self) -> Arc<LoadedRules> {
@@ -117,6 +131,8 @@ pub fn router<S: MetricSource>(state: Arc<AppState<S>>) -> Router {
             get(list_verdicts::<S>).post(create_verdict::<S>),
         )
         .route("/v1/verdicts/{id}", get(get_verdict::<S>))
+        .route("/", get(history_page::<S>))
+        .route("/verdicts/{id}", get(report_page::<S>))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready::<S>))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -136,6 +152,7 @@ pub async fn run<S: MetricSource>(
 
 async fn create_verdict<S: MetricSource>(
     State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Verdict>, ApiError> {
     let request: VerdictRequest = serde_json::from_slice(&body).map_err(|e| {
@@ -180,7 +197,9 @@ async fn create_verdict<S: MetricSource>(
         reason = %record.verdict.reason,
         "verdict"
     );
-    Ok(Json(record.verdict))
+    let mut verdict = record.verdict;
+    verdict.report_url = Some(report_url(&state, &headers, &verdict.id));
+    Ok(Json(verdict))
 }
 
 /// Filters for `GET /v1/verdicts`.
@@ -227,15 +246,23 @@ async fn list_verdicts<S: MetricSource>(
 
 async fn get_verdict<S: MetricSource>(
     State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Verdict>, ApiError> {
+    let mut verdict = find_verdict(&state, &id).await?;
+    verdict.report_url = Some(report_url(&state, &headers, &verdict.id));
+    Ok(Json(verdict))
+}
+
+/// The verdict `id` from the log, newest record first.
+async fn find_verdict<S: MetricSource>(state: &AppState<S>, id: &str) -> Result<Verdict, ApiError> {
     let contents = state.log.read_all_async().await.map_err(log_unreadable)?;
     contents
         .records
         .into_iter()
         .rev()
         .find(|r| r.verdict.id == id)
-        .map(|r| Json(r.verdict))
+        .map(|r| r.verdict)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -282,4 +309,84 @@ async fn ready<S: MetricSource>(
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(readiness))
+}
+
+/// Where a person reads verdict `id`: under `--public-url` when given, else
+/// under the Host the request was sent to, else a path relative to this server.
+fn report_url<S>(state: &AppState<S>, headers: &HeaderMap, id: &str) -> String {
+    let path = report::report_path(id);
+    if let Some(base) = &state.public_url {
+        return format!("{base}{path}");
+    }
+    // Only a plain host[:port] is trusted to build a link; anything else stays relative.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        });
+    match host {
+        Some(host) => format!("http://{host}{path}"),
+        None => path,
+    }
+}
+
+/// The history page's form; empty fields mean "any".
+#[derive(Debug, Default, Deserialize)]
+struct HistoryForm {
+    rules: Option<String>,
+    deployment: Option<String>,
+    verdict: Option<String>,
+}
+
+async fn history_page<S: MetricSource>(
+    State(state): State<Arc<AppState<S>>>,
+    query: Result<Query<HistoryForm>, axum::extract::rejection::QueryRejection>,
+) -> Result<Html<String>, ApiError> {
+    // A malformed query string lists everything rather than failing the page.
+    let form = query.map(|Query(form)| form).unwrap_or_default();
+    let given = |field: Option<String>| field.filter(|v| !v.trim().is_empty());
+    let filter = Filter {
+        rules: given(form.rules),
+        deployment: given(form.deployment),
+        verdict: given(form.verdict)
+            .and_then(|v| serde_json::from_value(serde_json::Value::String(v)).ok()),
+        since_secs: None,
+    };
+    let contents = state.log.read_all_async().await.map_err(log_unreadable)?;
+    let verdicts: Vec<Verdict> = contents
+        .records
+        .into_iter()
+        .rev()
+        .map(|r| r.verdict)
+        .filter(|v| filter.accepts(v))
+        .take(HISTORY_PAGE_ROWS)
+        .collect();
+    Ok(Html(report::history_page(
+        &verdicts,
+        &filter,
+        contents.unreadable.len(),
+    )))
+}
+
+async fn report_page<S: MetricSource>(
+    State(state): State<Arc<AppState<S>>>,
+    Path(id): Path<String>,
+) -> Response {
+    match find_verdict(&state, &id).await {
+        Ok(verdict) => Html(report::verdict_page(&verdict)).into_response(),
+        Err(error) => (
+            error.status,
+            Html(report::html::page(
+                "canary-gate: no such verdict",
+                &format!(
+                    r#"<nav><a href="/">&larr; All verdicts</a></nav><p class="card">{}</p>"#,
+                    report::html::escape(&error.message)
+                ),
+            )),
+        )
+            .into_response(),
+    }
 }

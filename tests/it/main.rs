@@ -3,6 +3,7 @@
 mod check;
 mod pipeline;
 mod plan;
+mod report;
 mod rules;
 mod stats;
 mod support;
