@@ -200,3 +200,70 @@ async fn judge_in_process_then_read_the_log() {
     assert_eq!(code, 0);
     assert_eq!(json_lines.lines().count(), 1, "{json_lines}");
 }
+
+// `wait` survives a server that is down when it starts and comes up mid-wait: it retries
+// with backoff, then gets its verdict (rollback, exit 1) once the server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_survives_a_server_that_comes_up_late() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let start = window_start();
+    let prometheus = TestPrometheus::start(&two_services(start));
+    // Reserve a port, then free it so nothing answers there yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut child = tokio::process::Command::new(binary())
+        .args([
+            "wait",
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+            "--rules",
+            "http",
+        ])
+        .args(["--deployment", "search-late", "--canary", "track=canary"])
+        .args([
+            "--baseline",
+            "track=baseline",
+            "--start",
+            &start.to_string(),
+        ])
+        .args([
+            "--var",
+            "service=search",
+            "--timeout",
+            "5m",
+            "--every",
+            "1s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start wait");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+    // Bring the server up only after wait has failed to reach it at least once.
+    while let Some(line) = stderr.next_line().await.expect("read stderr") {
+        seen.push(line.clone());
+        if line.contains("no answer") {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("no answer")), "{seen:?}");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind the reserved port");
+    let app =
+        crate::support::spawn_app_on(listener, &prometheus.url, &repo_root().join("rules")).await;
+    while let Some(line) = stderr.next_line().await.expect("read stderr") {
+        seen.push(line);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(300), child.wait())
+        .await
+        .expect("wait finishes")
+        .expect("exit status");
+    assert_eq!(status.code(), Some(1), "{seen:#?}");
+    assert!(seen.iter().any(|l| l.contains("rollback")), "{seen:#?}");
+    app.stop().await;
+}
