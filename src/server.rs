@@ -11,13 +11,14 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use crate::analyze::{AnalyzeError, analyze};
+use crate::flagger;
 use crate::history::Filter;
 use crate::log::{LogRecord, VerdictLog};
 use crate::report;
@@ -131,6 +132,7 @@ pub fn router<S: MetricSource>(state: Arc<AppState<S>>) -> Router {
             get(list_verdicts::<S>).post(create_verdict::<S>),
         )
         .route("/v1/verdicts/{id}", get(get_verdict::<S>))
+        .route("/v1/flagger", post(flagger_webhook::<S>))
         .route("/", get(history_page::<S>))
         .route("/verdicts/{id}", get(report_page::<S>))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -162,8 +164,58 @@ async fn create_verdict<S: MetricSource>(
             format!("the request body is not a valid verdict request: {e}"),
         )
     })?;
+    let verdict = judge_and_log(&state, request).await?;
+    Ok(Json(with_report_url(&state, &headers, verdict)))
+}
+
+/// Flagger's webhook: 200 to pass the check, 412 for a rollback, 503 when a
+/// metric could not be read; the verdict is the body either way.
+async fn flagger_webhook<S: MetricSource>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Verdict>), ApiError> {
+    let payload: flagger::WebhookPayload = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the body is not a Flagger webhook payload: {e}"),
+        )
+    })?;
+    let request = flagger::to_request(&payload)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    let verdict = judge_and_log(&state, request).await?;
+    let status = StatusCode::from_u16(flagger::status_for(&verdict))
+        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    Ok((status, Json(with_report_url(&state, &headers, verdict))))
+}
+
+/// The start of the first logged verdict of `deployment` under `rules`.
+async fn first_start<S: MetricSource>(
+    state: &AppState<S>,
+    deployment: &str,
+    rules: &str,
+) -> Result<Option<i64>, ApiError> {
+    let contents = state.log.read_all_async().await.map_err(log_unreadable)?;
+    Ok(contents
+        .records
+        .iter()
+        .filter(|r| r.verdict.deployment == deployment && r.verdict.rules == rules)
+        .map(|r| r.verdict.window.start_secs)
+        .min())
+}
+
+/// The pipe behind every write door: validate, judge, log, answer.
+async fn judge_and_log<S: MetricSource>(
+    state: &AppState<S>,
+    request: VerdictRequest,
+) -> Result<Verdict, ApiError> {
     let now = OffsetDateTime::now_utc();
-    let judgement = Judgement::parse(&request, now.unix_timestamp())
+    let first = match request.start {
+        Some(_) => None,
+        None => first_start(state, &request.deployment, &request.rules).await?,
+    };
+    let judgement = Judgement::parse(&request, now.unix_timestamp(), first)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
     let loaded = state.rules();
     let Some(rule_set) = loaded.sets.get(&judgement.rules) else {
@@ -197,9 +249,7 @@ async fn create_verdict<S: MetricSource>(
         reason = %record.verdict.reason,
         "verdict"
     );
-    let mut verdict = record.verdict;
-    verdict.report_url = Some(report_url(&state, &headers, &verdict.id));
-    Ok(Json(verdict))
+    Ok(record.verdict)
 }
 
 /// Filters for `GET /v1/verdicts`.
@@ -249,9 +299,8 @@ async fn get_verdict<S: MetricSource>(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Verdict>, ApiError> {
-    let mut verdict = find_verdict(&state, &id).await?;
-    verdict.report_url = Some(report_url(&state, &headers, &verdict.id));
-    Ok(Json(verdict))
+    let verdict = find_verdict(&state, &id).await?;
+    Ok(Json(with_report_url(&state, &headers, verdict)))
 }
 
 /// The verdict `id` from the log, newest record first.
@@ -311,11 +360,16 @@ async fn ready<S: MetricSource>(
     (status, Json(readiness))
 }
 
-/// Where a person reads verdict `id`: under `--public-url` when given, else
+/// `verdict` with its `report_url`: under `--public-url` when given, else
 /// under the Host the request was sent to, else a path relative to this server.
-fn report_url<S>(state: &AppState<S>, headers: &HeaderMap, id: &str) -> String {
-    let path = report::report_path(id);
-    if let Some(base) = &state.public_url {
+fn with_report_url<S>(state: &AppState<S>, headers: &HeaderMap, mut verdict: Verdict) -> Verdict {
+    let path = report::report_path(&verdict.id);
+    verdict.report_url = Some(report_link(state.public_url.as_deref(), headers, path));
+    verdict
+}
+
+fn report_link(public_url: Option<&str>, headers: &HeaderMap, path: String) -> String {
+    if let Some(base) = public_url {
         return format!("{base}{path}");
     }
     // Only a plain host[:port] is trusted to build a link; anything else stays relative.

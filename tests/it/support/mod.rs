@@ -69,14 +69,23 @@ impl TestApp {
 
 /// Starts canary-gate on a free loopback port against `prometheus_url` with the rules in `rules_dir`.
 pub async fn spawn_app(prometheus_url: &str, rules_dir: &Path) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    spawn_app_on(listener, prometheus_url, rules_dir).await
+}
+
+/// Starts canary-gate on `listener` (for tests that need a known port).
+pub async fn spawn_app_on(
+    listener: tokio::net::TcpListener,
+    prometheus_url: &str,
+    rules_dir: &Path,
+) -> TestApp {
     let source =
         PrometheusSource::new(prometheus_url, Duration::from_secs(10)).expect("usable URL");
     let log_dir = tempfile::tempdir().expect("temp dir");
     let log = VerdictLog::open(log_dir.path()).expect("log dir");
     let state = Arc::new(AppState::new(source, rules_dir.to_path_buf(), log));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind port 0");
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server::run(listener, state, async {
