@@ -98,7 +98,7 @@ button{background:var(--ink);color:#fff;border-color:var(--ink);cursor:pointer}
 nav{font-size:14px;margin-bottom:10px}
 figure.strip{max-width:560px;margin-bottom:8px}
 .key.tolerated{height:10px;background:var(--green-wash);border:1px solid var(--green)}
-@media (max-width:720px){table.history thead{display:none}
+@media (max-width:720px){.wide{display:none}table.history thead{display:none}
 table.history tr{display:block;padding:8px 0;border-bottom:1px solid var(--line)}
 table.history td{display:inline-block;border:0;padding:2px 8px 2px 0}
 table.history td.reason{display:block;font-size:14px}

@@ -131,7 +131,7 @@ fn tolerated_words(estimate: &Estimate) -> String {
 /// One row per metric: what failed and by how much, before any detail.
 fn glance_table(metrics: &[MetricReport]) -> String {
     let mut out = String::from(
-        r#"<section class="card"><div class="scroll"><table><thead><tr><th>Metric</th><th>Outcome</th><th>Canary vs baseline</th><th>Tolerated</th><th>Canary</th><th>Baseline</th></tr></thead><tbody>"#,
+        r#"<section class="card"><div class="scroll"><table><thead><tr><th>Metric</th><th>Outcome</th><th>Canary vs baseline</th><th class="wide">Tolerated</th><th class="wide">Canary</th><th class="wide">Baseline</th></tr></thead><tbody>"#,
     );
     for metric in metrics {
         let (class, word) = metric_outcome(metric.outcome);
@@ -147,7 +147,7 @@ fn glance_table(metrics: &[MetricReport]) -> String {
             .unwrap_or_default();
         let _ = write!(
             out,
-            r##"<tr{row}><td><a href="#metric-{anchor}">{name}</a></td><td>{badge}</td><td class="num"><strong class="{colour}">{change}</strong></td><td class="num">{tolerated}</td><td class="num">{canary}</td><td class="num">{baseline}</td></tr>"##,
+            r##"<tr{row}><td><a href="#metric-{anchor}">{name}</a></td><td>{badge}</td><td class="num"><strong class="{colour}">{change}</strong></td><td class="num wide">{tolerated}</td><td class="num wide">{canary}</td><td class="num wide">{baseline}</td></tr>"##,
             anchor = escape(&anchor(&metric.name)),
             name = escape(&metric.name),
             badge = badge(class, word),
@@ -391,30 +391,46 @@ fn decision_mark(metric: &MetricReport, chart: &Chart) -> Option<(f64, String)> 
     ))
 }
 
-/// Both sides' bad-event rates over the window: running (bold) and per point (faint).
+/// Points over which the thin "recent rate" lines are taken: a twentieth of
+/// the window, so they follow changes without the noise of single steps.
+const RECENT_SHARE: usize = 20;
+
+/// The rate of bad events at each point over the `width` points up to it
+/// (`None`: since the start); `None` where no events were seen.
+fn trailing_rates(
+    bad: &[Option<f64>],
+    total: &[Option<f64>],
+    width: Option<usize>,
+) -> Vec<Option<f64>> {
+    let prefix = |values: &[Option<f64>]| -> Vec<f64> {
+        std::iter::once(0.0)
+            .chain(values.iter().scan(0.0, |sum, v| {
+                *sum += v.unwrap_or(0.0);
+                Some(*sum)
+            }))
+            .collect()
+    };
+    let (bad_sums, total_sums) = (prefix(bad), prefix(total));
+    (1..total_sums.len())
+        .map(|end| {
+            let begin = width.map_or(0, |w| end.saturating_sub(w));
+            let events = total_sums[end] - total_sums[begin];
+            (events > 0.0).then(|| (bad_sums[end] - bad_sums[begin]) / events)
+        })
+        .collect()
+}
+
+/// Both sides' bad-event rates over the window: since the start (bold) and
+/// over the recent points (thin).
 fn rates_figure(metric: &MetricReport, chart: &Chart) -> String {
     let points = chart.canary_total.len();
     let minutes = point_minutes(chart, points);
-    let rate = |bad: &Option<f64>, total: &Option<f64>| match (bad, total) {
-        (Some(b), Some(t)) if *t > 0.0 => Some(b / t),
-        _ => None,
-    };
-    let running = |bad: &[Option<f64>], total: &[Option<f64>]| -> Vec<Option<f64>> {
-        let (mut sum_bad, mut sum_total) = (0.0, 0.0);
-        bad.iter()
-            .zip(total)
-            .map(|(b, t)| {
-                sum_bad += b.unwrap_or(0.0);
-                sum_total += t.unwrap_or(0.0);
-                (sum_total > 0.0).then(|| sum_bad / sum_total)
-            })
-            .collect()
-    };
-    let per_point = |bad: &[Option<f64>], total: &[Option<f64>]| -> Vec<Option<f64>> {
-        bad.iter().zip(total).map(|(b, t)| rate(b, t)).collect()
-    };
-    let canary_running = running(&chart.canary_bad, &chart.canary_total);
-    let baseline_running = running(&chart.baseline_bad, &chart.baseline_total);
+    let recent = (points / RECENT_SHARE).max(1);
+    let canary_running = trailing_rates(&chart.canary_bad, &chart.canary_total, None);
+    let baseline_running = trailing_rates(&chart.baseline_bad, &chart.baseline_total, None);
+    let canary_recent = trailing_rates(&chart.canary_bad, &chart.canary_total, Some(recent));
+    let baseline_recent = trailing_rates(&chart.baseline_bad, &chart.baseline_total, Some(recent));
+    // The running rates set the scale; the noisier recent ones may touch its top.
     let highest = canary_running
         .iter()
         .chain(&baseline_running)
@@ -449,14 +465,8 @@ fn rates_figure(metric: &MetricReport, chart: &Chart) -> String {
             .map(|v| (v, words::percent(v)))
             .collect(),
         lines: vec![
-            line(
-                "baseline step",
-                per_point(&chart.baseline_bad, &chart.baseline_total),
-            ),
-            line(
-                "canary step",
-                per_point(&chart.canary_bad, &chart.canary_total),
-            ),
+            line("baseline step", baseline_recent),
+            line("canary step", canary_recent),
             line("baseline", baseline_running),
             line("canary", canary_running),
         ],
@@ -464,13 +474,17 @@ fn rates_figure(metric: &MetricReport, chart: &Chart) -> String {
         mark: decision_mark(metric, chart),
     }
     .render();
-    let caption = if metric.kind == "latency" {
-        "Share of slow requests since the start"
+    let what = if metric.kind == "latency" {
+        "Share of slow requests"
     } else {
-        "Rate of bad events since the start"
+        "Rate of bad events"
     };
+    let caption = format!(
+        "{what} since the start (bold) and over the last {} (thin)",
+        words::duration((recent as u64 * chart.step_secs) as i64)
+    );
     figure(
-        caption,
+        &caption,
         &[("canary", "canary"), ("baseline", "baseline")],
         &svg,
     )
@@ -677,4 +691,97 @@ pub fn history_page(verdicts: &[Verdict], filter: &Filter, unreadable: usize) ->
         body.push_str("</tbody></table></section>");
     }
     page("canary-gate verdicts", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::{Chart, Estimate};
+
+    /// A verdict line as logged before reports existed: no `chart`, no `report_url`.
+    const OLD_LINE: &str = r#"{"id":"0193-a","verdict":"promote","reason":"Promote: all good.",
+        "deployment":"web-1","rules":"mixed","rules_hash":"00","canary":"{track=\"canary\"}",
+        "baseline":"{track=\"baseline\"}","window":{"start":"2026-11-26T14:00:00Z",
+        "end":"2026-11-26T14:30:00Z","start_secs":0,"end_secs":1800,"step_secs":15},
+        "final":true,"score":100.0,"judged_at":"2026-11-26T14:30:01Z","metrics":[
+        {"name":"p99","kind":"series","group":"latency","critical":false,"outcome":"pass",
+         "reason":"Within tolerance.","canary":{"value":0.2,"count":120},
+         "baseline":{"value":0.21,"count":120},"estimate":{"unit":"shift","value":-0.01,
+         "lower":-0.03,"upper":0.01,"confidence":0.99,"tolerated_lower":-0.05,
+         "tolerated_upper":0.05},"queries":[]},
+        {"name":"pods","kind":"threshold","group":"capacity","critical":false,"outcome":"pass",
+         "reason":"The canary's value 3 is at least 2, as required.","canary":{"value":3.0},
+         "baseline":{},"queries":[]}]}"#;
+
+    // A verdict logged before chart data existed still parses and renders, without charts.
+    #[test]
+    fn old_log_lines_render_without_charts() {
+        let verdict: Verdict = serde_json::from_str(OLD_LINE).expect("an old line parses");
+        assert!(verdict.metrics.iter().all(|m| m.chart.is_none()));
+        assert_eq!(verdict.report_url, None);
+        let html = verdict_page(&verdict);
+        assert!(html.contains(r#"class="verdict-word">promote<"#));
+        // The series metric's interval strip is drawn; no line charts without data.
+        assert_eq!(html.matches(r#"<svg class="chart""#).count(), 1);
+        assert!(!html.contains("<path"));
+    }
+
+    // A series metric with chart data draws both sides' sorted samples.
+    #[test]
+    fn series_charts_draw_both_sides() {
+        let mut verdict: Verdict = serde_json::from_str(OLD_LINE).expect("parses");
+        verdict.metrics[0].chart = Some(Chart {
+            step_secs: 15,
+            canary_quantiles: vec![0.1, 0.2, 0.3],
+            baseline_quantiles: vec![0.1, 0.2, 0.25],
+            ..Chart::default()
+        });
+        let html = verdict_page(&verdict);
+        assert!(html.contains(r#"<path class="canary" d="M"#));
+        assert!(html.contains(r#"<path class="baseline" d="M"#));
+    }
+
+    // Rates since the start pool every point; recent rates only the last ones, skipping gaps.
+    #[test]
+    fn trailing_rates_pool_counts() {
+        let bad = [Some(1.0), None, Some(3.0)];
+        let total = [Some(10.0), None, Some(10.0)];
+        assert_eq!(
+            trailing_rates(&bad, &total, None),
+            vec![Some(0.1), Some(0.1), Some(0.2)]
+        );
+        assert_eq!(
+            trailing_rates(&bad, &total, Some(1)),
+            vec![Some(0.1), None, Some(0.3)]
+        );
+    }
+
+    // Ratios and shifts read as people write them in the glance table.
+    #[test]
+    fn changes_and_bands_in_words() {
+        let estimate = |unit: &str, value, lower, upper| Estimate {
+            unit: unit.into(),
+            value,
+            lower: 0.0,
+            upper: f64::INFINITY,
+            confidence: 0.99,
+            tolerated_lower: lower,
+            tolerated_upper: upper,
+        };
+        let ratio = estimate("ratio", 3.049, 0.0, 1.1);
+        assert_eq!(change_words(&ratio), "3.05x");
+        assert_eq!(tolerated_words(&ratio), "up to 1.10x");
+        let either = estimate("ratio", 1.0, 0.9, 1.1);
+        assert_eq!(tolerated_words(&either), "0.90x to 1.10x");
+        let shift = estimate("shift", 0.25, -0.5, 0.5);
+        assert_eq!(change_words(&shift), "+0.25");
+        assert_eq!(tolerated_words(&shift), "within \u{b1}0.5");
+    }
+
+    // Report paths keep ids readable and percent-encode anything else.
+    #[test]
+    fn report_paths_are_encoded() {
+        assert_eq!(report_path("0193-ab_c.d"), "/verdicts/0193-ab_c.d");
+        assert_eq!(report_path("a/b c"), "/verdicts/a%2Fb%20c");
+    }
 }

@@ -11,7 +11,7 @@ use canary_gate::source::PrometheusSource;
 use serde_json::json;
 
 use crate::support::prometheus::TestPrometheus;
-use crate::support::{TestApp, repo_root, request, spawn_app, two_services, window_start};
+use crate::support::{MINUTES, TestApp, repo_root, request, spawn_app, two_services, window_start};
 
 /// Longest a single Chromium run may take before the test gives up on it.
 const CHROMIUM_DEADLINE: Duration = Duration::from_secs(180);
@@ -217,6 +217,39 @@ async fn public_url_builds_the_report_link() {
     task.await.expect("server task").expect("clean stop");
 }
 
+// `canary-gate wait` ends its text output with the report's link.
+#[tokio::test]
+async fn wait_prints_the_report_link() {
+    let start = window_start();
+    let prometheus = TestPrometheus::start(&two_services(start));
+    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_canary-gate"))
+        .args(["wait", "--server", &app.url, "--rules", "http"])
+        .args(["--deployment", "search-1402", "--canary", "track=canary"])
+        .args(["--baseline", "track=baseline", "--var", "service=search"])
+        .args([
+            "--start",
+            &start.to_string(),
+            "--timeout",
+            "5m",
+            "--every",
+            "1s",
+        ])
+        .args(["--output", "text"])
+        .output()
+        .await
+        .expect("run canary-gate wait");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let (_, history) = app.get_json("/v1/verdicts").await;
+    let id = history["verdicts"][0]["id"].as_str().expect("id");
+    assert!(
+        stdout.contains(&format!("report:  {}/verdicts/{id}", app.url)),
+        "{stdout}"
+    );
+    app.stop().await;
+}
+
 /// Chromium, if installed: Debian's package puts it here.
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -327,8 +360,19 @@ async fn browser_renders_history_and_rollback_report() {
     let id = verdict["id"].as_str().expect("id");
     let report = format!("{}/verdicts/{id}", app.url);
 
+    let (status, healthy) = app
+        .post_verdict(&request("checkout", start, start + MINUTES * 60, true))
+        .await;
+    assert_eq!(healthy["verdict"], "promote", "{status} {healthy:#}");
+    let promoted = format!(
+        "{}/verdicts/{}",
+        app.url,
+        healthy["id"].as_str().expect("id")
+    );
+
     load_in_browser(&format!("{}/", app.url), "history", 0).await;
     // Two metrics, each with an interval strip, both sides' rates and the evidence.
     load_in_browser(&report, "rollback-report", 6).await;
+    load_in_browser(&promoted, "promote-report", 6).await;
     app.stop().await;
 }
