@@ -62,9 +62,9 @@ impl<S: MetricSource> AppState<S> {
         }
     }
 
-    /// The same state, with reports linked under `public_url` (trailing `/` ignored).
+    /// The same state, with reports linked under `public_url`.
     pub fn with_public_url(mut self, public_url: Option<String>) -> AppState<S> {
-        self.public_url = public_url.map(|u| u.trim_end_matches('/').to_string());
+        self.public_url = public_url;
         self
     }
 
@@ -363,28 +363,13 @@ async fn ready<S: MetricSource>(
 /// `verdict` with its `report_url`: under `--public-url` when given, else
 /// under the Host the request was sent to, else a path relative to this server.
 fn with_report_url<S>(state: &AppState<S>, headers: &HeaderMap, mut verdict: Verdict) -> Verdict {
-    let path = report::report_path(&verdict.id);
-    verdict.report_url = Some(report_link(state.public_url.as_deref(), headers, path));
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    verdict.report_url = Some(report::report_url(
+        state.public_url.as_deref(),
+        host,
+        &verdict.id,
+    ));
     verdict
-}
-
-fn report_link(public_url: Option<&str>, headers: &HeaderMap, path: String) -> String {
-    if let Some(base) = public_url {
-        return format!("{base}{path}");
-    }
-    // Only a plain host[:port] is trusted to build a link; anything else stays relative.
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-        });
-    match host {
-        Some(host) => format!("http://{host}{path}"),
-        None => path,
-    }
 }
 
 /// The history page's form; empty fields mean "any".

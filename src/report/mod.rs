@@ -42,6 +42,25 @@ pub fn report_path(id: &str) -> String {
     format!("/verdicts/{segment}")
 }
 
+/// The link to verdict `id`'s report: under `public_url` when given, else
+/// under the `host` the request was sent to, else relative to the server.
+pub fn report_url(public_url: Option<&str>, host: Option<&str>, id: &str) -> String {
+    let path = report_path(id);
+    if let Some(base) = public_url {
+        return format!("{}{path}", base.trim_end_matches('/'));
+    }
+    // Only a plain host[:port] is trusted to build a link; anything else stays relative.
+    let plain = |h: &&str| {
+        !h.is_empty()
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    };
+    match host.filter(plain) {
+        Some(host) => format!("http://{host}{path}"),
+        None => path,
+    }
+}
+
 /// The report of one verdict as a whole HTML page.
 pub fn verdict_page(verdict: &Verdict) -> String {
     let mut body = String::new();
@@ -776,6 +795,22 @@ mod tests {
         let shift = estimate("shift", 0.25, -0.5, 0.5);
         assert_eq!(change_words(&shift), "+0.25");
         assert_eq!(tolerated_words(&shift), "within \u{b1}0.5");
+    }
+
+    // The report link prefers the public URL, then a plain Host, else stays relative.
+    #[test]
+    fn report_urls_fall_back_in_order() {
+        let public = Some("https://gate.example.test/");
+        assert_eq!(
+            report_url(public, Some("10.0.0.1:8080"), "v1"),
+            "https://gate.example.test/verdicts/v1"
+        );
+        assert_eq!(
+            report_url(None, Some("127.0.0.1:8080"), "v1"),
+            "http://127.0.0.1:8080/verdicts/v1"
+        );
+        assert_eq!(report_url(None, Some("evil\"><x"), "v1"), "/verdicts/v1");
+        assert_eq!(report_url(None, None, "v1"), "/verdicts/v1");
     }
 
     // Report paths keep ids readable and percent-encode anything else.
