@@ -46,6 +46,8 @@ th{font-size:13px;color:var(--muted);font-weight:600}
 td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.failing td{background:var(--red-wash)}
 td strong.fail{color:var(--red)}
+td.why{font-size:14px;color:var(--muted)}
+h1{margin:4px 0 12px}
 .scroll{overflow-x:auto}
 .badge{display:inline-block;padding:1px 9px;border-radius:99px;font-size:13px;font-weight:700;text-transform:uppercase;letter-spacing:.04em;white-space:nowrap}
 .badge.fail,.badge.rollback{background:var(--red);color:#fff}
@@ -101,7 +103,7 @@ figure.strip{max-width:560px;margin-bottom:8px}
 @media (max-width:720px){.wide{display:none}table.history thead{display:none}
 table.history tr{display:block;padding:8px 0;border-bottom:1px solid var(--line)}
 table.history td{display:inline-block;border:0;padding:2px 8px 2px 0}
-table.history td.reason{display:block;font-size:14px}
+table.history td.why{display:block}
 svg text,svg .tick,svg .level-label{font-size:17px}svg .estimate-label{font-size:18px}
 main{padding:10px}.charts{grid-template-columns:1fr}.band{padding:14px 16px}
 .reason{font-size:17px}.card{padding:12px 14px}.headline{font-size:24px}.side .value{font-size:21px}

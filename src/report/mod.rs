@@ -698,7 +698,7 @@ pub fn history_page(verdicts: &[Verdict], filter: &Filter, unreadable: usize) ->
             let class = outcome_class(verdict.verdict);
             let _ = write!(
                 body,
-                r#"<tr><td class="num"><a href="{href}">{judged}</a></td><td>{badge}</td><td><a href="{href}">{deployment}</a></td><td>{rules}</td><td class="reason">{reason}</td></tr>"#,
+                r#"<tr><td class="num"><a href="{href}">{judged}</a></td><td>{badge}</td><td class="num"><a href="{href}">{deployment}</a></td><td>{rules}</td><td class="why">{reason}</td></tr>"#,
                 href = escape(&report_path(&verdict.id)),
                 judged = escape(&readable_time(&verdict.judged_at)),
                 badge = badge(class, verdict.verdict.as_str()),
