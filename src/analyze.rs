@@ -135,7 +135,16 @@ fn measure_metric<'a>(
     range: RangeSpec,
     get: impl Fn(&PlannedQuery) -> Result<&'a Vec<Series>, String>,
 ) -> Measured {
-    let result: Result<Measured, String> = (|| match kind {
+    try_measure(kind, plan, range, get).unwrap_or_else(Measured::Failed)
+}
+
+fn try_measure<'a>(
+    kind: &MetricKind,
+    plan: &plan::MetricPlan,
+    range: RangeSpec,
+    get: impl Fn(&PlannedQuery) -> Result<&'a Vec<Series>, String>,
+) -> Result<Measured, String> {
+    match kind {
         MetricKind::Ratio { .. } => {
             let increases = |list: &[PlannedQuery], role| -> Result<Vec<f64>, String> {
                 Ok(measure::counter_increases(
@@ -182,8 +191,7 @@ fn measure_metric<'a>(
                 .map(Measured::Value)
                 .map_err(|e| e.to_string())
         }
-    })();
-    result.unwrap_or_else(Measured::Failed)
+    }
 }
 
 fn zip_steps(

@@ -2,12 +2,13 @@
 //!
 //! A verdict flows one way:
 //! [`request`] -> [`rules`] -> [`plan`] -> [`source`] -> [`measure`] -> [`stats`]
-//! -> [`judge`] -> [`verdict`] -> [`log`], with [`analyze`] as the pipe and
+//! -> [`judge`] -> [`verdict`] -> [`log`] and [`report`], with [`analyze`] as the pipe and
 //! [`server`] and the CLI as two thin doors into it.
 
 pub mod analyze;
 pub mod auth;
 pub mod check;
+pub mod flagger;
 pub mod history;
 pub mod judge;
 pub mod log;
@@ -15,6 +16,7 @@ pub mod measure;
 pub mod openapi;
 pub mod plan;
 pub mod reload;
+pub mod report;
 pub mod request;
 pub mod rules;
 pub mod rules_api;

@@ -108,10 +108,11 @@ impl RequestArgs {
             deployment: self.deployment.clone(),
             canary: side_spec(&self.canary).context("--canary")?,
             baseline: side_spec(&self.baseline).context("--baseline")?,
-            start: TimeSpec::Text(self.start.clone()),
+            start: Some(TimeSpec::Text(self.start.clone())),
             end: None,
             vars,
             is_final: false,
+            final_after: None,
         })
     }
 }
@@ -295,6 +296,10 @@ struct ServeArgs {
     /// Do not watch the rules folder; reload only on SIGHUP and POST /v1/rules/reload.
     #[arg(long, env = "CANARY_GATE_NO_WATCH")]
     no_watch: bool,
+    /// Base URL people reach this server at, for the verdicts' `report_url`
+    /// (e.g. `https://canary-gate.example.internal`); default: the request's Host.
+    #[arg(long, env = "CANARY_GATE_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 /// Write synthetic canary and baseline traffic as OpenMetrics text, ready for
@@ -364,8 +369,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let source = PrometheusSource::new(&args.prometheus_url, args.query_timeout)
             .with_context(|| format!("--prometheus-url {}", args.prometheus_url))?;
         let log = VerdictLog::open(&args.log_dir)?;
-        let state =
-            Arc::new(AppState::new(source, args.rules_dir.clone(), log).with_access(access));
+        let state = Arc::new(
+            AppState::new(source, args.rules_dir.clone(), log)
+                .with_public_url(args.public_url)
+                .with_access(access),
+        );
         if !args.no_watch && let Err(error) = reload::watch(state.clone()) {
             tracing::warn!(%error, "cannot watch the rules folder; reload with SIGHUP or POST /v1/rules/reload");
         }
@@ -463,6 +471,9 @@ fn print_verdict(verdict: &Verdict, output: Output) -> anyhow::Result<()> {
                     metric.name, metric.outcome, metric.reason
                 )?;
             }
+            if let Some(url) = &verdict.report_url {
+                writeln!(out, "report:  {url}")?;
+            }
         }
     }
     Ok(())
@@ -503,7 +514,7 @@ fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     request.end = args.end.clone().map(TimeSpec::Text);
     request.is_final = args.is_final;
     let now = OffsetDateTime::now_utc();
-    let judgement = Judgement::parse(&request, now.unix_timestamp())?;
+    let judgement = Judgement::parse(&request, now.unix_timestamp(), None)?;
     let loaded = canary_gate::rules::load_dir(&args.rules_dir);
     let rule_set = loaded
         .sets

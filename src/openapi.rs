@@ -39,17 +39,18 @@ pub async fn not_found() -> ApiError {
     )
 }
 
-/// Rewrites an error answer that is not JSON (axum's own rejections) into
+/// Rewrites a plain-text or empty error answer (axum's own rejections) into
 /// the JSON error every endpoint documents, keeping its status and headers
 /// such as `Allow`.
 pub async fn json_errors(response: Response) -> Response {
     let status = response.status();
-    let is_json = response
+    // axum's own rejections are plain text (or empty); JSON and HTML answers are ours.
+    let is_plain = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !is_plain || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
     let (parts, body) = response.into_parts();

@@ -1,11 +1,11 @@
 //! Judging a counts metric (ratio or latency) with the anytime-valid rate test.
 
-use super::{Finding, words};
+use super::{Finding, chart, words};
 use crate::request::Judgement;
 use crate::rules::{CountsRule, RuleSet, TimeoutPolicy};
 use crate::stats::Direction;
 use crate::stats::counts::{Decision, RatioTest, StepCounts, ratio_test};
-use crate::verdict::{Estimate, Evidence, MetricOutcome, SideFigures};
+use crate::verdict::{Estimate, Evidence, MetricOutcome, SideFigures, Window};
 
 /// The band of canary/baseline ratios a rule tolerates.
 pub(crate) fn tolerated_band(direction: Direction, tolerance: f64) -> (f64, f64) {
@@ -30,7 +30,7 @@ pub(crate) fn judge_counts(
     rule: &CountsRule,
     steps: &[StepCounts],
     alpha: f64,
-    step_secs: u64,
+    window: &Window,
     rules: &RuleSet,
     judgement: &Judgement,
     what: &str,
@@ -65,6 +65,7 @@ pub(crate) fn judge_counts(
             baseline,
             estimate: None,
             evidence: None,
+            chart: Some(chart::counts_chart(steps, window, &[], None, None)),
         };
     }
 
@@ -94,7 +95,7 @@ pub(crate) fn judge_counts(
         alpha,
         decided_after_secs: outcome
             .decided_at_step
-            .map(|s| (s as i64 + 1) * step_secs as i64),
+            .map(|s| (s as i64 + 1) * window.step_secs as i64),
     };
 
     let observed = format!(
@@ -112,6 +113,8 @@ pub(crate) fn judge_counts(
     );
     let band = band_words(tolerated_lower, tolerated_upper);
     // Which bound settles the question depends on the side the evidence fell on.
+    // The bounds invert the deciding e-processes, so they agree with the decision;
+    // where they cannot (the two-sided tests) the evidence itself is quoted.
     let harm_words = if outcome.ratio_lower > tolerated_upper {
         format!(
             "{sure} it is at least {lower}, above the {} tolerated",
@@ -123,9 +126,19 @@ pub(crate) fn judge_counts(
             words::times(tolerated_lower)
         )
     } else {
-        format!("{sure} it lies between {lower} and {upper}, outside the {band} tolerated")
+        format!(
+            "the evidence against the {band} tolerated reached {}, past the {} needed",
+            words::number(outcome.harm_evidence),
+            words::number(outcome.threshold)
+        )
     };
+    let inside = outcome.ratio_lower >= tolerated_lower && outcome.ratio_upper <= tolerated_upper;
     let safe_words = match rule.direction {
+        _ if !inside => format!(
+            "the evidence that it is within the {band} tolerated reached {}, past the {} needed",
+            words::number(outcome.safety_evidence),
+            words::number(outcome.threshold)
+        ),
         Direction::Increase => format!("{sure} it is at most {upper}, within the {band} tolerated"),
         Direction::Decrease => {
             format!("{sure} it is at least {lower}, within the {band} tolerated")
@@ -178,5 +191,12 @@ pub(crate) fn judge_counts(
         baseline,
         estimate: Some(estimate),
         evidence: Some(evidence),
+        chart: Some(chart::counts_chart(
+            steps,
+            window,
+            &outcome.path,
+            Some(outcome.threshold),
+            outcome.decided_at_step,
+        )),
     }
 }

@@ -2,11 +2,13 @@
 
 mod access;
 mod check;
+mod controllers;
 mod hostile;
 mod openapi;
 mod pipeline;
 mod plan;
 mod reload;
+mod report;
 mod rules;
 mod stats;
 mod support;

@@ -74,6 +74,16 @@ pub async fn spawn_app(prometheus_url: &str, rules_dir: &Path) -> TestApp {
     spawn_state(Arc::new(state), log_dir).await
 }
 
+/// Starts canary-gate on `listener` (for tests that need a known port).
+pub async fn spawn_app_on(
+    listener: tokio::net::TcpListener,
+    prometheus_url: &str,
+    rules_dir: &Path,
+) -> TestApp {
+    let (state, log_dir) = app_state(prometheus_url, rules_dir);
+    serve_on(listener, Arc::new(state), log_dir)
+}
+
 /// The state [`spawn_app`] serves, with a fresh verdict log folder, for tests that adjust it.
 pub fn app_state(prometheus_url: &str, rules_dir: &Path) -> (TestState, tempfile::TempDir) {
     let source =
@@ -91,6 +101,15 @@ pub async fn spawn_state(state: Arc<TestState>, log_dir: tempfile::TempDir) -> T
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind port 0");
+    serve_on(listener, state, log_dir)
+}
+
+/// Serves `state` on `listener` until the returned app is stopped.
+fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: Arc<TestState>,
+    log_dir: tempfile::TempDir,
+) -> TestApp {
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server::run(listener, state, async {
