@@ -35,6 +35,7 @@ async fn write_endpoints_need_a_token() {
         ("/v1/verdicts", None),
         ("/v1/verdicts", Some("wrong-token-wrong-token")),
         ("/v1/rules/reload", None),
+        ("/v1/flagger", None),
     ] {
         let mut post = app.client.post(format!("{}{path}", app.url)).json(&body);
         if let Some(token) = token {
