@@ -9,6 +9,7 @@ pub mod analyze;
 pub mod check;
 pub mod history;
 pub mod judge;
+pub mod limits;
 pub mod log;
 pub mod measure;
 pub mod plan;

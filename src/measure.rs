@@ -123,6 +123,59 @@ pub fn histogram_counts(
     Ok((slow, total))
 }
 
+/// Steps a side may fall silent before the window's end while the other side
+/// goes on, before its series count as vanished.
+pub const VANISHED_GRACE_STEPS: i64 = 4;
+
+/// The samples of `series` that are NaN or infinite, in words (`2 NaN, 1 +Inf
+/// of 240 samples`); `None` when every sample is finite.
+pub fn non_finite(series: &[Series], count_nan: bool) -> Option<String> {
+    let values = || series.iter().flat_map(|s| s.points.iter().map(|&(_, v)| v));
+    let total = values().count();
+    let nan = if count_nan {
+        values().filter(|v| v.is_nan()).count()
+    } else {
+        0
+    };
+    let positive = values().filter(|v| *v == f64::INFINITY).count();
+    let negative = values().filter(|v| *v == f64::NEG_INFINITY).count();
+    let parts: Vec<String> = [(nan, "NaN"), (positive, "+Inf"), (negative, "-Inf")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, name)| format!("{n} {name}"))
+        .collect();
+    (!parts.is_empty()).then(|| format!("{} of {total} samples", parts.join(", ")))
+}
+
+/// The time of the last sample of `series` within `range`.
+fn last_sample_secs(series: &[Series], range: RangeSpec) -> Option<i64> {
+    series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|&(t, _)| t))
+        .filter(|t| (range.start_secs..=range.end_secs).contains(t))
+        .max()
+}
+
+/// Says which side's series vanished before the window's end while the other
+/// side's went on; `None` when both report to the end (or both stopped).
+pub fn vanished(canary: &[Series], baseline: &[Series], range: RangeSpec) -> Option<String> {
+    let cutoff = range.end_secs - VANISHED_GRACE_STEPS * range.step_secs.max(1) as i64;
+    let (canary_last, baseline_last) = (
+        last_sample_secs(canary, range)?,
+        last_sample_secs(baseline, range)?,
+    );
+    let (gone, other, last) = match (canary_last < cutoff, baseline_last < cutoff) {
+        (true, false) => ("canary", "baseline", canary_last),
+        (false, true) => ("baseline", "canary", baseline_last),
+        _ => return None,
+    };
+    Some(format!(
+        "The {gone}'s series vanished: its last sample is at {}, {} s before the window's end, while the {other}'s went on; a {gone} that stopped reporting cannot be judged.",
+        crate::request::format_time(last),
+        range.end_secs - last
+    ))
+}
+
 /// Every finite sample of every series, pooled (Kayenta compares series this way).
 pub fn pooled_values(series: &[Series]) -> Vec<f64> {
     series

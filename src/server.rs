@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,6 +19,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use crate::analyze::{AnalyzeError, analyze};
+use crate::limits::{VerdictLimits, limit_verdicts};
 use crate::log::{LogRecord, VerdictLog};
 use crate::request::{Judgement, VerdictRequest};
 use crate::rules::{self, LoadedRules};
@@ -35,6 +37,8 @@ pub struct AppState<S> {
     pub rules_dir: PathBuf,
     pub rules: RwLock<Arc<LoadedRules>>,
     pub log: VerdictLog,
+    /// How many verdicts run at once and wait in line.
+    pub limits: Arc<VerdictLimits>,
 }
 
 impl<S: MetricSource> AppState<S> {
@@ -50,7 +54,14 @@ impl<S: MetricSource> AppState<S> {
             rules_dir,
             rules: RwLock::new(Arc::new(loaded)),
             log,
+            limits: Arc::new(VerdictLimits::default()),
         }
+    }
+
+    /// The same state with other verdict limits.
+    pub fn with_limits(mut self, limits: VerdictLimits) -> AppState<S> {
+        self.limits = Arc::new(limits);
+        self
     }
 
     fn rules(&self) -> Arc<LoadedRules> {
@@ -114,7 +125,9 @@ pub fn router<S: MetricSource>(state: Arc<AppState<S>>) -> Router {
     Router::new()
         .route(
             "/v1/verdicts",
-            get(list_verdicts::<S>).post(create_verdict::<S>),
+            get(list_verdicts::<S>).post(create_verdict::<S>.layer(
+                axum::middleware::from_fn_with_state(state.limits.clone(), limit_verdicts),
+            )),
         )
         .route("/v1/verdicts/{id}", get(get_verdict::<S>))
         .route("/healthz", get(|| async { "ok\n" }))

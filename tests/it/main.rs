@@ -1,6 +1,9 @@
 //! Integration tests: one binary, a module per area.
 
 mod check;
+mod durability;
+mod faults;
+mod load;
 mod pipeline;
 mod plan;
 mod rules;

@@ -1,5 +1,6 @@
 //! Test support: a real Prometheus with backfilled data, and the real server on port 0.
 
+pub mod fault;
 pub mod prometheus;
 
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::time::Duration;
 use canary_gate::log::VerdictLog;
 use canary_gate::server::{self, AppState};
 use canary_gate::simulate::{SideTraffic, Simulation};
-use canary_gate::source::PrometheusSource;
+use canary_gate::source::{Coalescing, MetricSource, PrometheusSource, RetryPolicy, Retrying};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
@@ -54,6 +55,13 @@ impl TestApp {
         (status, response.json().await.expect("the answer is JSON"))
     }
 
+    /// Tells the server to stop the way SIGTERM would, without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Stops the server the way SIGTERM would and waits for it to finish.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -69,11 +77,28 @@ impl TestApp {
 
 /// Starts canary-gate on a free loopback port against `prometheus_url` with the rules in `rules_dir`.
 pub async fn spawn_app(prometheus_url: &str, rules_dir: &Path) -> TestApp {
-    let source =
-        PrometheusSource::new(prometheus_url, Duration::from_secs(10)).expect("usable URL");
     let log_dir = tempfile::tempdir().expect("temp dir");
     let log = VerdictLog::open(log_dir.path()).expect("log dir");
-    let state = Arc::new(AppState::new(source, rules_dir.to_path_buf(), log));
+    let state = Arc::new(AppState::new(
+        service_source(prometheus_url, Duration::from_secs(10)),
+        rules_dir.to_path_buf(),
+        log,
+    ));
+    spawn_state(state, log_dir).await
+}
+
+/// The source stack `canary-gate serve` uses: Prometheus at `url` with the
+/// client deadline `timeout`, retried after transient faults, coalesced.
+pub fn service_source(url: &str, timeout: Duration) -> Coalescing<Retrying<PrometheusSource>> {
+    let source = PrometheusSource::new(url, timeout).expect("usable URL");
+    Coalescing::new(Retrying::new(source, RetryPolicy::default()))
+}
+
+/// Starts the real server on a free loopback port with `state`, whose log is in `log_dir`.
+pub async fn spawn_state<S: MetricSource>(
+    state: Arc<AppState<S>>,
+    log_dir: tempfile::TempDir,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind port 0");
