@@ -1,35 +1,25 @@
 //! Prometheus faults: each gets a defined metric outcome whose reason names
 //! the cause, and none lets a canary through, not even on the final look.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use canary_gate::log::VerdictLog;
-use canary_gate::server::AppState;
+use canary_gate::limits::VerdictLimits;
 use canary_gate::simulate::{SideTraffic, Simulation};
 use canary_gate::source::MAX_ATTEMPTS;
 use serde_json::{Value, json};
 
-use crate::support::fault::{Fault, FaultyPrometheus, svc_final_look};
+use crate::support::fault::{Fault, FaultyPrometheus, svc_app, svc_final_look};
 use crate::support::prometheus::TestPrometheus;
-use crate::support::{
-    MINUTES, TestApp, repo_root, request, service_source, spawn_app, spawn_state, two_services,
-    window_start,
-};
+use crate::support::{MINUTES, TestApp, repo_root, request, spawn_app, two_services, window_start};
 
 /// Client-side deadline of each query in these tests.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The server with the `svc` rules, against the Prometheus at `url`.
 async fn app_against(url: &str) -> TestApp {
-    let log_dir = tempfile::tempdir().expect("temp dir");
-    let log = VerdictLog::open(log_dir.path()).expect("log dir");
-    let state = AppState::new(
-        service_source(url, QUERY_TIMEOUT),
-        repo_root().join("tests/fixtures/faults"),
-        log,
-    );
-    spawn_state(Arc::new(state), log_dir).await
+    svc_app(url, QUERY_TIMEOUT, VerdictLimits::default())
+        .await
+        .0
 }
 
 /// Asks for the final look while the double follows `faults`; returns the verdict and the double.

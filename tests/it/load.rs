@@ -9,15 +9,12 @@ use std::time::{Duration, Instant};
 use canary_gate::limits::{RETRY_AFTER_SECS, VerdictLimits};
 use canary_gate::log::VerdictLog;
 use canary_gate::server::AppState;
-use canary_gate::source::{Coalescing, PrometheusSource, Retrying};
 
-use crate::support::fault::{Fault, FaultyPrometheus, svc_final_look};
-use crate::support::{TestApp, repo_root, service_source, spawn_state};
+use crate::support::TestApp;
+use crate::support::fault::{Fault, FaultyPrometheus, ServiceSource, svc_app, svc_final_look};
 
 /// Longest wait for a condition; a guard against hangs, not a measurement.
 const HANG_GUARD: Duration = Duration::from_secs(60);
-
-type Source = Coalescing<Retrying<PrometheusSource>>;
 
 /// Waits until `condition` holds, failing the test if it never does.
 async fn eventually(what: &str, condition: impl Fn() -> bool) {
@@ -32,18 +29,8 @@ async fn eventually(what: &str, condition: impl Fn() -> bool) {
 async fn app_with(
     double: &FaultyPrometheus,
     limits: VerdictLimits,
-) -> (TestApp, Arc<AppState<Source>>) {
-    let log_dir = tempfile::tempdir().expect("temp dir");
-    let log = VerdictLog::open(log_dir.path()).expect("log dir");
-    let state = Arc::new(
-        AppState::new(
-            service_source(&double.url, Duration::from_secs(30)),
-            repo_root().join("tests/fixtures/faults"),
-            log,
-        )
-        .with_limits(limits),
-    );
-    (spawn_state(Arc::clone(&state), log_dir).await, state)
+) -> (TestApp, Arc<AppState<ServiceSource>>) {
+    svc_app(&double.url, HANG_GUARD, limits).await
 }
 
 /// Lines in the app's verdict log.

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
@@ -16,10 +17,40 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use canary_gate::limits::VerdictLimits;
+use canary_gate::log::VerdictLog;
+use canary_gate::server::AppState;
+use canary_gate::source::{Coalescing, PrometheusSource, Retrying};
+
+use super::{TestApp, repo_root, service_source, spawn_state};
+
 /// Errors per second in the double's healthy counters.
 const ERRORS_PER_SECOND: f64 = 1.0;
 /// Requests per second in the double's healthy counters.
 const REQUESTS_PER_SECOND: f64 = 100.0;
+
+/// The source stack `canary-gate serve` uses.
+pub type ServiceSource = Coalescing<Retrying<PrometheusSource>>;
+
+/// The real server with the `svc` rules against the Prometheus at `url`, with
+/// the client deadline `timeout` and the verdict `limits`; returns its state too.
+pub async fn svc_app(
+    url: &str,
+    timeout: Duration,
+    limits: VerdictLimits,
+) -> (TestApp, Arc<AppState<ServiceSource>>) {
+    let log_dir = tempfile::tempdir().expect("temp dir");
+    let log = VerdictLog::open(log_dir.path()).expect("log dir");
+    let state = Arc::new(
+        AppState::new(
+            service_source(url, timeout),
+            repo_root().join("tests/fixtures/faults"),
+            log,
+        )
+        .with_limits(limits),
+    );
+    (spawn_state(Arc::clone(&state), log_dir).await, state)
+}
 
 /// The final look at the `svc` canary (rules in `tests/fixtures/faults`) over the last half hour.
 pub fn svc_final_look() -> Value {
