@@ -147,6 +147,15 @@ fn measure_metric<'a>(
     range: RangeSpec,
     get: impl Fn(&PlannedQuery) -> Result<&'a Vec<Series>, String>,
 ) -> Measured {
+    try_measure(kind, plan, range, get).unwrap_or_else(Measured::Failed)
+}
+
+fn try_measure<'a>(
+    kind: &MetricKind,
+    plan: &plan::MetricPlan,
+    range: RangeSpec,
+    get: impl Fn(&PlannedQuery) -> Result<&'a Vec<Series>, String>,
+) -> Result<Measured, String> {
     let sides = [("canary", &plan.canary), ("baseline", &plan.baseline)];
     // The series of `role` for both sides, refused if any sample is not finite.
     let counters = |role: Role| -> Result<[&'a Vec<Series>; 2], String> {
@@ -167,7 +176,7 @@ fn measure_metric<'a>(
         }
         measure::vanished(canary, baseline, range).map(Measured::Failed)
     };
-    let result: Result<Measured, String> = (|| match kind {
+    match kind {
         MetricKind::Ratio { .. } => {
             let [canary_bad, baseline_bad] = counters(Role::Bad)?;
             let totals = counters(Role::Total)?;
@@ -229,8 +238,7 @@ fn measure_metric<'a>(
                 .map(Measured::Value)
                 .map_err(|e| e.to_string())
         }
-    })();
-    result.unwrap_or_else(Measured::Failed)
+    }
 }
 
 fn zip_steps(

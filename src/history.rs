@@ -131,3 +131,48 @@ pub fn show(
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A torn or edited line is reported with its file and line and the rest is still shown;
+    // filters pick verdicts by deployment.
+    #[test]
+    fn unreadable_lines_are_reported_not_fatal() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let record = |deployment: &str| {
+            serde_json::json!({
+                "id": format!("id-{deployment}"), "verdict": "rollback", "reason": "Rollback: because.",
+                "deployment": deployment, "rules": "http", "rules_hash": "h", "canary": "{}", "baseline": "{}",
+                "window": {"start": "s", "end": "e", "start_secs": 0, "end_secs": 60, "step_secs": 15},
+                "final": false, "score": 0.0, "judged_at": "2026-11-26T10:00:00Z", "metrics": [],
+                "request": {"rules": "http", "deployment": deployment, "canary": {"track": "canary"},
+                            "baseline": {"track": "baseline"}, "start": 0},
+            })
+            .to_string()
+        };
+        let text = format!("{}\n{{\"id\": \"torn\n{}\n", record("a-1"), record("b-2"));
+        std::fs::write(dir.path().join("verdicts-2026-11-26.jsonl"), text).expect("write log");
+
+        let (mut out, mut errors) = (Vec::new(), Vec::new());
+        let filter = Filter {
+            deployment: Some("b-2".into()),
+            ..Filter::default()
+        };
+        show(
+            dir.path(),
+            &filter,
+            Format::Table,
+            false,
+            &mut out,
+            &mut errors,
+        )
+        .expect("show");
+        let out = String::from_utf8(out).expect("utf-8");
+        let errors = String::from_utf8(errors).expect("utf-8");
+        assert_eq!(out.lines().count(), 2, "header and one verdict: {out}");
+        assert!(out.contains("b-2") && !out.contains("a-1"), "{out}");
+        assert!(errors.contains("verdicts-2026-11-26.jsonl:2"), "{errors}");
+    }
+}

@@ -7,6 +7,7 @@
 
 pub mod analyze;
 pub mod check;
+pub mod flagger;
 pub mod history;
 pub mod judge;
 pub mod limits;

@@ -107,10 +107,11 @@ impl RequestArgs {
             deployment: self.deployment.clone(),
             canary: side_spec(&self.canary).context("--canary")?,
             baseline: side_spec(&self.baseline).context("--baseline")?,
-            start: TimeSpec::Text(self.start.clone()),
+            start: Some(TimeSpec::Text(self.start.clone())),
             end: None,
             vars,
             is_final: false,
+            final_after: None,
         })
     }
 }
@@ -488,7 +489,7 @@ fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     request.end = args.end.clone().map(TimeSpec::Text);
     request.is_final = args.is_final;
     let now = OffsetDateTime::now_utc();
-    let judgement = Judgement::parse(&request, now.unix_timestamp())?;
+    let judgement = Judgement::parse(&request, now.unix_timestamp(), None)?;
     let loaded = canary_gate::rules::load_dir(&args.rules_dir);
     let rule_set = loaded
         .sets

@@ -45,7 +45,8 @@ pub fn step_ends(range: RangeSpec) -> Vec<i64> {
 /// The increase of the counters in `series` during each step of `range`,
 /// summed over series. Each series is differenced on its own, so a counter
 /// reset on one pod (a drop in value) counts the new value as the increase
-/// instead of a negative one; non-finite samples are skipped.
+/// instead of a negative one, and a series that first appears after the
+/// window's start counts from zero; non-finite samples are skipped.
 pub fn counter_increases(series: &[Series], range: RangeSpec) -> Vec<f64> {
     let steps = step_count(range);
     let step = range.step_secs.max(1) as i64;
@@ -57,14 +58,17 @@ pub fn counter_increases(series: &[Series], range: RangeSpec) -> Vec<f64> {
                 continue;
             }
             let index = ((time - range.start_secs) / step) as usize;
-            if let Some(before) = previous
-                && index >= 1
-            {
-                let increase = if value >= before {
-                    value - before
-                } else {
-                    value
-                };
+            let increase = match previous {
+                Some(before) if value >= before => value - before,
+                // A drop is a counter reset: the counter restarted from zero.
+                Some(_) => value,
+                // A series first seen after the window opened is a counter created
+                // since (a new pod, the first 5xx of its kind): it counts from zero.
+                // Skipping it would hide a new canary pod's first errors.
+                None if index >= 1 => value,
+                None => 0.0,
+            };
+            if index >= 1 {
                 increases[index - 1] += increase;
             }
             previous = Some(value);
@@ -244,6 +248,20 @@ mod tests {
         assert_eq!(range.end_secs, 1090);
         assert_eq!(step_count(range), 6);
         assert_eq!(step_ends(range)[0], 1015);
+    }
+
+    // A series that appears mid-window (a new pod, a first 5xx) counts from zero;
+    // one present at the start is the baseline of its own increases.
+    #[test]
+    fn series_appearing_mid_window_counts_from_zero() {
+        let range = RangeSpec {
+            start_secs: 0,
+            end_secs: 45,
+            step_secs: 15,
+        };
+        let old = series(&[], &[(0, 50.0), (15, 52.0), (30, 52.0), (45, 53.0)]);
+        let new = series(&[], &[(30, 4.0), (45, 6.0)]);
+        assert_eq!(counter_increases(&[old, new], range), vec![2.0, 4.0, 3.0]);
     }
 
     // Slow requests are the +Inf bucket's increase less the threshold bucket's.

@@ -44,8 +44,11 @@ pub struct VerdictRequest {
     pub deployment: String,
     pub canary: SideSpec,
     pub baseline: SideSpec,
-    /// When the canary began taking traffic.
-    pub start: TimeSpec,
+    /// When the canary began taking traffic. When absent, the start of the
+    /// first logged verdict of the same deployment and rule set, or now for a
+    /// first look (for callers that cannot know it, such as Argo Rollouts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<TimeSpec>,
     /// The instant to judge as of; now when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<TimeSpec>,
@@ -55,6 +58,10 @@ pub struct VerdictRequest {
     /// Whether this is the pipeline's last look.
     #[serde(default, rename = "final")]
     pub is_final: bool,
+    /// Treat the look as final once the window is this long, e.g. `30m`
+    /// (for callers that cannot say which look is their last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_after: Option<String>,
 }
 
 /// Why a request cannot be judged; each message says what to fix.
@@ -89,8 +96,14 @@ pub struct Judgement {
 }
 
 impl Judgement {
-    /// Checks `request` as of `now_secs` and resolves its defaults.
-    pub fn parse(request: &VerdictRequest, now_secs: i64) -> Result<Judgement, RequestError> {
+    /// Checks `request` as of `now_secs` and resolves its defaults; `first_start`
+    /// is the start of the deployment's first logged verdict, used when the
+    /// request gives no `start`.
+    pub fn parse(
+        request: &VerdictRequest,
+        now_secs: i64,
+        first_start: Option<i64>,
+    ) -> Result<Judgement, RequestError> {
         check_deployment(&request.deployment)?;
         let canary = request
             .canary
@@ -109,10 +122,26 @@ impl Judgement {
         if canary == baseline {
             return Err(RequestError::SameSides);
         }
-        let start_secs = parse_time("start", &request.start)?;
         let end_secs = match &request.end {
             Some(end) => parse_time("end", end)?,
             None => now_secs,
+        };
+        let start_secs = match &request.start {
+            Some(start) => parse_time("start", start)?,
+            // A first look without a start judges an empty window: inconclusive.
+            None => first_start.unwrap_or(end_secs).min(end_secs),
+        };
+        let final_after_secs = match &request.final_after {
+            Some(text) => Some(
+                humantime::parse_duration(text)
+                    .map_err(|e| {
+                        RequestError::Window(format!(
+                            "`final_after` {text:?} is not a duration such as `30m` ({e})"
+                        ))
+                    })?
+                    .as_secs() as i64,
+            ),
+            None => None,
         };
         if end_secs > now_secs + MAX_CLOCK_SKEW_SECS {
             return Err(RequestError::Window(format!(
@@ -120,7 +149,7 @@ impl Judgement {
                 format_time(end_secs)
             )));
         }
-        if start_secs >= end_secs {
+        if start_secs > end_secs || (start_secs == end_secs && request.start.is_some()) {
             return Err(RequestError::Window(format!(
                 "`start` ({}) must come before `end` ({})",
                 format_time(start_secs),
@@ -144,7 +173,8 @@ impl Judgement {
             start_secs,
             end_secs,
             vars: request.vars.clone(),
-            is_final: request.is_final,
+            is_final: request.is_final
+                || final_after_secs.is_some_and(|after| end_secs - start_secs >= after),
         })
     }
 }

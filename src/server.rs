@@ -12,13 +12,14 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 use crate::analyze::{AnalyzeError, analyze};
+use crate::flagger;
 use crate::limits::{VerdictLimits, limit_verdicts};
 use crate::log::{LogRecord, VerdictLog};
 use crate::request::{Judgement, VerdictRequest};
@@ -130,6 +131,7 @@ pub fn router<S: MetricSource>(state: Arc<AppState<S>>) -> Router {
             )),
         )
         .route("/v1/verdicts/{id}", get(get_verdict::<S>))
+        .route("/v1/flagger", post(flagger_webhook::<S>))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready::<S>))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -158,8 +160,56 @@ async fn create_verdict<S: MetricSource>(
             format!("the request body is not a valid verdict request: {e}"),
         )
     })?;
+    judge_and_log(&state, request).await.map(Json)
+}
+
+/// Flagger's webhook: 200 to pass the check, 412 for a rollback, 503 when a
+/// metric could not be read; the verdict is the body either way.
+async fn flagger_webhook<S: MetricSource>(
+    State(state): State<Arc<AppState<S>>>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Verdict>), ApiError> {
+    let payload: flagger::WebhookPayload = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the body is not a Flagger webhook payload: {e}"),
+        )
+    })?;
+    let request = flagger::to_request(&payload)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    let verdict = judge_and_log(&state, request).await?;
+    let status = StatusCode::from_u16(flagger::status_for(&verdict))
+        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    Ok((status, Json(verdict)))
+}
+
+/// The start of the first logged verdict of `deployment` under `rules`.
+async fn first_start<S: MetricSource>(
+    state: &AppState<S>,
+    deployment: &str,
+    rules: &str,
+) -> Result<Option<i64>, ApiError> {
+    let contents = state.log.read_all_async().await.map_err(log_unreadable)?;
+    Ok(contents
+        .records
+        .iter()
+        .filter(|r| r.verdict.deployment == deployment && r.verdict.rules == rules)
+        .map(|r| r.verdict.window.start_secs)
+        .min())
+}
+
+/// The pipe behind every write door: validate, judge, log, answer.
+async fn judge_and_log<S: MetricSource>(
+    state: &AppState<S>,
+    request: VerdictRequest,
+) -> Result<Verdict, ApiError> {
     let now = OffsetDateTime::now_utc();
-    let judgement = Judgement::parse(&request, now.unix_timestamp())
+    let first = match request.start {
+        Some(_) => None,
+        None => first_start(state, &request.deployment, &request.rules).await?,
+    };
+    let judgement = Judgement::parse(&request, now.unix_timestamp(), first)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
     let loaded = state.rules();
     let Some(rule_set) = loaded.sets.get(&judgement.rules) else {
@@ -193,7 +243,7 @@ async fn create_verdict<S: MetricSource>(
         reason = %record.verdict.reason,
         "verdict"
     );
-    Ok(Json(record.verdict))
+    Ok(record.verdict)
 }
 
 /// Filters for `GET /v1/verdicts`.

@@ -293,6 +293,9 @@ pub fn write_openmetrics(simulation: &Simulation, out: &mut impl Write) -> io::R
         for (pod, scrapes) in pods.iter().enumerate() {
             for (code, pick) in [("200", 0), ("500", 1)] {
                 let labels = series_labels(side, pod, &[("code", code.to_string())]);
+                // Like a client library, a labelled counter appears with its first
+                // increment: no 5xx series until the first 5xx.
+                let mut seen = false;
                 for (scrape, counters) in scrapes.iter().enumerate() {
                     if !scraped(side, scrape) {
                         continue;
@@ -302,6 +305,10 @@ pub fn write_openmetrics(simulation: &Simulation, out: &mut impl Write) -> io::R
                     } else {
                         counters.errors
                     };
+                    seen |= value > 0;
+                    if !seen {
+                        continue;
+                    }
                     writeln!(
                         out,
                         "http_requests_total{{{labels}}} {value} {}",

@@ -93,7 +93,8 @@ pub struct Estimate {
     pub value: f64,
     pub lower: f64,
     pub upper: f64,
-    /// The interval's confidence; for counts metrics it holds at every look.
+    /// The confidence of each bound on its own (for counts metrics, at every
+    /// look; the two bounds together hold with `2 * confidence - 1`).
     pub confidence: f64,
     /// The band of acceptable values of `value`.
     pub tolerated_lower: f64,

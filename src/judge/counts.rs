@@ -112,6 +112,8 @@ pub(crate) fn judge_counts(
     );
     let band = band_words(tolerated_lower, tolerated_upper);
     // Which bound settles the question depends on the side the evidence fell on.
+    // The bounds invert the deciding e-processes, so they agree with the decision;
+    // where they cannot (the two-sided tests) the evidence itself is quoted.
     let harm_words = if outcome.ratio_lower > tolerated_upper {
         format!(
             "{sure} it is at least {lower}, above the {} tolerated",
@@ -123,9 +125,19 @@ pub(crate) fn judge_counts(
             words::times(tolerated_lower)
         )
     } else {
-        format!("{sure} it lies between {lower} and {upper}, outside the {band} tolerated")
+        format!(
+            "the evidence against the {band} tolerated reached {}, past the {} needed",
+            words::number(outcome.harm_evidence),
+            words::number(outcome.threshold)
+        )
     };
+    let inside = outcome.ratio_lower >= tolerated_lower && outcome.ratio_upper <= tolerated_upper;
     let safe_words = match rule.direction {
+        _ if !inside => format!(
+            "the evidence that it is within the {band} tolerated reached {}, past the {} needed",
+            words::number(outcome.safety_evidence),
+            words::number(outcome.threshold)
+        ),
         Direction::Increase => format!("{sure} it is at most {upper}, within the {band} tolerated"),
         Direction::Decrease => {
             format!("{sure} it is at least {lower}, within the {band} tolerated")

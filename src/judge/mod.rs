@@ -426,3 +426,227 @@ fn lower_first(text: &str) -> String {
         _ => text.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::SideSelector;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    /// Two threshold metrics (one critical) and one ratio metric, with `on_nodata` as given.
+    fn rules(on_nodata: &str) -> RuleSet {
+        let text = format!(
+            "on_nodata: {on_nodata}\n\
+             metrics:\n\
+             \x20 - name: up\n\
+             \x20   kind: threshold\n\
+             \x20   critical: true\n\
+             \x20   query: up\n\
+             \x20   min: 1\n\
+             \x20 - name: queue\n\
+             \x20   kind: threshold\n\
+             \x20   query: queue_depth\n\
+             \x20   max: 100\n\
+             \x20 - name: errors\n\
+             \x20   kind: ratio\n\
+             \x20   bad: errors_total\n\
+             \x20   total: requests_total\n\
+             \x20   direction: increase\n\
+             \x20   tolerance: 0%\n\
+             \x20   min_requests: 100\n"
+        );
+        crate::rules::load_str(Path::new("test.yaml"), &text).expect("valid rules")
+    }
+
+    fn judgement(is_final: bool) -> Judgement {
+        let side = |track: &str| {
+            SideSelector::from_map(&BTreeMap::from([("track".to_string(), track.to_string())]))
+                .expect("valid side")
+        };
+        Judgement {
+            rules: "test".into(),
+            deployment: "d-1".into(),
+            canary: side("canary"),
+            baseline: side("baseline"),
+            start_secs: 0,
+            end_secs: 600,
+            vars: BTreeMap::new(),
+            is_final,
+        }
+    }
+
+    fn frame() -> VerdictFrame {
+        VerdictFrame {
+            id: "id".into(),
+            judged_at: "2026-11-26T00:00:00Z".into(),
+            canary: String::new(),
+            baseline: String::new(),
+            window: Window {
+                start: String::new(),
+                end: String::new(),
+                start_secs: 0,
+                end_secs: 600,
+                step_secs: 15,
+            },
+        }
+    }
+
+    fn input(measured: Measured) -> MetricInput {
+        MetricInput {
+            measured,
+            queries: Vec::new(),
+        }
+    }
+
+    /// Forty steps of equal traffic: 100 requests a side, `canary_bad` and 1 bad events.
+    fn counts(canary_bad: f64) -> Measured {
+        Measured::Counts(
+            (0..40)
+                .map(|_| StepCounts {
+                    canary_bad,
+                    canary_total: 100.0,
+                    baseline_bad: 1.0,
+                    baseline_total: 100.0,
+                })
+                .collect(),
+        )
+    }
+
+    fn verdict(on_nodata: &str, is_final: bool, inputs: Vec<Measured>) -> Verdict {
+        let rules = rules(on_nodata);
+        judge(
+            &rules,
+            &judgement(is_final),
+            inputs.into_iter().map(input).collect(),
+            frame(),
+        )
+    }
+
+    // A failing critical metric rolls back on its own, whatever else passes.
+    #[test]
+    fn critical_failure_rolls_back() {
+        let v = verdict(
+            "inconclusive",
+            false,
+            vec![
+                Measured::Value(Some(0.0)),
+                Measured::Value(Some(5.0)),
+                counts(1.0),
+            ],
+        );
+        assert_eq!(v.verdict, Outcome::Rollback);
+        assert!(
+            v.reason.starts_with("Rollback: up (critical)"),
+            "{}",
+            v.reason
+        );
+    }
+
+    // Everything passing at the final look promotes.
+    #[test]
+    fn all_pass_at_the_final_look_promotes() {
+        let v = verdict(
+            "inconclusive",
+            true,
+            vec![
+                Measured::Value(Some(1.0)),
+                Measured::Value(Some(5.0)),
+                counts(1.0),
+            ],
+        );
+        assert_eq!(v.verdict, Outcome::Promote, "{}", v.reason);
+    }
+
+    // A metric that could not be read keeps the verdict inconclusive, even at the final look.
+    #[test]
+    fn an_unreadable_metric_never_promotes() {
+        for is_final in [false, true] {
+            let v = verdict(
+                "ignore",
+                is_final,
+                vec![
+                    Measured::Value(Some(1.0)),
+                    Measured::Failed("Prometheus is down".into()),
+                    counts(1.0),
+                ],
+            );
+            assert_eq!(v.verdict, Outcome::Inconclusive, "{}", v.reason);
+            assert!(v.reason.contains("queue is unreadable"), "{}", v.reason);
+        }
+    }
+
+    // Too little traffic is never a healthy canary: inconclusive by default, a failure
+    // with on_nodata: rollback, left out with on_nodata: ignore (final look only).
+    #[test]
+    fn too_little_traffic_follows_on_nodata() {
+        let thin = || {
+            Measured::Counts(vec![StepCounts {
+                canary_bad: 0.0,
+                canary_total: 5.0,
+                baseline_bad: 0.0,
+                baseline_total: 5.0,
+            }])
+        };
+        let inputs = || {
+            vec![
+                Measured::Value(Some(1.0)),
+                Measured::Value(Some(5.0)),
+                thin(),
+            ]
+        };
+        assert_eq!(
+            verdict("inconclusive", true, inputs()).verdict,
+            Outcome::Inconclusive
+        );
+        assert_eq!(
+            verdict("ignore", false, inputs()).verdict,
+            Outcome::Inconclusive
+        );
+        assert_eq!(verdict("ignore", true, inputs()).verdict, Outcome::Promote);
+        let strict = verdict("rollback", true, inputs());
+        assert_eq!(strict.verdict, Outcome::Rollback, "{}", strict.reason);
+    }
+
+    // A non-critical failure lowers the score: below marginal it rolls back; at the final
+    // look a score short of `pass` rolls back too.
+    #[test]
+    fn score_decides_non_critical_failures() {
+        // Each metric is its own group of weight 1: one failure of three scores 66.7.
+        let v = verdict(
+            "inconclusive",
+            false,
+            vec![
+                Measured::Value(Some(1.0)),
+                Measured::Value(Some(500.0)),
+                counts(1.0),
+            ],
+        );
+        assert!((v.score - 200.0 / 3.0).abs() < 1e-9, "{}", v.score);
+        assert_eq!(v.verdict, Outcome::Rollback, "{}", v.reason);
+        assert!(v.reason.contains("below the marginal 75"), "{}", v.reason);
+    }
+
+    // A clear regression of the counts metric fails it with a sentence that carries the numbers.
+    #[test]
+    fn counts_regression_fails_with_numbers() {
+        let v = verdict(
+            "inconclusive",
+            false,
+            vec![
+                Measured::Value(Some(1.0)),
+                Measured::Value(Some(5.0)),
+                counts(3.0),
+            ],
+        );
+        let errors = &v.metrics[2];
+        assert_eq!(errors.outcome, MetricOutcome::Fail);
+        assert!(
+            errors
+                .reason
+                .contains("3.00x the baseline's (3.00% of 4,000 against 1.00% of 4,000)"),
+            "{}",
+            errors.reason
+        );
+    }
+}

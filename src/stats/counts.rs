@@ -144,11 +144,15 @@ pub struct RatioOutcome {
     pub baseline_rate: f64,
     /// Point estimate of canary rate / baseline rate (conditional maximum likelihood).
     pub ratio_estimate: f64,
-    /// Lower end of the anytime-valid (1 - alpha) confidence sequence for the ratio,
-    /// as of the last step.
+    /// Anytime-valid lower confidence bound for the ratio at level 1 - alpha,
+    /// intersected over the window's steps: the ratio lies above it with
+    /// probability at least 1 - alpha at every look. It is the inversion of the
+    /// e-process that decides on that side, so for a direction of increase
+    /// "harm" and "lower bound above the tolerance" say the same thing.
     pub ratio_lower: f64,
-    /// Upper end of the anytime-valid (1 - alpha) confidence sequence for the ratio,
-    /// as of the last step.
+    /// Anytime-valid upper confidence bound for the ratio at level 1 - alpha,
+    /// intersected over the window's steps; together with `ratio_lower` a
+    /// (1 - 2 alpha) confidence sequence.
     pub ratio_upper: f64,
     /// Largest harm e-value seen on the path.
     pub harm_evidence: f64,
@@ -461,7 +465,7 @@ pub fn ratio_test(steps: &[StepCounts], test: &RatioTest) -> RatioOutcome {
     let (canary_rate, baseline_rate) = pooled_rates(steps);
     let ratio_estimate = conditional_mle(&evidence);
     let alpha_for_bounds = if parameters_ok { test.alpha } else { 0.05 };
-    let (ratio_lower, ratio_upper) = confidence_bounds(&evidence, ratio_estimate, alpha_for_bounds);
+    let (ratio_lower, ratio_upper) = confidence_bounds(&evidence, test.direction, alpha_for_bounds);
 
     RatioOutcome {
         decision,
@@ -545,50 +549,69 @@ fn bisect(f: impl Fn(f64) -> f64, mut low: f64, mut high: f64, precision: f64) -
     0.5 * (low + high)
 }
 
-/// Log e-value, at the end of the evidence, of the harm mixture against the
-/// boundary `null_log_ratio` with alternatives on `side`.
-fn final_log_evalue(evidence: &[Informative], null_log_ratio: f64, side: Side) -> f64 {
-    let mut process = MixtureProcess::new(null_log_ratio, side, &HARM_ALTERNATIVES);
+/// The largest log e-value, over every prefix of the evidence (and the start,
+/// where it is 0), of the mixture against the boundary `null_log_ratio` with
+/// `alternatives` on `side`. Using the running maximum makes the bounds below
+/// the running intersection of the confidence sequence, consistent with
+/// decisions that are reached once an e-value has ever crossed.
+fn running_max_log_evalue(
+    evidence: &[Informative],
+    null_log_ratio: f64,
+    side: Side,
+    alternatives: &[(f64, f64)],
+) -> f64 {
+    let mut process = MixtureProcess::new(null_log_ratio, side, alternatives);
+    let mut max = 0.0_f64;
     for step in evidence {
         process.update(step);
+        max = max.max(process.log_evalue());
     }
-    process.log_evalue()
+    max
 }
 
-/// Anytime-valid (1 - alpha) confidence sequence for the ratio as of the last
-/// step: the ratios that neither one-sided mixture rejects at level alpha/2.
-/// Each one-sided e-value decreases strictly as its boundary moves toward the
-/// alternatives, and is at most 1 at the maximum-likelihood estimate (every
-/// alternative fits worse there), so each bound is found by bisection between
-/// the estimate and the far end (Howard et al. 2021, section 3: inverting a
-/// family of e-processes gives a confidence sequence).
-fn confidence_bounds(evidence: &[Informative], estimate: f64, alpha: f64) -> (f64, f64) {
-    if evidence.is_empty() || estimate.is_nan() {
+/// Anytime-valid one-sided confidence bounds for the ratio, each at level
+/// 1 - alpha and intersected over the steps: the ratios that the mixture on
+/// that side has never rejected (Howard et al. 2021, section 3: inverting a
+/// family of e-processes gives a confidence sequence; its running
+/// intersection is one too). Each bound inverts the process the decisions use
+/// on that side (harm alternatives for the harmful side, safety alternatives
+/// for the other), so a bound beyond the tolerance and a decision agree.
+/// A one-sided e-value falls as its boundary moves toward the alternatives,
+/// so each bound is found by bisection over the whole range.
+fn confidence_bounds(evidence: &[Informative], direction: Direction, alpha: f64) -> (f64, f64) {
+    if evidence.is_empty() {
         return (0.0, f64::INFINITY);
     }
-    let log_threshold = (2.0 / alpha).ln();
-    let center = estimate.ln().clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT);
+    let log_threshold = (1.0 / alpha).ln();
+    let (below_alternatives, above_alternatives) = match direction {
+        Direction::Increase => (&HARM_ALTERNATIVES, &SAFETY_ALTERNATIVES),
+        Direction::Decrease => (&SAFETY_ALTERNATIVES, &HARM_ALTERNATIVES),
+        Direction::Either => (&HARM_ALTERNATIVES, &HARM_ALTERNATIVES),
+    };
 
-    // Lower bound: the smallest boundary the "above" process does not reject.
-    let rejects_below =
-        |theta: f64| final_log_evalue(evidence, theta, Side::Above) >= log_threshold;
+    // Lower bound: below it the "above" process has crossed at some step.
+    let rejects_below = |theta: f64| {
+        running_max_log_evalue(evidence, theta, Side::Above, below_alternatives) >= log_threshold
+    };
     let lower = if rejects_below(-LOG_RATIO_LIMIT) {
         let theta = bisect(
             |theta| if rejects_below(theta) { -1.0 } else { 1.0 },
             -LOG_RATIO_LIMIT,
-            center,
+            LOG_RATIO_LIMIT,
             BOUND_PRECISION_LOG,
         );
         theta.exp()
     } else {
         0.0
     };
-    let rejects_above =
-        |theta: f64| final_log_evalue(evidence, theta, Side::Below) >= log_threshold;
+    // Upper bound: above it the "below" process has crossed at some step.
+    let rejects_above = |theta: f64| {
+        running_max_log_evalue(evidence, theta, Side::Below, above_alternatives) >= log_threshold
+    };
     let upper = if rejects_above(LOG_RATIO_LIMIT) {
         let theta = bisect(
             |theta| if rejects_above(theta) { 1.0 } else { -1.0 },
-            center,
+            -LOG_RATIO_LIMIT,
             LOG_RATIO_LIMIT,
             BOUND_PRECISION_LOG,
         );

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per area.
 
 mod check;
+mod controllers;
 mod durability;
 mod faults;
 mod load;

@@ -77,6 +77,18 @@ impl TestApp {
 
 /// Starts canary-gate on a free loopback port against `prometheus_url` with the rules in `rules_dir`.
 pub async fn spawn_app(prometheus_url: &str, rules_dir: &Path) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    spawn_app_on(listener, prometheus_url, rules_dir).await
+}
+
+/// Starts canary-gate on `listener` (for tests that need a known port).
+pub async fn spawn_app_on(
+    listener: tokio::net::TcpListener,
+    prometheus_url: &str,
+    rules_dir: &Path,
+) -> TestApp {
     let log_dir = tempfile::tempdir().expect("temp dir");
     let log = VerdictLog::open(log_dir.path()).expect("log dir");
     let state = Arc::new(AppState::new(
@@ -84,7 +96,7 @@ pub async fn spawn_app(prometheus_url: &str, rules_dir: &Path) -> TestApp {
         rules_dir.to_path_buf(),
         log,
     ));
-    spawn_state(state, log_dir).await
+    serve_state(listener, state, log_dir)
 }
 
 /// The source stack `canary-gate serve` uses: Prometheus at `url` with the
@@ -102,6 +114,15 @@ pub async fn spawn_state<S: MetricSource>(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind port 0");
+    serve_state(listener, state, log_dir)
+}
+
+/// Serves `state` on `listener` in a task.
+fn serve_state<S: MetricSource>(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState<S>>,
+    log_dir: tempfile::TempDir,
+) -> TestApp {
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server::run(listener, state, async {
