@@ -131,8 +131,8 @@ pub fn histogram_counts(
 /// goes on, before its series count as vanished.
 pub const VANISHED_GRACE_STEPS: i64 = 4;
 
-/// The samples of `series` that are NaN or infinite, in words (`2 NaN, 1 +Inf
-/// of 240 samples`); `None` when every sample is finite.
+/// The samples of `series` that are infinite (and NaN, when `count_nan`), in
+/// words (`2 NaN, 1 +Inf of 240 samples`); `None` when there are none.
 pub fn non_finite(series: &[Series], count_nan: bool) -> Option<String> {
     let values = || series.iter().flat_map(|s| s.points.iter().map(|&(_, v)| v));
     let total = values().count();
@@ -239,6 +239,50 @@ mod tests {
         let a = series(&[], &[(0, 1.0), (15, 2.0), (30, 3.0), (45, 4.0)]);
         let b = series(&[], &[(0, 10.0), (45, 16.0)]);
         assert_eq!(counter_increases(&[a, b], range), vec![1.0, 1.0, 7.0]);
+    }
+
+    // Non-finite samples are counted by kind; NaN only when asked, since it is a gap in some series.
+    #[test]
+    fn non_finite_samples_are_named() {
+        let odd = series(&[], &[(0, 1.0), (15, f64::NAN), (30, f64::INFINITY)]);
+        let both = std::slice::from_ref(&odd);
+        assert_eq!(
+            non_finite(both, true).as_deref(),
+            Some("1 NaN, 1 +Inf of 3 samples")
+        );
+        assert_eq!(
+            non_finite(both, false).as_deref(),
+            Some("1 +Inf of 3 samples")
+        );
+        assert_eq!(non_finite(&[series(&[], &[(0, 1.0)])], true), None);
+    }
+
+    // A side silent for more than the grace steps before the end, while the other goes on, has vanished.
+    #[test]
+    fn a_side_that_stops_reporting_has_vanished() {
+        let range = RangeSpec {
+            start_secs: 0,
+            end_secs: 600,
+            step_secs: 15,
+        };
+        let through = |last: i64| {
+            series(
+                &[],
+                &(0..=last / 15).map(|i| (i * 15, 1.0)).collect::<Vec<_>>(),
+            )
+        };
+        let why = vanished(&[through(300)], &[through(600)], range).expect("canary vanished");
+        assert!(
+            why.contains("canary's series vanished") && why.contains("300 s before"),
+            "{why}"
+        );
+        assert!(
+            vanished(&[through(600)], &[through(300)], range)
+                .is_some_and(|w| w.contains("baseline's"))
+        );
+        // Within the grace steps, or both silent: nothing vanished.
+        assert_eq!(vanished(&[through(555)], &[through(600)], range), None);
+        assert_eq!(vanished(&[through(300)], &[through(300)], range), None);
     }
 
     // The window stops at the last whole step, so later looks see the same earlier steps.
