@@ -281,3 +281,33 @@ async fn counter_reset_hides_nothing() {
     assert_ne!(healthy["verdict"], "rollback", "{healthy:#}");
     app.stop().await;
 }
+
+// The one-shot CLI against an unreachable Prometheus exits 2 (inconclusive) at the final look, never 0.
+#[test]
+fn judge_cli_without_prometheus_exits_inconclusive() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_canary-gate"))
+        .arg("judge")
+        .args(["--prometheus", &format!("http://{closed}")])
+        .arg("--rules-dir")
+        .arg(repo_root().join("rules"))
+        .args(["--rules", "http", "--deployment", "checkout-1402"])
+        .args(["--canary", "track=canary", "--baseline", "track=baseline"])
+        .args(["--start", &(now - 1800).to_string()])
+        .args(["--end", &(now - 60).to_string()])
+        .args([
+            "--var",
+            "service=checkout",
+            "--final",
+            "--query-timeout",
+            "1s",
+        ])
+        .output()
+        .expect("run canary-gate judge");
+    let verdict: Value = serde_json::from_slice(&output.stdout).expect("a JSON verdict");
+    assert_eq!(output.status.code(), Some(2), "{verdict:#}");
+    assert_held_back(&verdict, "error", "could not reach Prometheus");
+}
