@@ -123,15 +123,15 @@ impl From<AnalyzeError> for ApiError {
 
 /// The routes, bound to `state`.
 pub fn router<S: MetricSource>(state: Arc<AppState<S>>) -> Router {
+    // Every route that judges takes a verdict slot first.
+    let limited = axum::middleware::from_fn_with_state(state.limits.clone(), limit_verdicts);
     Router::new()
         .route(
             "/v1/verdicts",
-            get(list_verdicts::<S>).post(create_verdict::<S>.layer(
-                axum::middleware::from_fn_with_state(state.limits.clone(), limit_verdicts),
-            )),
+            get(list_verdicts::<S>).post(create_verdict::<S>.layer(limited.clone())),
         )
         .route("/v1/verdicts/{id}", get(get_verdict::<S>))
-        .route("/v1/flagger", post(flagger_webhook::<S>))
+        .route("/v1/flagger", post(flagger_webhook::<S>.layer(limited)))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready::<S>))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
