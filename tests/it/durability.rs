@@ -212,8 +212,8 @@ async fn serve_binary(prometheus_url: &str, log_dir: &std::path::Path) -> Served
 // before the kill is in the log on disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_burst_loses_no_acknowledged_verdict() {
-    const CLIENTS: usize = 16;
-    const KILL_AFTER_ACKS: usize = 40;
+    const CLIENTS: usize = 32;
+    const KILL_AFTER_ACKS: usize = 120;
     let start = window_start();
     let prometheus = TestPrometheus::start(&two_services(start));
     let log_dir = tempfile::tempdir().expect("temp dir");
