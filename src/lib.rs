@@ -2,7 +2,7 @@
 //!
 //! A verdict flows one way:
 //! [`request`] -> [`rules`] -> [`plan`] -> [`source`] -> [`measure`] -> [`stats`]
-//! -> [`judge`] -> [`verdict`] -> [`log`], with [`analyze`] as the pipe and
+//! -> [`judge`] -> [`verdict`] -> [`log`] and [`report`], with [`analyze`] as the pipe and
 //! [`server`] and the CLI as two thin doors into it.
 
 pub mod analyze;
@@ -14,6 +14,7 @@ pub mod limits;
 pub mod log;
 pub mod measure;
 pub mod plan;
+pub mod report;
 pub mod request;
 pub mod rules;
 pub mod server;

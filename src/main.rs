@@ -291,6 +291,10 @@ struct ServeArgs {
     /// Size in bytes past which the day's verdict log continues in a new file.
     #[arg(long, env = "CANARY_GATE_LOG_MAX_BYTES", default_value_t = canary_gate::log::DEFAULT_LOG_MAX_BYTES)]
     log_max_bytes: u64,
+    /// Base URL people reach this server at, for the verdicts' `report_url`
+    /// (e.g. `https://canary-gate.example.internal`); default: the request's Host.
+    #[arg(long, env = "CANARY_GATE_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 /// Write synthetic canary and baseline traffic as OpenMetrics text, ready for
@@ -354,8 +358,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let source = Coalescing::new(Retrying::new(source, RetryPolicy::default()));
         let log = VerdictLog::open(&args.log_dir)?.with_max_bytes(args.log_max_bytes);
         let limits = VerdictLimits::new(args.max_concurrent_verdicts, args.max_queued_verdicts);
-        let state =
-            Arc::new(AppState::new(source, args.rules_dir.clone(), log).with_limits(limits));
+        let state = Arc::new(
+            AppState::new(source, args.rules_dir.clone(), log)
+                .with_limits(limits)
+                .with_public_url(args.public_url),
+        );
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -447,6 +454,9 @@ fn print_verdict(verdict: &Verdict, output: Output) -> anyhow::Result<()> {
                     "  - {} ({:?}): {}",
                     metric.name, metric.outcome, metric.reason
                 )?;
+            }
+            if let Some(url) = &verdict.report_url {
+                writeln!(out, "report:  {url}")?;
             }
         }
     }

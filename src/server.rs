@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::handler::Handler;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -20,8 +20,10 @@ use tokio::net::TcpListener;
 
 use crate::analyze::{AnalyzeError, analyze};
 use crate::flagger;
+use crate::history::Filter;
 use crate::limits::{VerdictLimits, limit_verdicts};
 use crate::log::{LogRecord, VerdictLog};
+use crate::report;
 use crate::request::{Judgement, VerdictRequest};
 use crate::rules::{self, LoadedRules};
 use crate::source::MetricSource;
@@ -31,6 +33,8 @@ use crate::verdict::{Outcome, Verdict};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Most verdicts one history request returns.
 pub const MAX_HISTORY: usize = 1000;
+/// Most verdicts the history page lists.
+pub const HISTORY_PAGE_ROWS: usize = 200;
 
 /// What every handler shares.
 pub struct AppState<S> {
@@ -40,6 +44,9 @@ pub struct AppState<S> {
     pub log: VerdictLog,
     /// How many verdicts run at once and wait in line.
     pub limits: Arc<VerdictLimits>,
+    /// Base URL people reach this server at, for `report_url`; when `None`,
+    /// the request's Host header is used.
+    pub public_url: Option<String>,
 }
 
 impl<S: MetricSource> AppState<S> {
@@ -56,12 +63,19 @@ impl<S: MetricSource> AppState<S> {
             rules: RwLock::new(Arc::new(loaded)),
             log,
             limits: Arc::new(VerdictLimits::default()),
+            public_url: None,
         }
     }
 
     /// The same state with other verdict limits.
     pub fn with_limits(mut self, limits: VerdictLimits) -> AppState<S> {
         self.limits = Arc::new(limits);
+        self
+    }
+
+    /// The same state, with reports linked under `public_url`.
+    pub fn with_public_url(mut self, public_url: Option<String>) -> AppState<S> {
+        self.public_url = public_url;
         self
     }
 
@@ -132,6 +146,8 @@ pub fn router<S: MetricSource>(state: Arc<AppState<S>>) -> Router {
         )
         .route("/v1/verdicts/{id}", get(get_verdict::<S>))
         .route("/v1/flagger", post(flagger_webhook::<S>.layer(limited)))
+        .route("/", get(history_page::<S>))
+        .route("/verdicts/{id}", get(report_page::<S>))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready::<S>))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -151,6 +167,7 @@ pub async fn run<S: MetricSource>(
 
 async fn create_verdict<S: MetricSource>(
     State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Verdict>, ApiError> {
     let request: VerdictRequest = serde_json::from_slice(&body).map_err(|e| {
@@ -160,13 +177,15 @@ async fn create_verdict<S: MetricSource>(
             format!("the request body is not a valid verdict request: {e}"),
         )
     })?;
-    judge_and_log(&state, request).await.map(Json)
+    let verdict = judge_and_log(&state, request).await?;
+    Ok(Json(with_report_url(&state, &headers, verdict)))
 }
 
 /// Flagger's webhook: 200 to pass the check, 412 for a rollback, 503 when a
 /// metric could not be read; the verdict is the body either way.
 async fn flagger_webhook<S: MetricSource>(
     State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Verdict>), ApiError> {
     let payload: flagger::WebhookPayload = serde_json::from_slice(&body).map_err(|e| {
@@ -181,7 +200,7 @@ async fn flagger_webhook<S: MetricSource>(
     let verdict = judge_and_log(&state, request).await?;
     let status = StatusCode::from_u16(flagger::status_for(&verdict))
         .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    Ok((status, Json(verdict)))
+    Ok((status, Json(with_report_url(&state, &headers, verdict))))
 }
 
 /// The start of the first logged verdict of `deployment` under `rules`.
@@ -290,15 +309,22 @@ async fn list_verdicts<S: MetricSource>(
 
 async fn get_verdict<S: MetricSource>(
     State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Verdict>, ApiError> {
+    let verdict = find_verdict(&state, &id).await?;
+    Ok(Json(with_report_url(&state, &headers, verdict)))
+}
+
+/// The verdict `id` from the log, newest record first.
+async fn find_verdict<S: MetricSource>(state: &AppState<S>, id: &str) -> Result<Verdict, ApiError> {
     let contents = state.log.read_all_async().await.map_err(log_unreadable)?;
     contents
         .records
         .into_iter()
         .rev()
         .find(|r| r.verdict.id == id)
-        .map(|r| Json(r.verdict))
+        .map(|r| r.verdict)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -345,4 +371,74 @@ async fn ready<S: MetricSource>(
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(readiness))
+}
+
+/// `verdict` with its `report_url`: under `--public-url` when given, else
+/// under the Host the request was sent to, else a path relative to this server.
+fn with_report_url<S>(state: &AppState<S>, headers: &HeaderMap, mut verdict: Verdict) -> Verdict {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    verdict.report_url = Some(report::report_url(
+        state.public_url.as_deref(),
+        host,
+        &verdict.id,
+    ));
+    verdict
+}
+
+/// The history page's form; empty fields mean "any".
+#[derive(Debug, Default, Deserialize)]
+struct HistoryForm {
+    rules: Option<String>,
+    deployment: Option<String>,
+    verdict: Option<String>,
+}
+
+async fn history_page<S: MetricSource>(
+    State(state): State<Arc<AppState<S>>>,
+    query: Result<Query<HistoryForm>, axum::extract::rejection::QueryRejection>,
+) -> Result<Html<String>, ApiError> {
+    // A malformed query string lists everything rather than failing the page.
+    let form = query.map(|Query(form)| form).unwrap_or_default();
+    let given = |field: Option<String>| field.filter(|v| !v.trim().is_empty());
+    let filter = Filter {
+        rules: given(form.rules),
+        deployment: given(form.deployment),
+        verdict: given(form.verdict)
+            .and_then(|v| serde_json::from_value(serde_json::Value::String(v)).ok()),
+        since_secs: None,
+    };
+    let contents = state.log.read_all_async().await.map_err(log_unreadable)?;
+    let verdicts: Vec<Verdict> = contents
+        .records
+        .into_iter()
+        .rev()
+        .map(|r| r.verdict)
+        .filter(|v| filter.accepts(v))
+        .take(HISTORY_PAGE_ROWS)
+        .collect();
+    Ok(Html(report::history_page(
+        &verdicts,
+        &filter,
+        contents.unreadable.len(),
+    )))
+}
+
+async fn report_page<S: MetricSource>(
+    State(state): State<Arc<AppState<S>>>,
+    Path(id): Path<String>,
+) -> Response {
+    match find_verdict(&state, &id).await {
+        Ok(verdict) => Html(report::verdict_page(&verdict)).into_response(),
+        Err(error) => (
+            error.status,
+            Html(report::html::page(
+                "canary-gate: no such verdict",
+                &format!(
+                    r#"<nav><a href="/">&larr; All verdicts</a></nav><p class="card">{}</p>"#,
+                    report::html::escape(&error.message)
+                ),
+            )),
+        )
+            .into_response(),
+    }
 }

@@ -133,6 +133,56 @@ pub struct MetricReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
     pub queries: Vec<SentQuery>,
+    /// What the report charts, kept so a report renders after the source has
+    /// dropped the data; absent in log lines written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<Chart>,
+}
+
+/// Most points a chart keeps: longer windows merge adjacent steps, so a log
+/// line stays small (a day at 15 s steps is 5760 steps, kept as 240 points).
+pub const MAX_CHART_POINTS: usize = 240;
+
+/// The data behind a metric's charts in the report, compact enough for every
+/// verdict log line. Counts metrics fill the per-point counts and evidence;
+/// series metrics fill the quantiles of each side's pooled samples.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Chart {
+    /// Seconds each point covers: the window's step, or a multiple of it when
+    /// adjacent steps were merged to keep at most [`MAX_CHART_POINTS`].
+    pub step_secs: u64,
+    /// Unix seconds at which the first point begins (the window's start).
+    pub start_secs: i64,
+    /// Bad events on the canary per point; `null` where the source had none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canary_bad: Vec<Option<f64>>,
+    /// All events on the canary per point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canary_total: Vec<Option<f64>>,
+    /// Bad events on the baseline per point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline_bad: Vec<Option<f64>>,
+    /// All events on the baseline per point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline_total: Vec<Option<f64>>,
+    /// Largest harm e-value within each point (3 significant digits).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub harm: Vec<f64>,
+    /// Largest safety e-value within each point (3 significant digits).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub safety: Vec<f64>,
+    /// The e-value either side must reach to decide (1 / alpha).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// The point during which the decision's boundary was first crossed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at_step: Option<usize>,
+    /// Evenly spaced quantiles (0 to 1) of the canary's pooled samples (series metrics).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canary_quantiles: Vec<f64>,
+    /// Evenly spaced quantiles (0 to 1) of the baseline's pooled samples (series metrics).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline_quantiles: Vec<f64>,
 }
 
 /// The judged window.
@@ -165,4 +215,7 @@ pub struct Verdict {
     pub score: f64,
     pub judged_at: String,
     pub metrics: Vec<MetricReport>,
+    /// Where a person reads this verdict's report; set on answers, never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_url: Option<String>,
 }

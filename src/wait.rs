@@ -72,7 +72,13 @@ async fn look(
     let body = response.text().await.unwrap_or_default();
     if status.is_success() {
         return match serde_json::from_str::<Verdict>(&body) {
-            Ok(verdict) => Ok(Look::Verdict(Box::new(verdict))),
+            Ok(mut verdict) => {
+                // A relative report link is relative to the server asked.
+                if let Some(url) = verdict.report_url.as_mut().filter(|u| u.starts_with('/')) {
+                    *url = format!("{}{url}", options.server.trim_end_matches('/'));
+                }
+                Ok(Look::Verdict(Box::new(verdict)))
+            }
             Err(e) => Ok(Look::Retry(format!("unreadable answer ({e})"))),
         };
     }

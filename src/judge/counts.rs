@@ -1,11 +1,11 @@
 //! Judging a counts metric (ratio or latency) with the anytime-valid rate test.
 
-use super::{Finding, words};
+use super::{Finding, chart, words};
 use crate::request::Judgement;
 use crate::rules::{CountsRule, RuleSet, TimeoutPolicy};
 use crate::stats::Direction;
 use crate::stats::counts::{Decision, RatioTest, StepCounts, ratio_test};
-use crate::verdict::{Estimate, Evidence, MetricOutcome, SideFigures};
+use crate::verdict::{Estimate, Evidence, MetricOutcome, SideFigures, Window};
 
 /// The band of canary/baseline ratios a rule tolerates.
 pub(crate) fn tolerated_band(direction: Direction, tolerance: f64) -> (f64, f64) {
@@ -30,7 +30,7 @@ pub(crate) fn judge_counts(
     rule: &CountsRule,
     steps: &[StepCounts],
     alpha: f64,
-    step_secs: u64,
+    window: &Window,
     rules: &RuleSet,
     judgement: &Judgement,
     what: &str,
@@ -65,6 +65,7 @@ pub(crate) fn judge_counts(
             baseline,
             estimate: None,
             evidence: None,
+            chart: Some(chart::counts_chart(steps, window, &[], None, None)),
         };
     }
 
@@ -94,7 +95,7 @@ pub(crate) fn judge_counts(
         alpha,
         decided_after_secs: outcome
             .decided_at_step
-            .map(|s| (s as i64 + 1) * step_secs as i64),
+            .map(|s| (s as i64 + 1) * window.step_secs as i64),
     };
 
     let observed = format!(
@@ -190,5 +191,12 @@ pub(crate) fn judge_counts(
         baseline,
         estimate: Some(estimate),
         evidence: Some(evidence),
+        chart: Some(chart::counts_chart(
+            steps,
+            window,
+            &outcome.path,
+            Some(outcome.threshold),
+            outcome.decided_at_step,
+        )),
     }
 }

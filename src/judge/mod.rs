@@ -1,6 +1,7 @@
 //! The judge: each metric's outcome from its measurements and the statistics,
 //! then the verdict of the whole rule set. Pure: no I/O, no PromQL.
 
+mod chart;
 mod counts;
 mod series;
 pub mod words;
@@ -56,6 +57,7 @@ pub(crate) struct Finding {
     pub baseline: SideFigures,
     pub estimate: Option<crate::verdict::Estimate>,
     pub evidence: Option<crate::verdict::Evidence>,
+    pub chart: Option<crate::verdict::Chart>,
 }
 
 impl Finding {
@@ -67,6 +69,7 @@ impl Finding {
             baseline: SideFigures::default(),
             estimate: None,
             evidence: None,
+            chart: None,
         }
     }
 }
@@ -89,7 +92,6 @@ pub fn judge(
     frame: VerdictFrame,
 ) -> Verdict {
     let alpha = per_metric_alpha(rules.alpha, tested_metrics(rules));
-    let step_secs = frame.window.step_secs;
     let mut reports = Vec::with_capacity(rules.metrics.len());
     for (metric, input) in rules.metrics.iter().zip(inputs) {
         let mut forces_rollback = false;
@@ -100,7 +102,7 @@ pub fn judge(
                 rule,
                 &steps,
                 alpha,
-                step_secs,
+                &frame.window,
                 rules,
                 judgement,
                 "rate of bad events",
@@ -117,7 +119,7 @@ pub fn judge(
                     "share of requests slower than {} s",
                     words::number(*threshold_seconds)
                 );
-                counts::judge_counts(rule, &steps, alpha, step_secs, rules, judgement, &what)
+                counts::judge_counts(rule, &steps, alpha, &frame.window, rules, judgement, &what)
             }
             (kind @ MetricKind::Series { .. }, Measured::Samples { canary, baseline }) => {
                 let (finding, critical_failure) = series::judge_series(
@@ -129,7 +131,10 @@ pub fn judge(
                     metric.critical,
                 );
                 forces_rollback = critical_failure;
-                finding
+                Finding {
+                    chart: Some(chart::series_chart(&canary, &baseline, &frame.window)),
+                    ..finding
+                }
             }
             (MetricKind::Threshold { min, max, .. }, Measured::Value(value)) => {
                 judge_threshold(*min, *max, value)
@@ -158,6 +163,7 @@ pub fn judge(
             estimate: finding.estimate,
             evidence: finding.evidence,
             queries: input.queries,
+            chart: finding.chart,
         });
     }
     let (verdict, reason, score) = decide(rules, judgement.is_final, &reports);
@@ -175,6 +181,7 @@ pub fn judge(
         score,
         judged_at: frame.judged_at,
         metrics: reports,
+        report_url: None,
     }
 }
 

@@ -61,6 +61,7 @@ pub(crate) fn judge_series(
         baseline: baseline_figures.clone(),
         estimate: None,
         evidence: None,
+        chart: None,
     };
     if canary.len() < *min_samples || baseline.len() < *min_samples {
         let reason = format!(

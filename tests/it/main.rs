@@ -7,6 +7,7 @@ mod faults;
 mod load;
 mod pipeline;
 mod plan;
+mod report;
 mod rules;
 mod stats;
 mod support;

@@ -1,0 +1,175 @@
+//! The compact data behind a metric's charts in the report, taken from what
+//! the judge already holds: the per-step counts and the evidence path.
+
+use crate::stats::counts::{EvidencePoint, StepCounts};
+use crate::verdict::{Chart, MAX_CHART_POINTS, Window};
+
+/// Significant digits kept of counts: enough for a chart, short in a log line.
+const COUNT_DIGITS: i32 = 4;
+/// Significant digits kept of e-values.
+const EVALUE_DIGITS: i32 = 3;
+
+/// `value` rounded to `digits` significant digits; zero and non-finite values unchanged.
+fn round_significant(value: f64, digits: i32) -> f64 {
+    if value == 0.0 || !value.is_finite() {
+        return value;
+    }
+    // Through decimal text, so the result is the shortest number with those digits.
+    let decimals = (digits - 1).max(0) as usize;
+    format!("{value:.decimals$e}").parse().unwrap_or(value)
+}
+
+/// How many adjacent steps make one point so that `steps` fit in [`MAX_CHART_POINTS`].
+fn merge_factor(steps: usize) -> usize {
+    steps.div_ceil(MAX_CHART_POINTS).max(1)
+}
+
+/// The sum of a group's usable counts; `None` when the group holds none.
+fn group_sum(group: &[StepCounts], field: fn(&StepCounts) -> f64) -> Option<f64> {
+    let usable: Vec<f64> = group
+        .iter()
+        .map(field)
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .collect();
+    (!usable.is_empty()).then(|| round_significant(usable.iter().sum(), COUNT_DIGITS))
+}
+
+/// The chart of a counts metric: both sides' counts per point, and, when the
+/// test ran, the harm and safety e-values per point against `threshold`.
+pub(crate) fn counts_chart(
+    steps: &[StepCounts],
+    window: &Window,
+    path: &[EvidencePoint],
+    threshold: Option<f64>,
+    decided_at_step: Option<usize>,
+) -> Chart {
+    let factor = merge_factor(steps.len());
+    let groups: Vec<&[StepCounts]> = steps.chunks(factor).collect();
+    let column = |field: fn(&StepCounts) -> f64| -> Vec<Option<f64>> {
+        groups.iter().map(|g| group_sum(g, field)).collect()
+    };
+    let evidence = |field: fn(&EvidencePoint) -> f64| -> Vec<f64> {
+        path.chunks(factor)
+            .map(|g| {
+                let largest = g.iter().map(field).fold(0.0, f64::max);
+                round_significant(largest, EVALUE_DIGITS)
+            })
+            .collect()
+    };
+    Chart {
+        step_secs: window.step_secs * factor as u64,
+        start_secs: window.start_secs,
+        canary_bad: column(|s| s.canary_bad),
+        canary_total: column(|s| s.canary_total),
+        baseline_bad: column(|s| s.baseline_bad),
+        baseline_total: column(|s| s.baseline_total),
+        harm: evidence(|p| p.harm),
+        safety: evidence(|p| p.safety),
+        threshold,
+        decided_at_step: decided_at_step.map(|s| s / factor),
+        ..Chart::default()
+    }
+}
+
+/// Evenly spaced quantiles of `values`, at most [`MAX_CHART_POINTS`] of them.
+fn quantiles(values: &[f64]) -> Vec<f64> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let points = sorted.len().min(MAX_CHART_POINTS);
+    if points < 2 {
+        return sorted;
+    }
+    (0..points)
+        .map(|i| {
+            let at = i * (sorted.len() - 1) / (points - 1);
+            round_significant(sorted[at], COUNT_DIGITS)
+        })
+        .collect()
+}
+
+/// The chart of a series metric: the distribution of each side's pooled samples.
+pub(crate) fn series_chart(canary: &[f64], baseline: &[f64], window: &Window) -> Chart {
+    Chart {
+        step_secs: window.step_secs,
+        start_secs: window.start_secs,
+        canary_quantiles: quantiles(canary),
+        baseline_quantiles: quantiles(baseline),
+        ..Chart::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(steps: usize) -> Window {
+        Window {
+            start: String::new(),
+            end: String::new(),
+            start_secs: 1000,
+            end_secs: 1000 + 15 * steps as i64,
+            step_secs: 15,
+        }
+    }
+
+    fn step(canary_bad: f64) -> StepCounts {
+        StepCounts {
+            canary_bad,
+            canary_total: 100.0,
+            baseline_bad: 1.0,
+            baseline_total: 100.0,
+        }
+    }
+
+    // A long window is merged into at most MAX_CHART_POINTS points that keep the totals
+    // and place the decision in the point holding its step.
+    #[test]
+    fn long_windows_merge_adjacent_steps() {
+        let steps: Vec<StepCounts> = (0..1000).map(|i| step(i as f64 % 3.0)).collect();
+        let path: Vec<EvidencePoint> = (0..1000)
+            .map(|i| EvidencePoint {
+                step: i,
+                harm: i as f64,
+                safety: 1.0,
+            })
+            .collect();
+        let chart = counts_chart(&steps, &window(1000), &path, Some(100.0), Some(501));
+        assert!(chart.canary_total.len() <= MAX_CHART_POINTS);
+        assert_eq!(chart.step_secs, 15 * 5);
+        assert_eq!(chart.canary_total.len(), chart.harm.len());
+        let total: f64 = chart.canary_total.iter().flatten().sum();
+        assert_eq!(total, 100_000.0);
+        assert_eq!(chart.decided_at_step, Some(100));
+        // Each point keeps the largest e-value of its steps.
+        assert_eq!(chart.harm[1], 9.0);
+    }
+
+    // Steps without usable counts stay gaps, not zeros.
+    #[test]
+    fn missing_counts_stay_missing() {
+        let mut missing = step(1.0);
+        missing.canary_total = f64::NAN;
+        let chart = counts_chart(&[step(1.0), missing], &window(2), &[], None, None);
+        assert_eq!(chart.canary_total, vec![Some(100.0), None]);
+        assert!(chart.harm.is_empty());
+    }
+
+    // E-values and counts are rounded to a few significant digits.
+    #[test]
+    fn figures_are_rounded() {
+        assert_eq!(round_significant(123.456, 3), 123.0);
+        assert_eq!(round_significant(0.0012345, 3), 0.00123);
+        assert_eq!(round_significant(1.234e300, 3), 1.23e300);
+    }
+
+    // Series samples become at most MAX_CHART_POINTS sorted quantiles with both extremes.
+    #[test]
+    fn series_keep_sorted_quantiles() {
+        let samples: Vec<f64> = (0..1000).rev().map(f64::from).collect();
+        let chart = series_chart(&samples, &[2.0, 1.0], &window(4));
+        assert_eq!(chart.canary_quantiles.len(), MAX_CHART_POINTS);
+        assert_eq!(chart.canary_quantiles.first(), Some(&0.0));
+        assert_eq!(chart.canary_quantiles.last(), Some(&999.0));
+        assert_eq!(chart.baseline_quantiles, vec![1.0, 2.0]);
+    }
+}

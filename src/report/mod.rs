@@ -1,0 +1,822 @@
+//! The verdict report: pages a person reads in ten seconds.
+//!
+//! [`verdict_page`] shows one verdict (its word, its reason, a panel per
+//! metric with both sides, the interval against the tolerated band, both
+//! sides' curves over the window and the evidence against its boundary);
+//! [`history_page`] lists verdicts with filters. Both are plain HTML with
+//! inline CSS and SVG, drawn only from the verdict (its `chart` data), so a
+//! report renders offline and after Prometheus has dropped the data.
+
+pub mod html;
+pub mod svg;
+
+use std::fmt::Write;
+
+use crate::history::Filter;
+use crate::judge::words;
+use crate::verdict::{Chart, Estimate, MetricOutcome, MetricReport, Outcome, SideFigures, Verdict};
+use html::{badge, escape, metric_outcome, outcome_class, page};
+use svg::{Axis, IntervalStrip, Level, Line, LineChart, Scale, linear_ticks, pick_ticks};
+
+/// Most ticks on a chart's x axis.
+const X_TICKS: usize = 6;
+/// Lowest e-value an evidence chart shows; smaller ones sit on its floor.
+const EVIDENCE_FLOOR: f64 = 1e-3;
+/// Round ratios an interval strip may label.
+const RATIO_TICKS: [f64; 13] = [
+    0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0,
+];
+
+/// The path of a verdict's report, relative to the server's root.
+pub fn report_path(id: &str) -> String {
+    let segment: String = id
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("/verdicts/{segment}")
+}
+
+/// The link to verdict `id`'s report: under `public_url` when given, else
+/// under the `host` the request was sent to, else relative to the server.
+pub fn report_url(public_url: Option<&str>, host: Option<&str>, id: &str) -> String {
+    let path = report_path(id);
+    if let Some(base) = public_url {
+        return format!("{}{path}", base.trim_end_matches('/'));
+    }
+    // Only a plain host[:port] is trusted to build a link; anything else stays relative.
+    let plain = |h: &&str| {
+        !h.is_empty()
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    };
+    match host.filter(plain) {
+        Some(host) => format!("http://{host}{path}"),
+        None => path,
+    }
+}
+
+/// The report of one verdict as a whole HTML page.
+pub fn verdict_page(verdict: &Verdict) -> String {
+    let mut body = String::new();
+    body.push_str(r#"<nav><a href="/">&larr; All verdicts</a></nav>"#);
+    let class = outcome_class(verdict.verdict);
+    let window_secs = verdict.window.end_secs - verdict.window.start_secs;
+    let look = if verdict.is_final {
+        "final look"
+    } else {
+        "interim look"
+    };
+    let _ = write!(
+        body,
+        r#"<header class="band {class}"><div class="verdict-word">{word}</div><p class="reason">{reason}</p><dl class="meta"><dt>Deployment</dt><dd>{deployment}</dd><dt>Rules</dt><dd>{rules}</dd><dt>Canary</dt><dd><code>{canary}</code></dd><dt>Baseline</dt><dd><code>{baseline}</code></dd><dt>Window</dt><dd>{start} to {end} ({duration}, {look})</dd><dt>Score</dt><dd>{score}</dd><dt>Judged at</dt><dd>{judged}</dd></dl></header>"#,
+        word = escape(verdict.verdict.as_str()),
+        reason = escape(&verdict.reason),
+        deployment = escape(&verdict.deployment),
+        rules = escape(&verdict.rules),
+        canary = escape(&verdict.canary),
+        baseline = escape(&verdict.baseline),
+        start = escape(&readable_time(&verdict.window.start)),
+        end = escape(&readable_time(&verdict.window.end)),
+        duration = escape(&words::duration(window_secs)),
+        score = escape(&words::number(verdict.score)),
+        judged = escape(&readable_time(&verdict.judged_at)),
+    );
+    body.push_str(&glance_table(&verdict.metrics));
+    for metric in &verdict.metrics {
+        body.push_str(&metric_panel(metric));
+    }
+    let title = format!(
+        "{}: {} ({})",
+        verdict.verdict.as_str(),
+        verdict.deployment,
+        verdict.rules
+    );
+    page(&title, &body)
+}
+
+/// A side's observed value in words: a rate for counts metrics, else the value.
+fn side_value(metric: &MetricReport, side: &SideFigures) -> String {
+    match side.value {
+        Some(v) if side.bad.is_some() => words::percent(v),
+        Some(v) => words::number(v),
+        None if metric.kind == "threshold" => "\u{2014}".into(),
+        None => "n/a".into(),
+    }
+}
+
+/// A side's counts in words: "312 of 12,004" or "480 samples".
+fn side_detail(side: &SideFigures) -> String {
+    match (side.bad, side.count) {
+        (Some(bad), Some(count)) => format!("{} of {}", words::count(bad), words::count(count)),
+        (None, Some(count)) => format!("{} samples", words::count(count)),
+        _ => String::new(),
+    }
+}
+
+/// The change an estimate measures, in words: "3.05x" or "+0.021".
+fn change_words(estimate: &Estimate) -> String {
+    if estimate.unit == "ratio" {
+        words::times(estimate.value)
+    } else {
+        let number = words::number(estimate.value);
+        if estimate.value > 0.0 {
+            format!("+{number}")
+        } else {
+            number
+        }
+    }
+}
+
+/// The tolerated band in words: "up to 1.10x", "0.90x to 1.10x", "within ±0.5".
+fn tolerated_words(estimate: &Estimate) -> String {
+    let (lo, hi) = (estimate.tolerated_lower, estimate.tolerated_upper);
+    if estimate.unit != "ratio" {
+        return format!("within \u{b1}{}", words::number(hi));
+    }
+    match (lo > 0.0, hi.is_finite()) {
+        (true, true) => format!("{} to {}", words::times(lo), words::times(hi)),
+        (false, true) => format!("up to {}", words::times(hi)),
+        (true, false) => format!("at least {}", words::times(lo)),
+        (false, false) => "any".into(),
+    }
+}
+
+/// One row per metric: what failed and by how much, before any detail.
+fn glance_table(metrics: &[MetricReport]) -> String {
+    let mut out = String::from(
+        r#"<section class="card"><div class="scroll"><table><thead><tr><th>Metric</th><th>Outcome</th><th>Canary vs baseline</th><th class="wide">Tolerated</th><th class="wide">Canary</th><th class="wide">Baseline</th></tr></thead><tbody>"#,
+    );
+    for metric in metrics {
+        let (class, word) = metric_outcome(metric.outcome);
+        let row = if metric.outcome == MetricOutcome::Fail {
+            " class=\"failing\""
+        } else {
+            ""
+        };
+        let (change, tolerated) = metric
+            .estimate
+            .as_ref()
+            .map(|e| (change_words(e), tolerated_words(e)))
+            .unwrap_or_default();
+        let _ = write!(
+            out,
+            r##"<tr{row}><td><a href="#metric-{anchor}">{name}</a></td><td>{badge}</td><td class="num"><strong class="{colour}">{change}</strong></td><td class="num wide">{tolerated}</td><td class="num wide">{canary}</td><td class="num wide">{baseline}</td></tr>"##,
+            anchor = escape(&anchor(&metric.name)),
+            name = escape(&metric.name),
+            badge = badge(class, word),
+            colour = verdict_colour(metric.outcome),
+            canary = escape(&side_value(metric, &metric.canary)),
+            baseline = escape(&side_value(metric, &metric.baseline)),
+            change = escape(&change),
+            tolerated = escape(&tolerated),
+        );
+    }
+    out.push_str("</tbody></table></div></section>");
+    out
+}
+
+/// A metric name as an element id: letters, digits and dashes only.
+fn anchor(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// The CSS class that colours a metric's estimate and curves.
+fn verdict_colour(outcome: MetricOutcome) -> &'static str {
+    match outcome {
+        MetricOutcome::Fail => "fail",
+        MetricOutcome::Pass => "pass",
+        _ => "other",
+    }
+}
+
+/// One metric's panel: headline, both sides, interval, charts, PromQL.
+fn metric_panel(metric: &MetricReport) -> String {
+    let (class, word) = metric_outcome(metric.outcome);
+    let colour = verdict_colour(metric.outcome);
+    let mut out = String::new();
+    let mut tags = vec![metric.kind.clone()];
+    if metric.critical {
+        tags.push("critical".into());
+    }
+    if !metric.group.is_empty() {
+        tags.push(format!("group {}", metric.group));
+    }
+    let _ = write!(
+        out,
+        r#"<section class="card" id="metric-{anchor}"><div class="metric-head"><h2>{name}</h2>{badge}<span class="tag">{tags}</span></div>"#,
+        anchor = escape(&anchor(&metric.name)),
+        name = escape(&metric.name),
+        badge = badge(class, word),
+        tags = escape(&tags.join(" \u{b7} ")),
+    );
+    if let Some(estimate) = &metric.estimate {
+        let against = if estimate.unit == "ratio" {
+            "the baseline's rate"
+        } else {
+            "shift from the baseline"
+        };
+        let _ = write!(
+            out,
+            r#"<div class="headline {colour}">{change} <small>{against}; tolerated {tolerated}</small></div>"#,
+            change = escape(&change_words(estimate)),
+            tolerated = escape(&tolerated_words(estimate)),
+        );
+    }
+    let _ = write!(out, "<p>{}</p>", escape(&metric.reason));
+    out.push_str(r#"<div class="sides">"#);
+    for (side_class, label, figures) in [
+        ("canary", "Canary", &metric.canary),
+        ("baseline", "Baseline", &metric.baseline),
+    ] {
+        let _ = write!(
+            out,
+            r#"<div class="side {side_class}"><h3>{label}</h3><div class="value">{value}</div><div class="detail">{detail}</div></div>"#,
+            value = escape(&side_value(metric, figures)),
+            detail = escape(&side_detail(figures)),
+        );
+    }
+    out.push_str("</div>");
+    if let Some(estimate) = &metric.estimate {
+        let _ = write!(
+            out,
+            r#"<figure class="strip"><figcaption>Canary vs baseline: estimate and {}% interval against the tolerated band <span class="legend"><span><span class="key tolerated"></span>tolerated</span></span></figcaption>{}</figure>"#,
+            escape(&words::number(estimate.confidence * 100.0)),
+            interval_strip(metric, estimate, colour).render()
+        );
+    }
+    if let Some(chart) = &metric.chart {
+        out.push_str(&charts(metric, chart));
+    }
+    if !metric.queries.is_empty() {
+        out.push_str("<details><summary>PromQL sent</summary>");
+        for query in &metric.queries {
+            let role = serde_json::to_value(query.role)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let side = serde_json::to_value(query.side)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let _ = write!(
+                out,
+                r#"<div class="query-label">{} &middot; {}</div><pre><code>{}</code></pre>"#,
+                escape(&side),
+                escape(&role),
+                escape(&query.promql)
+            );
+        }
+        out.push_str("</details>");
+    }
+    out.push_str("</section>");
+    out
+}
+
+/// The estimate and its interval against the tolerated band.
+fn interval_strip(
+    metric: &MetricReport,
+    estimate: &Estimate,
+    colour: &'static str,
+) -> IntervalStrip {
+    let values = [
+        estimate.value,
+        estimate.lower,
+        estimate.upper,
+        estimate.tolerated_lower,
+        estimate.tolerated_upper,
+    ];
+    let (axis, ticks) = if estimate.unit == "ratio" {
+        let usable: Vec<f64> = values
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .collect();
+        let lowest = usable.iter().copied().fold(1.0, f64::min);
+        let highest = usable.iter().copied().fold(1.0, f64::max);
+        let axis = Axis {
+            min: (lowest / 1.5).max(RATIO_TICKS[0]),
+            max: (highest * 1.5).min(RATIO_TICKS[RATIO_TICKS.len() - 1]),
+            scale: Scale::Log,
+        };
+        let ticks = pick_ticks(&RATIO_TICKS, &axis, 7)
+            .into_iter()
+            .map(|v| (v, format!("{}x", words::number(v))))
+            .collect();
+        (axis, ticks)
+    } else {
+        let usable: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        let lowest = usable.iter().copied().fold(0.0, f64::min);
+        let highest = usable.iter().copied().fold(0.0, f64::max);
+        let pad = ((highest - lowest) * 0.15).max(f64::EPSILON);
+        let axis = Axis {
+            min: lowest - pad,
+            max: highest + pad,
+            scale: Scale::Linear,
+        };
+        let ticks = [lowest, 0.0, highest]
+            .into_iter()
+            .map(|v| (v, words::number(v)))
+            .collect();
+        (axis, ticks)
+    };
+    IntervalStrip {
+        title: format!(
+            "{}: estimate {} with interval {} to {}, tolerated {}",
+            metric.name,
+            change_words(estimate),
+            words::number(estimate.lower),
+            words::number(estimate.upper),
+            tolerated_words(estimate)
+        ),
+        axis,
+        ticks,
+        tolerated: (estimate.tolerated_lower, estimate.tolerated_upper),
+        interval: (estimate.lower, estimate.upper),
+        estimate: estimate.value,
+        label: change_words(estimate),
+        class: colour,
+    }
+}
+
+/// The minutes since the window's start at the end of each of `points` points.
+fn point_minutes(chart: &Chart, points: usize) -> Vec<f64> {
+    (1..=points)
+        .map(|i| (i as u64 * chart.step_secs) as f64 / 60.0)
+        .collect()
+}
+
+/// Ticks along a window of `minutes`.
+fn minute_ticks(minutes: f64) -> Vec<(f64, String)> {
+    linear_ticks(minutes, X_TICKS)
+        .into_iter()
+        .map(|m| (m, format!("{} min", words::number(m))))
+        .collect()
+}
+
+/// A figure: caption with a legend, then the chart.
+fn figure(caption: &str, keys: &[(&str, &str)], svg: &str) -> String {
+    let legend: String = keys
+        .iter()
+        .map(|(class, label)| {
+            format!(
+                r#"<span><span class="key {}"></span>{}</span>"#,
+                escape(class),
+                escape(label)
+            )
+        })
+        .collect();
+    format!(
+        r#"<figure><figcaption>{} <span class="legend">{legend}</span></figcaption>{svg}</figure>"#,
+        escape(caption)
+    )
+}
+
+/// The charts of a metric: both sides over the window, and the evidence.
+fn charts(metric: &MetricReport, chart: &Chart) -> String {
+    let mut out = String::from(r#"<div class="charts">"#);
+    if !chart.canary_total.is_empty() {
+        out.push_str(&rates_figure(metric, chart));
+    }
+    if !chart.harm.is_empty() {
+        out.push_str(&evidence_figure(metric, chart));
+    }
+    if !chart.canary_quantiles.is_empty() || !chart.baseline_quantiles.is_empty() {
+        out.push_str(&quantiles_figure(metric, chart));
+    }
+    out.push_str("</div>");
+    out
+}
+
+/// Where and how the decision is marked on a chart over the window.
+fn decision_mark(metric: &MetricReport, chart: &Chart) -> Option<(f64, String)> {
+    let step = chart.decided_at_step?;
+    let at_secs = (step as u64 + 1) * chart.step_secs;
+    let what = match metric.outcome {
+        MetricOutcome::Fail => "harm proven",
+        MetricOutcome::Pass => "safety proven",
+        _ => "decided",
+    };
+    Some((
+        at_secs as f64 / 60.0,
+        format!("{what} at {}", words::duration(at_secs as i64)),
+    ))
+}
+
+/// Points over which the thin "recent rate" lines are taken: a twentieth of
+/// the window, so they follow changes without the noise of single steps.
+const RECENT_SHARE: usize = 20;
+
+/// The rate of bad events at each point over the `width` points up to it
+/// (`None`: since the start); `None` where no events were seen.
+fn trailing_rates(
+    bad: &[Option<f64>],
+    total: &[Option<f64>],
+    width: Option<usize>,
+) -> Vec<Option<f64>> {
+    let prefix = |values: &[Option<f64>]| -> Vec<f64> {
+        std::iter::once(0.0)
+            .chain(values.iter().scan(0.0, |sum, v| {
+                *sum += v.unwrap_or(0.0);
+                Some(*sum)
+            }))
+            .collect()
+    };
+    let (bad_sums, total_sums) = (prefix(bad), prefix(total));
+    (1..total_sums.len())
+        .map(|end| {
+            let begin = width.map_or(0, |w| end.saturating_sub(w));
+            let events = total_sums[end] - total_sums[begin];
+            (events > 0.0).then(|| (bad_sums[end] - bad_sums[begin]) / events)
+        })
+        .collect()
+}
+
+/// Both sides' bad-event rates over the window: since the start (bold) and
+/// over the recent points (thin).
+fn rates_figure(metric: &MetricReport, chart: &Chart) -> String {
+    let points = chart.canary_total.len();
+    let minutes = point_minutes(chart, points);
+    let recent = (points / RECENT_SHARE).max(1);
+    let canary_running = trailing_rates(&chart.canary_bad, &chart.canary_total, None);
+    let baseline_running = trailing_rates(&chart.baseline_bad, &chart.baseline_total, None);
+    let canary_recent = trailing_rates(&chart.canary_bad, &chart.canary_total, Some(recent));
+    let baseline_recent = trailing_rates(&chart.baseline_bad, &chart.baseline_total, Some(recent));
+    // The running rates set the scale; the noisier recent ones may touch its top.
+    let highest = canary_running
+        .iter()
+        .chain(&baseline_running)
+        .flatten()
+        .copied()
+        .fold(0.0, f64::max);
+    let y_max = if highest > 0.0 { highest * 1.6 } else { 0.01 };
+    let x_max = minutes.last().copied().unwrap_or(1.0);
+    let line = |class, values: Vec<Option<f64>>| Line {
+        class,
+        points: minutes
+            .iter()
+            .zip(values)
+            .map(|(m, v)| v.map(|v| (*m, v)))
+            .collect(),
+    };
+    let svg = LineChart {
+        title: format!("{}: canary and baseline rates over the window", metric.name),
+        x: Axis {
+            min: 0.0,
+            max: x_max,
+            scale: Scale::Linear,
+        },
+        y: Axis {
+            min: 0.0,
+            max: y_max,
+            scale: Scale::Linear,
+        },
+        x_ticks: minute_ticks(x_max),
+        y_ticks: linear_ticks(y_max, 4)
+            .into_iter()
+            .map(|v| (v, words::percent(v)))
+            .collect(),
+        lines: vec![
+            line("baseline step", baseline_recent),
+            line("canary step", canary_recent),
+            line("baseline", baseline_running),
+            line("canary", canary_running),
+        ],
+        levels: Vec::new(),
+        mark: decision_mark(metric, chart),
+    }
+    .render();
+    let what = if metric.kind == "latency" {
+        "Share of slow requests"
+    } else {
+        "Rate of bad events"
+    };
+    let caption = format!(
+        "{what} since the start (bold) and over the last {} (thin)",
+        words::duration((recent as u64 * chart.step_secs) as i64)
+    );
+    figure(
+        &caption,
+        &[("canary", "canary"), ("baseline", "baseline")],
+        &svg,
+    )
+}
+
+/// An e-value power of ten as a tick label: `0.01`, `100`, `1e6`.
+fn power_label(power: i32) -> String {
+    if (-3..=4).contains(&power) {
+        words::number(10f64.powi(power))
+    } else {
+        format!("1e{power}")
+    }
+}
+
+/// The harm and safety e-values over the window against the decision boundary.
+fn evidence_figure(metric: &MetricReport, chart: &Chart) -> String {
+    let minutes = point_minutes(chart, chart.harm.len());
+    let threshold = chart.threshold.filter(|t| t.is_finite() && *t > 0.0);
+    let highest = chart
+        .harm
+        .iter()
+        .chain(&chart.safety)
+        .copied()
+        .chain(threshold.map(|t| t * 10.0))
+        .filter(|v| v.is_finite())
+        .fold(10.0, f64::max);
+    let top_power = highest.log10().ceil() as i32;
+    let floor_power = EVIDENCE_FLOOR.log10().floor() as i32;
+    let axis = Axis {
+        min: 10f64.powi(floor_power),
+        max: 10f64.powi(top_power),
+        scale: Scale::Log,
+    };
+    let powers: Vec<f64> = (floor_power..=top_power).map(f64::from).collect();
+    let every = powers.len().div_ceil(6).max(1);
+    let y_ticks = powers
+        .iter()
+        .step_by(every)
+        .map(|p| (10f64.powf(*p), power_label(*p as i32)))
+        .collect();
+    let x_max = minutes.last().copied().unwrap_or(1.0);
+    let line = |class, values: &[f64]| Line {
+        class,
+        points: minutes
+            .iter()
+            .zip(values)
+            .map(|(m, v)| Some((*m, *v)))
+            .collect(),
+    };
+    let levels = threshold
+        .map(|t| Level {
+            value: t,
+            label: format!("decision boundary 1/\u{3b1} = {}", words::number(t)),
+            class: "boundary",
+        })
+        .into_iter()
+        .collect();
+    let svg = LineChart {
+        title: format!(
+            "{}: evidence of harm and of safety over the window",
+            metric.name
+        ),
+        x: Axis {
+            min: 0.0,
+            max: x_max,
+            scale: Scale::Linear,
+        },
+        y: axis,
+        x_ticks: minute_ticks(x_max),
+        y_ticks,
+        lines: vec![line("safety", &chart.safety), line("harm", &chart.harm)],
+        levels,
+        mark: decision_mark(metric, chart),
+    }
+    .render();
+    figure(
+        "Evidence (e-value, log scale)",
+        &[
+            ("harm", "harm"),
+            ("safety", "safety"),
+            ("boundary", "boundary"),
+        ],
+        &svg,
+    )
+}
+
+/// Both sides' pooled samples, sorted: a series metric's distributions.
+fn quantiles_figure(metric: &MetricReport, chart: &Chart) -> String {
+    let as_line = |class, values: &[f64]| {
+        let last = values.len().saturating_sub(1).max(1) as f64;
+        Line {
+            class,
+            points: values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Some((100.0 * i as f64 / last, *v)))
+                .collect(),
+        }
+    };
+    let all = chart
+        .canary_quantiles
+        .iter()
+        .chain(&chart.baseline_quantiles);
+    let lowest = all.clone().copied().fold(0.0, f64::min);
+    let highest = all.copied().fold(0.0, f64::max);
+    let y_max = if highest > lowest {
+        highest * 1.1
+    } else {
+        lowest + 1.0
+    };
+    let y_ticks = if lowest >= 0.0 {
+        linear_ticks(y_max, 4)
+            .into_iter()
+            .map(|v| (v, words::number(v)))
+            .collect()
+    } else {
+        vec![
+            (lowest, words::number(lowest)),
+            (highest, words::number(highest)),
+        ]
+    };
+    let svg = LineChart {
+        title: format!("{}: canary and baseline samples, sorted", metric.name),
+        x: Axis {
+            min: 0.0,
+            max: 100.0,
+            scale: Scale::Linear,
+        },
+        y: Axis {
+            min: lowest,
+            max: y_max,
+            scale: Scale::Linear,
+        },
+        x_ticks: [0.0, 25.0, 50.0, 75.0, 100.0]
+            .into_iter()
+            .map(|p| (p, format!("{p}%")))
+            .collect(),
+        y_ticks,
+        lines: vec![
+            as_line("baseline", &chart.baseline_quantiles),
+            as_line("canary", &chart.canary_quantiles),
+        ],
+        levels: Vec::new(),
+        mark: None,
+    }
+    .render();
+    figure(
+        "Samples by percentile",
+        &[("canary", "canary"), ("baseline", "baseline")],
+        &svg,
+    )
+}
+
+/// An RFC 3339 UTC time as people read it: `2026-11-26 16:40:40 UTC`.
+fn readable_time(rfc3339: &str) -> String {
+    match rfc3339.strip_suffix('Z') {
+        Some(utc) => format!("{} UTC", utc.replacen('T', " ", 1)),
+        None => rfc3339.to_string(),
+    }
+}
+
+/// The verdict history as a whole HTML page: the filter form, then one row per
+/// verdict (newest first), each linking to its report.
+pub fn history_page(verdicts: &[Verdict], filter: &Filter, unreadable: usize) -> String {
+    let mut body = String::from("<h1>canary-gate verdicts</h1>");
+    let selected = |o: Option<Outcome>| {
+        if filter.verdict == o { " selected" } else { "" }
+    };
+    let _ = write!(
+        body,
+        r#"<form class="filters card" method="get" action="/"><label>Rule set<input name="rules" value="{rules}"></label><label>Deployment<input name="deployment" value="{deployment}"></label><label>Verdict<select name="verdict"><option value=""{any}>any</option><option value="rollback"{rollback}>rollback</option><option value="inconclusive"{inconclusive}>inconclusive</option><option value="promote"{promote}>promote</option></select></label><button type="submit">Filter</button><a href="/">clear</a></form>"#,
+        rules = escape(filter.rules.as_deref().unwrap_or("")),
+        deployment = escape(filter.deployment.as_deref().unwrap_or("")),
+        any = selected(None),
+        rollback = selected(Some(Outcome::Rollback)),
+        inconclusive = selected(Some(Outcome::Inconclusive)),
+        promote = selected(Some(Outcome::Promote)),
+    );
+    if unreadable > 0 {
+        let _ = write!(
+            body,
+            r#"<p class="muted">{unreadable} log lines could not be read and are not listed.</p>"#
+        );
+    }
+    if verdicts.is_empty() {
+        body.push_str(r#"<p class="card muted">No verdicts match.</p>"#);
+    } else {
+        body.push_str(
+            r#"<section class="card"><table class="history"><thead><tr><th>Judged at</th><th>Verdict</th><th>Deployment</th><th>Rules</th><th>Reason</th></tr></thead><tbody>"#,
+        );
+        for verdict in verdicts {
+            let class = outcome_class(verdict.verdict);
+            let _ = write!(
+                body,
+                r#"<tr><td class="num"><a href="{href}">{judged}</a></td><td>{badge}</td><td class="num"><a href="{href}">{deployment}</a></td><td>{rules}</td><td class="why">{reason}</td></tr>"#,
+                href = escape(&report_path(&verdict.id)),
+                judged = escape(&readable_time(&verdict.judged_at)),
+                badge = badge(class, verdict.verdict.as_str()),
+                deployment = escape(&verdict.deployment),
+                rules = escape(&verdict.rules),
+                reason = escape(&verdict.reason),
+            );
+        }
+        body.push_str("</tbody></table></section>");
+    }
+    page("canary-gate verdicts", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::{Chart, Estimate};
+
+    /// A verdict line as logged before reports existed: no `chart`, no `report_url`.
+    const OLD_LINE: &str = r#"{"id":"0193-a","verdict":"promote","reason":"Promote: all good.",
+        "deployment":"web-1","rules":"mixed","rules_hash":"00","canary":"{track=\"canary\"}",
+        "baseline":"{track=\"baseline\"}","window":{"start":"2026-11-26T14:00:00Z",
+        "end":"2026-11-26T14:30:00Z","start_secs":0,"end_secs":1800,"step_secs":15},
+        "final":true,"score":100.0,"judged_at":"2026-11-26T14:30:01Z","metrics":[
+        {"name":"p99","kind":"series","group":"latency","critical":false,"outcome":"pass",
+         "reason":"Within tolerance.","canary":{"value":0.2,"count":120},
+         "baseline":{"value":0.21,"count":120},"estimate":{"unit":"shift","value":-0.01,
+         "lower":-0.03,"upper":0.01,"confidence":0.99,"tolerated_lower":-0.05,
+         "tolerated_upper":0.05},"queries":[]},
+        {"name":"pods","kind":"threshold","group":"capacity","critical":false,"outcome":"pass",
+         "reason":"The canary's value 3 is at least 2, as required.","canary":{"value":3.0},
+         "baseline":{},"queries":[]}]}"#;
+
+    // A verdict logged before chart data existed still parses and renders, without charts.
+    #[test]
+    fn old_log_lines_render_without_charts() {
+        let verdict: Verdict = serde_json::from_str(OLD_LINE).expect("an old line parses");
+        assert!(verdict.metrics.iter().all(|m| m.chart.is_none()));
+        assert_eq!(verdict.report_url, None);
+        let html = verdict_page(&verdict);
+        assert!(html.contains(r#"class="verdict-word">promote<"#));
+        // The series metric's interval strip is drawn; no line charts without data.
+        assert_eq!(html.matches(r#"<svg class="chart""#).count(), 1);
+        assert!(!html.contains("<path"));
+    }
+
+    // A series metric with chart data draws both sides' sorted samples.
+    #[test]
+    fn series_charts_draw_both_sides() {
+        let mut verdict: Verdict = serde_json::from_str(OLD_LINE).expect("parses");
+        verdict.metrics[0].chart = Some(Chart {
+            step_secs: 15,
+            canary_quantiles: vec![0.1, 0.2, 0.3],
+            baseline_quantiles: vec![0.1, 0.2, 0.25],
+            ..Chart::default()
+        });
+        let html = verdict_page(&verdict);
+        assert!(html.contains(r#"<path class="canary" d="M"#));
+        assert!(html.contains(r#"<path class="baseline" d="M"#));
+    }
+
+    // Rates since the start pool every point; recent rates only the last ones, skipping gaps.
+    #[test]
+    fn trailing_rates_pool_counts() {
+        let bad = [Some(1.0), None, Some(3.0)];
+        let total = [Some(10.0), None, Some(10.0)];
+        assert_eq!(
+            trailing_rates(&bad, &total, None),
+            vec![Some(0.1), Some(0.1), Some(0.2)]
+        );
+        assert_eq!(
+            trailing_rates(&bad, &total, Some(1)),
+            vec![Some(0.1), None, Some(0.3)]
+        );
+    }
+
+    // Ratios and shifts read as people write them in the glance table.
+    #[test]
+    fn changes_and_bands_in_words() {
+        let estimate = |unit: &str, value, lower, upper| Estimate {
+            unit: unit.into(),
+            value,
+            lower: 0.0,
+            upper: f64::INFINITY,
+            confidence: 0.99,
+            tolerated_lower: lower,
+            tolerated_upper: upper,
+        };
+        let ratio = estimate("ratio", 3.049, 0.0, 1.1);
+        assert_eq!(change_words(&ratio), "3.05x");
+        assert_eq!(tolerated_words(&ratio), "up to 1.10x");
+        let either = estimate("ratio", 1.0, 0.9, 1.1);
+        assert_eq!(tolerated_words(&either), "0.90x to 1.10x");
+        let shift = estimate("shift", 0.25, -0.5, 0.5);
+        assert_eq!(change_words(&shift), "+0.25");
+        assert_eq!(tolerated_words(&shift), "within \u{b1}0.5");
+    }
+
+    // The report link prefers the public URL, then a plain Host, else stays relative.
+    #[test]
+    fn report_urls_fall_back_in_order() {
+        let public = Some("https://gate.example.test/");
+        assert_eq!(
+            report_url(public, Some("10.0.0.1:8080"), "v1"),
+            "https://gate.example.test/verdicts/v1"
+        );
+        assert_eq!(
+            report_url(None, Some("127.0.0.1:8080"), "v1"),
+            "http://127.0.0.1:8080/verdicts/v1"
+        );
+        assert_eq!(report_url(None, Some("evil\"><x"), "v1"), "/verdicts/v1");
+        assert_eq!(report_url(None, None, "v1"), "/verdicts/v1");
+    }
+
+    // Report paths keep ids readable and percent-encode anything else.
+    #[test]
+    fn report_paths_are_encoded() {
+        assert_eq!(report_path("0193-ab_c.d"), "/verdicts/0193-ab_c.d");
+        assert_eq!(report_path("a/b c"), "/verdicts/a%2Fb%20c");
+    }
+}
