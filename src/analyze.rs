@@ -128,7 +128,19 @@ fn role_query(list: &[PlannedQuery], role: Role) -> Result<&PlannedQuery, String
         .ok_or_else(|| format!("internal: the plan has no {role:?} query"))
 }
 
-/// Turns one metric's answers into its measurement; any failure becomes `Measured::Failed`.
+/// Refuses counter series with NaN or infinite samples: a counter is never
+/// either, so such data is broken and its increases cannot be trusted.
+fn finite_counters<'a>(side: &str, series: &'a Vec<Series>) -> Result<&'a Vec<Series>, String> {
+    match measure::non_finite(series, true) {
+        Some(what) => Err(format!(
+            "The {side}'s counters returned non-finite samples ({what}); a counter is never NaN or infinite, so this data cannot be judged."
+        )),
+        None => Ok(series),
+    }
+}
+
+/// Turns one metric's answers into its measurement; any failure becomes
+/// `Measured::Failed`, a side with no series at all `Measured::Missing`.
 fn measure_metric<'a>(
     kind: &MetricKind,
     plan: &plan::MetricPlan,
@@ -144,35 +156,54 @@ fn try_measure<'a>(
     range: RangeSpec,
     get: impl Fn(&PlannedQuery) -> Result<&'a Vec<Series>, String>,
 ) -> Result<Measured, String> {
+    let sides = [("canary", &plan.canary), ("baseline", &plan.baseline)];
+    // The series of `role` for both sides, refused if any sample is not finite.
+    let counters = |role: Role| -> Result<[&'a Vec<Series>; 2], String> {
+        let mut found = Vec::with_capacity(2);
+        for (side, list) in sides {
+            found.push(finite_counters(side, get(role_query(list, role)?)?)?);
+        }
+        Ok([found[0], found[1]])
+    };
+    // A side with no series at all, or one that stopped reporting, has no data to judge.
+    let missing = |[canary, baseline]: [&Vec<Series>; 2], what: &str| -> Option<Measured> {
+        for (side, series) in [("canary", canary), ("baseline", baseline)] {
+            if series.is_empty() {
+                return Some(Measured::Missing(format!(
+                    "The {side}'s {what} query returned no series: no data to judge."
+                )));
+            }
+        }
+        measure::vanished(canary, baseline, range).map(Measured::Failed)
+    };
     match kind {
         MetricKind::Ratio { .. } => {
-            let increases = |list: &[PlannedQuery], role| -> Result<Vec<f64>, String> {
-                Ok(measure::counter_increases(
-                    get(role_query(list, role)?)?,
-                    range,
-                ))
-            };
-            let canary_bad = increases(&plan.canary, Role::Bad)?;
-            let canary_total = increases(&plan.canary, Role::Total)?;
-            let baseline_bad = increases(&plan.baseline, Role::Bad)?;
-            let baseline_total = increases(&plan.baseline, Role::Total)?;
+            let [canary_bad, baseline_bad] = counters(Role::Bad)?;
+            let totals = counters(Role::Total)?;
+            if let Some(measured) = missing(totals, "total") {
+                return Ok(measured);
+            }
+            let [canary_total, baseline_total] = totals;
             Ok(Measured::Counts(zip_steps(
-                &canary_bad,
-                &canary_total,
-                &baseline_bad,
-                &baseline_total,
+                &measure::counter_increases(canary_bad, range),
+                &measure::counter_increases(canary_total, range),
+                &measure::counter_increases(baseline_bad, range),
+                &measure::counter_increases(baseline_total, range),
             )))
         }
         MetricKind::Latency {
             threshold_seconds, ..
         } => {
-            let counts = |list: &[PlannedQuery]| -> Result<(Vec<f64>, Vec<f64>), String> {
-                let series = get(role_query(list, Role::Histogram)?)?;
+            let histograms = counters(Role::Histogram)?;
+            if let Some(measured) = missing(histograms, "histogram") {
+                return Ok(measured);
+            }
+            let counts = |series: &Vec<Series>| -> Result<(Vec<f64>, Vec<f64>), String> {
                 measure::histogram_counts(series, *threshold_seconds, range)
                     .map_err(|e: MeasureError| e.to_string())
             };
-            let (canary_slow, canary_total) = counts(&plan.canary)?;
-            let (baseline_slow, baseline_total) = counts(&plan.baseline)?;
+            let (canary_slow, canary_total) = counts(histograms[0])?;
+            let (baseline_slow, baseline_total) = counts(histograms[1])?;
             Ok(Measured::Counts(zip_steps(
                 &canary_slow,
                 &canary_total,
@@ -181,12 +212,28 @@ fn try_measure<'a>(
             )))
         }
         MetricKind::Series { .. } => {
-            let canary = measure::pooled_values(get(role_query(&plan.canary, Role::Series)?)?);
-            let baseline = measure::pooled_values(get(role_query(&plan.baseline, Role::Series)?)?);
+            // NaN points are gaps (a ratio at a step with no traffic); infinities are broken data.
+            let mut pooled = Vec::with_capacity(2);
+            for (side, list) in sides {
+                let series = get(role_query(list, Role::Series)?)?;
+                if let Some(what) = measure::non_finite(series, false) {
+                    return Err(format!(
+                        "The {side}'s series returned infinite samples ({what}), which cannot be compared."
+                    ));
+                }
+                pooled.push(measure::pooled_values(series));
+            }
+            let baseline = pooled.pop().unwrap_or_default();
+            let canary = pooled.pop().unwrap_or_default();
             Ok(Measured::Samples { canary, baseline })
         }
         MetricKind::Threshold { .. } => {
             let series = get(role_query(&plan.canary, Role::Value)?)?;
+            if let Some(what) = measure::non_finite(series, false) {
+                return Err(format!(
+                    "The canary's value is infinite ({what}), which no bound can judge."
+                ));
+            }
             measure::single_value(series)
                 .map(Measured::Value)
                 .map_err(|e| e.to_string())

@@ -10,7 +10,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::log::LogRecord;
+use crate::log::{LogRecord, log_files};
 use crate::verdict::{Outcome, Verdict};
 
 /// Which verdicts to show.
@@ -64,25 +64,6 @@ pub fn render(verdict: &Verdict, format: Format) -> String {
             verdict.reason
         ),
     }
-}
-
-fn log_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot read the verdict log folder {}: {e}", dir.display()),
-            )
-        })?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("verdicts-") && n.ends_with(".jsonl"))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 /// Reads whole new lines of `path` from `offset` on; returns them and the new offset.

@@ -11,6 +11,7 @@ pub mod check;
 pub mod flagger;
 pub mod history;
 pub mod judge;
+pub mod limits;
 pub mod log;
 pub mod measure;
 pub mod openapi;

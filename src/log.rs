@@ -1,7 +1,10 @@
 //! The verdict log: every verdict appended as one JSON line to a file per day
 //! (`verdicts-YYYY-MM-DD.jsonl`) in the log folder, readable with `jq` or
-//! `tail -f`. A line is written with one append and synced before the verdict
-//! is answered; a torn last line left by a crash is closed off before the next
+//! `tail -f`. A day's file that reaches the size limit is followed by
+//! `verdicts-YYYY-MM-DD.1.jsonl`, `.2`, and so on; [`log_files`] lists them in
+//! the order they were written. A line is written with one append and synced
+//! (with the folder, when the append created the file) before the verdict is
+//! answered; a torn last line left by a crash is closed off before the next
 //! append and skipped (and reported) by readers.
 
 use std::fs::{self, File, OpenOptions};
@@ -31,12 +34,64 @@ pub struct LogContents {
     pub unreadable: Vec<String>,
 }
 
+/// Default size past which a day's log file is followed by a new one: 64 MiB.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
 /// A folder of verdict log files.
 #[derive(Clone, Debug)]
 pub struct VerdictLog {
     dir: PathBuf,
-    /// One writer at a time, so lines never interleave.
-    writer: Arc<Mutex<()>>,
+    max_bytes: u64,
+    /// One writer at a time, so lines never interleave; holds the file last written.
+    writer: Arc<Mutex<Option<Segment>>>,
+}
+
+/// One file of a day's log: number 0 is `verdicts-DAY.jsonl`, n is `verdicts-DAY.n.jsonl`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Segment {
+    day: String,
+    number: u32,
+}
+
+impl Segment {
+    fn file_name(&self) -> String {
+        match self.number {
+            0 => format!("verdicts-{}.jsonl", self.day),
+            n => format!("verdicts-{}.{n}.jsonl", self.day),
+        }
+    }
+
+    /// The segment a log file name stands for; `None` for other files.
+    fn parse(name: &str) -> Option<Segment> {
+        let stem = name.strip_prefix("verdicts-")?.strip_suffix(".jsonl")?;
+        let (day, number) = match stem.split_once('.') {
+            Some((day, number)) => (day, number.parse().ok()?),
+            None => (stem, 0),
+        };
+        Some(Segment {
+            day: day.to_string(),
+            number,
+        })
+    }
+}
+
+/// The log files in `dir`, oldest first: by day, then by segment number.
+pub fn log_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut files: Vec<(Segment, PathBuf)> = fs::read_dir(dir)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot read the verdict log folder {}: {e}", dir.display()),
+            )
+        })?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter_map(|path| {
+            let segment = Segment::parse(path.file_name()?.to_str()?)?;
+            Some((segment, path))
+        })
+        .collect();
+    files.sort();
+    Ok(files.into_iter().map(|(_, path)| path).collect())
 }
 
 impl VerdictLog {
@@ -50,8 +105,15 @@ impl VerdictLog {
         })?;
         Ok(VerdictLog {
             dir: dir.to_path_buf(),
-            writer: Arc::new(Mutex::new(())),
+            max_bytes: DEFAULT_LOG_MAX_BYTES,
+            writer: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// The same log, starting a new file for the day once one holds `max_bytes`.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> VerdictLog {
+        self.max_bytes = max_bytes.max(1);
+        self
     }
 
     /// The folder the log lives in.
@@ -59,20 +121,44 @@ impl VerdictLog {
         &self.dir
     }
 
-    fn file_for(&self, record: &LogRecord) -> PathBuf {
-        let day = record.verdict.judged_at.get(..10).unwrap_or("unknown");
-        self.dir.join(format!("verdicts-{day}.jsonl"))
+    /// The last segment written for `day`, from the folder.
+    fn last_segment(&self, day: &str) -> io::Result<Segment> {
+        let last = log_files(&self.dir)?
+            .iter()
+            .filter_map(|path| Segment::parse(path.file_name()?.to_str()?))
+            .filter(|segment| segment.day == day)
+            .max();
+        Ok(last.unwrap_or(Segment {
+            day: day.to_string(),
+            number: 0,
+        }))
     }
 
     /// Appends `record` as one line and syncs it to disk.
     pub fn append(&self, record: &LogRecord) -> io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
-        let path = self.file_for(record);
-        let _guard = self
+        let day = record
+            .verdict
+            .judged_at
+            .get(..10)
+            .unwrap_or("unknown")
+            .to_string();
+        let mut current = self
             .writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut segment = match current.as_ref() {
+            Some(segment) if segment.day == day => segment.clone(),
+            _ => self.last_segment(&day)?,
+        };
+        let mut path = self.dir.join(segment.file_name());
+        let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if size > 0 && size + line.len() as u64 > self.max_bytes {
+            segment.number += 1;
+            path = self.dir.join(segment.file_name());
+        }
+        let created = !path.exists();
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -83,7 +169,13 @@ impl VerdictLog {
             line.insert(0, b'\n');
         }
         file.write_all(&line)?;
-        file.sync_data()
+        file.sync_data()?;
+        if created {
+            // A new file's name must survive a crash too, not only its bytes.
+            sync_dir(&self.dir)?;
+        }
+        *current = Some(segment);
+        Ok(())
     }
 
     /// Appends on a blocking thread, for async callers.
@@ -96,17 +188,8 @@ impl VerdictLog {
 
     /// Reads every record in the folder, oldest first.
     pub fn read_all(&self) -> io::Result<LogContents> {
-        let mut files: Vec<PathBuf> = fs::read_dir(&self.dir)?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| {
-                path.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("verdicts-") && n.ends_with(".jsonl"))
-            })
-            .collect();
-        files.sort();
         let mut contents = LogContents::default();
-        for path in files {
+        for path in log_files(&self.dir)? {
             read_file(&path, &mut contents)?;
         }
         Ok(contents)
@@ -119,6 +202,15 @@ impl VerdictLog {
             .await
             .map_err(io::Error::other)?
     }
+}
+
+/// Syncs a folder's entries (the names of the files in it) to disk.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 fn ends_torn(file: &mut File) -> io::Result<bool> {

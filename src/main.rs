@@ -14,12 +14,13 @@ use clap::{Parser, Subcommand};
 use time::OffsetDateTime;
 
 use canary_gate::auth::{AccessPolicy, Tokens};
+use canary_gate::limits::VerdictLimits;
 use canary_gate::log::VerdictLog;
 use canary_gate::reload;
 use canary_gate::request::{Judgement, SideSpec, TimeSpec, VerdictRequest};
 use canary_gate::server::{self, AppState};
 use canary_gate::simulate::{self, SideTraffic, Simulation};
-use canary_gate::source::PrometheusSource;
+use canary_gate::source::{Coalescing, PrometheusSource, RetryPolicy, Retrying};
 use canary_gate::verdict::Verdict;
 
 /// Exit code for an error (bad arguments, unreachable server).
@@ -296,6 +297,15 @@ struct ServeArgs {
     /// Do not watch the rules folder; reload only on SIGHUP and POST /v1/rules/reload.
     #[arg(long, env = "CANARY_GATE_NO_WATCH")]
     no_watch: bool,
+    /// Verdicts judged at the same time; more wait in line.
+    #[arg(long, env = "CANARY_GATE_MAX_CONCURRENT_VERDICTS", default_value_t = canary_gate::limits::DEFAULT_MAX_CONCURRENT_VERDICTS)]
+    max_concurrent_verdicts: usize,
+    /// Verdict requests waiting in line; past them the answer is 503 with Retry-After.
+    #[arg(long, env = "CANARY_GATE_MAX_QUEUED_VERDICTS", default_value_t = canary_gate::limits::DEFAULT_MAX_QUEUED_VERDICTS)]
+    max_queued_verdicts: usize,
+    /// Size in bytes past which the day's verdict log continues in a new file.
+    #[arg(long, env = "CANARY_GATE_LOG_MAX_BYTES", default_value_t = canary_gate::log::DEFAULT_LOG_MAX_BYTES)]
+    log_max_bytes: u64,
     /// Base URL people reach this server at, for the verdicts' `report_url`
     /// (e.g. `https://canary-gate.example.internal`); default: the request's Host.
     #[arg(long, env = "CANARY_GATE_PUBLIC_URL")]
@@ -327,7 +337,7 @@ struct SimulateArgs {
     /// Seed of the random draws; the same seed gives the same traffic.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// A side: labels, then `;`-separated settings rps, errors, slow, pods, restart_after.
+    /// A side: labels, then `;`-separated settings rps, errors, slow, pods, restart_after, vanish_after.
     #[arg(long = "side", required = true)]
     sides: Vec<String>,
 }
@@ -368,9 +378,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let source = PrometheusSource::new(&args.prometheus_url, args.query_timeout)
             .with_context(|| format!("--prometheus-url {}", args.prometheus_url))?;
-        let log = VerdictLog::open(&args.log_dir)?;
+        let source = Coalescing::new(Retrying::new(source, RetryPolicy::default()));
+        let log = VerdictLog::open(&args.log_dir)?.with_max_bytes(args.log_max_bytes);
+        let limits = VerdictLimits::new(args.max_concurrent_verdicts, args.max_queued_verdicts);
         let state = Arc::new(
             AppState::new(source, args.rules_dir.clone(), log)
+                .with_limits(limits)
                 .with_public_url(args.public_url)
                 .with_access(access),
         );
@@ -534,6 +547,7 @@ fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
         })?;
     let source = PrometheusSource::new(&args.prometheus, args.query_timeout)
         .with_context(|| format!("--prometheus {}", args.prometheus))?;
+    let source = Retrying::new(source, RetryPolicy::default());
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let verdict = runtime.block_on(canary_gate::analyze::analyze(
         &source, &rule_set, &judgement, now,

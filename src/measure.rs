@@ -127,6 +127,59 @@ pub fn histogram_counts(
     Ok((slow, total))
 }
 
+/// Steps a side may fall silent before the window's end while the other side
+/// goes on, before its series count as vanished.
+pub const VANISHED_GRACE_STEPS: i64 = 4;
+
+/// The samples of `series` that are infinite (and NaN, when `count_nan`), in
+/// words (`2 NaN, 1 +Inf of 240 samples`); `None` when there are none.
+pub fn non_finite(series: &[Series], count_nan: bool) -> Option<String> {
+    let values = || series.iter().flat_map(|s| s.points.iter().map(|&(_, v)| v));
+    let total = values().count();
+    let nan = if count_nan {
+        values().filter(|v| v.is_nan()).count()
+    } else {
+        0
+    };
+    let positive = values().filter(|v| *v == f64::INFINITY).count();
+    let negative = values().filter(|v| *v == f64::NEG_INFINITY).count();
+    let parts: Vec<String> = [(nan, "NaN"), (positive, "+Inf"), (negative, "-Inf")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, name)| format!("{n} {name}"))
+        .collect();
+    (!parts.is_empty()).then(|| format!("{} of {total} samples", parts.join(", ")))
+}
+
+/// The time of the last sample of `series` within `range`.
+fn last_sample_secs(series: &[Series], range: RangeSpec) -> Option<i64> {
+    series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|&(t, _)| t))
+        .filter(|t| (range.start_secs..=range.end_secs).contains(t))
+        .max()
+}
+
+/// Says which side's series vanished before the window's end while the other
+/// side's went on; `None` when both report to the end (or both stopped).
+pub fn vanished(canary: &[Series], baseline: &[Series], range: RangeSpec) -> Option<String> {
+    let cutoff = range.end_secs - VANISHED_GRACE_STEPS * range.step_secs.max(1) as i64;
+    let (canary_last, baseline_last) = (
+        last_sample_secs(canary, range)?,
+        last_sample_secs(baseline, range)?,
+    );
+    let (gone, other, last) = match (canary_last < cutoff, baseline_last < cutoff) {
+        (true, false) => ("canary", "baseline", canary_last),
+        (false, true) => ("baseline", "canary", baseline_last),
+        _ => return None,
+    };
+    Some(format!(
+        "The {gone}'s series vanished: its last sample is at {}, {} s before the window's end, while the {other}'s went on; a {gone} that stopped reporting cannot be judged.",
+        crate::request::format_time(last),
+        range.end_secs - last
+    ))
+}
+
 /// Every finite sample of every series, pooled (Kayenta compares series this way).
 pub fn pooled_values(series: &[Series]) -> Vec<f64> {
     series
@@ -186,6 +239,50 @@ mod tests {
         let a = series(&[], &[(0, 1.0), (15, 2.0), (30, 3.0), (45, 4.0)]);
         let b = series(&[], &[(0, 10.0), (45, 16.0)]);
         assert_eq!(counter_increases(&[a, b], range), vec![1.0, 1.0, 7.0]);
+    }
+
+    // Non-finite samples are counted by kind; NaN only when asked, since it is a gap in some series.
+    #[test]
+    fn non_finite_samples_are_named() {
+        let odd = series(&[], &[(0, 1.0), (15, f64::NAN), (30, f64::INFINITY)]);
+        let both = std::slice::from_ref(&odd);
+        assert_eq!(
+            non_finite(both, true).as_deref(),
+            Some("1 NaN, 1 +Inf of 3 samples")
+        );
+        assert_eq!(
+            non_finite(both, false).as_deref(),
+            Some("1 +Inf of 3 samples")
+        );
+        assert_eq!(non_finite(&[series(&[], &[(0, 1.0)])], true), None);
+    }
+
+    // A side silent for more than the grace steps before the end, while the other goes on, has vanished.
+    #[test]
+    fn a_side_that_stops_reporting_has_vanished() {
+        let range = RangeSpec {
+            start_secs: 0,
+            end_secs: 600,
+            step_secs: 15,
+        };
+        let through = |last: i64| {
+            series(
+                &[],
+                &(0..=last / 15).map(|i| (i * 15, 1.0)).collect::<Vec<_>>(),
+            )
+        };
+        let why = vanished(&[through(300)], &[through(600)], range).expect("canary vanished");
+        assert!(
+            why.contains("canary's series vanished") && why.contains("300 s before"),
+            "{why}"
+        );
+        assert!(
+            vanished(&[through(600)], &[through(300)], range)
+                .is_some_and(|w| w.contains("baseline's"))
+        );
+        // Within the grace steps, or both silent: nothing vanished.
+        assert_eq!(vanished(&[through(555)], &[through(600)], range), None);
+        assert_eq!(vanished(&[through(300)], &[through(300)], range), None);
     }
 
     // The window stops at the last whole step, so later looks see the same earlier steps.

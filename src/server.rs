@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
@@ -22,6 +23,7 @@ use crate::analyze::{AnalyzeError, analyze};
 use crate::auth::{self, AccessPolicy};
 use crate::flagger;
 use crate::history::Filter;
+use crate::limits::{VerdictLimits, limit_verdicts};
 use crate::log::{LogRecord, VerdictLog};
 use crate::report;
 use crate::request::{Judgement, VerdictRequest};
@@ -45,6 +47,8 @@ pub struct AppState<S> {
     pub log: VerdictLog,
     /// Who may call which endpoint; open unless [`AppState::with_access`] says otherwise.
     pub access: Arc<AccessPolicy>,
+    /// How many verdicts run at once and wait in line.
+    pub limits: Arc<VerdictLimits>,
     /// Base URL people reach this server at, for `report_url`; when `None`,
     /// the request's Host header is used.
     pub public_url: Option<String>,
@@ -64,16 +68,21 @@ impl<S: MetricSource> AppState<S> {
             rules: RwLock::new(Arc::new(loaded)),
             log,
             access: Arc::new(AccessPolicy::default()),
+            limits: Arc::new(VerdictLimits::default()),
             public_url: None,
         }
     }
 
     /// The same state with `access` guarding the endpoints.
-    pub fn with_access(self, access: AccessPolicy) -> AppState<S> {
-        AppState {
-            access: Arc::new(access),
-            ..self
-        }
+    pub fn with_access(mut self, access: AccessPolicy) -> AppState<S> {
+        self.access = Arc::new(access);
+        self
+    }
+
+    /// The same state with other verdict limits.
+    pub fn with_limits(mut self, limits: VerdictLimits) -> AppState<S> {
+        self.limits = Arc::new(limits);
+        self
     }
 
     /// The same state, with reports linked under `public_url`.
@@ -144,13 +153,15 @@ impl From<AnalyzeError> for ApiError {
 
 /// The routes, bound to `state`.
 pub fn router<S: MetricSource>(state: Arc<AppState<S>>) -> Router {
+    // Every route that judges takes a verdict slot first.
+    let limited = axum::middleware::from_fn_with_state(state.limits.clone(), limit_verdicts);
     Router::new()
         .route(
             "/v1/verdicts",
-            get(list_verdicts::<S>).post(create_verdict::<S>),
+            get(list_verdicts::<S>).post(create_verdict::<S>.layer(limited.clone())),
         )
         .route("/v1/verdicts/{id}", get(get_verdict::<S>))
-        .route("/v1/flagger", post(flagger_webhook::<S>))
+        .route("/v1/flagger", post(flagger_webhook::<S>.layer(limited)))
         .route("/", get(history_page::<S>))
         .route("/verdicts/{id}", get(report_page::<S>))
         .route("/healthz", get(|| async { "ok\n" }))

@@ -40,6 +40,9 @@ pub struct SideTraffic {
     pub pods: u32,
     /// Seconds after the start at which the first pod restarts, resetting its counters.
     pub restart_after_secs: Option<i64>,
+    /// Seconds after the start after which every series of the side stops
+    /// being scraped, as if its pods were gone.
+    pub vanish_after_secs: Option<i64>,
 }
 
 impl SideTraffic {
@@ -55,6 +58,7 @@ impl SideTraffic {
             slow_ratio: 0.05,
             pods: 2,
             restart_after_secs: None,
+            vanish_after_secs: None,
         }
     }
 }
@@ -71,7 +75,7 @@ pub struct SideSpecError {
 
 impl SideTraffic {
     /// Reads a side from text: labels, then `;`-separated settings
-    /// (`rps`, `errors`, `slow`, `pods`, `restart_after`), e.g.
+    /// (`rps`, `errors`, `slow`, `pods`, `restart_after`, `vanish_after`), e.g.
     /// `service=checkout,track=canary;rps=20;errors=1%;slow=5%`.
     pub fn parse(spec: &str) -> Result<SideTraffic, SideSpecError> {
         let fail = |reason: String| SideSpecError {
@@ -112,9 +116,10 @@ impl SideTraffic {
                 "slow" => side.slow_ratio = number(value)?,
                 "pods" => side.pods = number(value)? as u32,
                 "restart_after" => side.restart_after_secs = Some(number(value)? as i64),
+                "vanish_after" => side.vanish_after_secs = Some(number(value)? as i64),
                 other => {
                     return Err(fail(format!(
-                        "unknown setting `{other}` (known: rps, errors, slow, pods, restart_after)"
+                        "unknown setting `{other}` (known: rps, errors, slow, pods, restart_after, vanish_after)"
                     )));
                 }
             }
@@ -276,6 +281,11 @@ pub fn write_openmetrics(simulation: &Simulation, out: &mut impl Write) -> io::R
         label_text(&labels)
     };
     let time = |scrape: usize| simulation.start_secs + scrape as i64 * interval;
+    // The scrapes a side's series have: all, or those before it vanished.
+    let scraped = |side: &SideTraffic, scrape: usize| {
+        side.vanish_after_secs
+            .is_none_or(|after| scrape as i64 * interval <= after)
+    };
 
     writeln!(out, "# HELP http_requests Requests served.")?;
     writeln!(out, "# TYPE http_requests counter")?;
@@ -287,6 +297,9 @@ pub fn write_openmetrics(simulation: &Simulation, out: &mut impl Write) -> io::R
                 // increment: no 5xx series until the first 5xx.
                 let mut seen = false;
                 for (scrape, counters) in scrapes.iter().enumerate() {
+                    if !scraped(side, scrape) {
+                        continue;
+                    }
                     let value = if pick == 0 {
                         counters.ok
                     } else {
@@ -314,6 +327,9 @@ pub fn write_openmetrics(simulation: &Simulation, out: &mut impl Write) -> io::R
         for (pod, scrapes) in pods.iter().enumerate() {
             let plain = series_labels(side, pod, &[]);
             for (scrape, counters) in scrapes.iter().enumerate() {
+                if !scraped(side, scrape) {
+                    continue;
+                }
                 let t = time(scrape);
                 let bounds = BUCKETS_SECONDS.iter().copied().chain([f64::INFINITY]);
                 for (bound, count) in bounds.zip(counters.buckets) {

@@ -28,6 +28,8 @@ pub enum Measured {
     Value(Option<f64>),
     /// The data could not be fetched or read; says why.
     Failed(String),
+    /// A side had no series at all; says which.
+    Missing(String),
 }
 
 /// One metric's measurement and the queries that produced it.
@@ -95,6 +97,7 @@ pub fn judge(
         let mut forces_rollback = false;
         let finding = match (&metric.kind, input.measured) {
             (_, Measured::Failed(why)) => Finding::bare(MetricOutcome::Error, why),
+            (_, Measured::Missing(why)) => Finding::bare(MetricOutcome::Nodata, why),
             (MetricKind::Ratio { rule, .. }, Measured::Counts(steps)) => counts::judge_counts(
                 rule,
                 &steps,

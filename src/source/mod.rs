@@ -4,12 +4,17 @@
 //! The judge only sees the [`MetricSource`] trait, so a fault-injecting double
 //! or another store fits beside the real client.
 
+mod coalesce;
 mod prometheus;
+mod retry;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Duration;
 
+pub use coalesce::Coalescing;
 pub use prometheus::{DEFAULT_QUERY_TIMEOUT, PrometheusSource};
+pub use retry::{FIRST_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, RetryPolicy, Retrying};
 
 /// The labels and samples of one series from a range query.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,7 +25,7 @@ pub struct Series {
 }
 
 /// The time range and resolution of a range query, in unix seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RangeSpec {
     pub start_secs: i64,
     pub end_secs: i64,
@@ -34,28 +39,32 @@ pub enum SourceError {
     #[error("could not reach Prometheus: {0}")]
     Unreachable(String),
     /// The source did not answer within the client's deadline.
-    #[error("Prometheus did not answer within {0} s")]
-    Timeout(u64),
+    #[error("Prometheus did not answer within the {0:?} deadline (timeout)")]
+    Timeout(Duration),
+    /// The source answered with an HTTP error status and no readable API error.
+    #[error("Prometheus answered HTTP {status}: {body}")]
+    Http { status: u16, body: String },
     /// The source answered with an error about the query or its own state.
     #[error("Prometheus answered with an error ({kind}): {message}")]
     Query { kind: String, message: String },
+    /// The source answered, but warned that the data may be partial.
+    #[error("Prometheus warned that its answer may be partial: {}", .0.join("; "))]
+    Partial(Vec<String>),
     /// The answer could not be understood.
     #[error("Prometheus sent an answer canary-gate cannot read: {0}")]
     BadResponse(String),
 }
 
 impl SourceError {
-    /// Whether asking again soon may succeed.
+    /// Whether asking again soon may succeed: connection errors, timeouts,
+    /// the gateway statuses 502/503/504 and Prometheus's own `timeout` and
+    /// `unavailable` errors. A bad query (4xx, `bad_data`) never is.
     pub fn is_transient(&self) -> bool {
         match self {
             SourceError::Unreachable(_) | SourceError::Timeout(_) => true,
-            SourceError::Query { kind, .. } => {
-                matches!(
-                    kind.as_str(),
-                    "timeout" | "unavailable" | "internal" | "canceled"
-                )
-            }
-            SourceError::BadResponse(_) => false,
+            SourceError::Http { status, .. } => matches!(status, 502..=504),
+            SourceError::Query { kind, .. } => matches!(kind.as_str(), "timeout" | "unavailable"),
+            SourceError::Partial(_) | SourceError::BadResponse(_) => false,
         }
     }
 }

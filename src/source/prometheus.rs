@@ -1,14 +1,24 @@
 //! The Prometheus HTTP API as a [`MetricSource`].
+//!
+//! The prometheus-http-query crate builds and sends each query; its raw answer
+//! is read here, against the API's standard envelope, because the crate's own
+//! parser drops the `warnings` that say an answer may be partial, and because
+//! a proxy's HTML error page or a 5xx deserves a reason that names it.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::Duration;
 
-use prometheus_http_query::{Client, Error as ClientError, response::Data};
+use prometheus_http_query::{Client, Error as ClientError, response::Data, response::PromqlResult};
+use serde::Deserialize;
 
 use super::{MetricSource, RangeSpec, Series, SourceError};
 
 /// Default client-side deadline for one query.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most characters of an unreadable answer quoted in an error.
+const QUOTED_BODY_CHARS: usize = 200;
 
 /// A Prometheus (or Prometheus-compatible) server reached over HTTP.
 #[derive(Clone)]
@@ -26,12 +36,23 @@ impl std::fmt::Debug for PrometheusSource {
     }
 }
 
+/// The envelope every Prometheus API answer comes in.
+#[derive(Deserialize)]
+struct Envelope {
+    status: String,
+    data: Option<serde_json::Value>,
+    #[serde(rename = "errorType")]
+    error_type: Option<String>,
+    error: Option<String>,
+    #[serde(default)]
+    warnings: Vec<String>,
+}
+
 impl PrometheusSource {
     /// A client for the server at `url` (e.g. `http://127.0.0.1:9090`) whose
-    /// queries give up after `timeout`.
+    /// queries give up after `timeout`, whatever Prometheus itself does.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, SourceError> {
         let http = reqwest::Client::builder()
-            .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .build()
             .map_err(|e| SourceError::Unreachable(e.to_string()))?;
@@ -46,6 +67,30 @@ impl PrometheusSource {
         self.client.base_url().as_str()
     }
 
+    /// Sends one query and reads its answer, all within the client's deadline.
+    async fn answer(
+        &self,
+        send: impl Future<Output = Result<reqwest::Response, ClientError>>,
+    ) -> Result<Vec<Series>, SourceError> {
+        let attempt = async {
+            let response = send.await.map_err(|e| self.map_error(e))?;
+            let status = response.status().as_u16();
+            let body = response.bytes().await.map_err(|e| {
+                if e.is_timeout() {
+                    SourceError::Timeout(self.timeout)
+                } else {
+                    SourceError::BadResponse(root_cause(&e))
+                }
+            })?;
+            read_answer(status, &body)
+        };
+        // The client's own deadline: Prometheus's `timeout` parameter bounds its
+        // evaluation only, and a hung server or proxy would ignore it.
+        tokio::time::timeout(self.timeout, attempt)
+            .await
+            .unwrap_or(Err(SourceError::Timeout(self.timeout)))
+    }
+
     fn map_error(&self, error: ClientError) -> SourceError {
         match error {
             ClientError::Prometheus(e) => SourceError::Query {
@@ -53,15 +98,11 @@ impl PrometheusSource {
                 message: e.message().to_string(),
             },
             ClientError::Client(e) => match e.inner() {
-                Some(inner) if inner.is_timeout() => SourceError::Timeout(self.timeout.as_secs()),
+                Some(inner) if inner.is_timeout() => SourceError::Timeout(self.timeout),
                 Some(inner) if inner.is_connect() => SourceError::Unreachable(root_cause(inner)),
                 Some(inner) if inner.is_decode() || inner.is_body() => {
                     SourceError::BadResponse(root_cause(inner))
                 }
-                Some(inner) if inner.status().is_some() => SourceError::Query {
-                    kind: "http".to_string(),
-                    message: root_cause(inner),
-                },
                 Some(inner) => SourceError::Unreachable(root_cause(inner)),
                 None => SourceError::BadResponse(e.to_string()),
             },
@@ -81,11 +122,64 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     message
 }
 
-fn to_series(data: Data) -> Result<Vec<Series>, SourceError> {
+/// The start of an unreadable body, for an error message.
+fn quote(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut quoted: String = text.chars().take(QUOTED_BODY_CHARS).collect();
+    if text.chars().count() > QUOTED_BODY_CHARS {
+        quoted.push('…');
+    }
+    quoted
+}
+
+/// Reads an answer with HTTP `status` and `body` against the API envelope.
+fn read_answer(status: u16, body: &[u8]) -> Result<Vec<Series>, SourceError> {
+    let success = (200..300).contains(&status);
+    let envelope = match serde_json::from_slice::<Envelope>(body) {
+        Ok(envelope) => envelope,
+        Err(_) if !success => {
+            return Err(SourceError::Http {
+                status,
+                body: quote(body),
+            });
+        }
+        Err(e) => {
+            return Err(SourceError::BadResponse(format!(
+                "not the Prometheus API's JSON ({e}): {}",
+                quote(body)
+            )));
+        }
+    };
+    match envelope.status.as_str() {
+        "error" => Err(SourceError::Query {
+            kind: envelope.error_type.unwrap_or_else(|| "unknown".into()),
+            message: envelope.error.unwrap_or_default(),
+        }),
+        "success" if !success => Err(SourceError::Http {
+            status,
+            body: quote(body),
+        }),
+        "success" if !envelope.warnings.is_empty() => Err(SourceError::Partial(envelope.warnings)),
+        "success" => {
+            let data = envelope
+                .data
+                .ok_or_else(|| SourceError::BadResponse("a success with no `data`".into()))?;
+            let result: PromqlResult = serde_json::from_value(data)
+                .map_err(|e| SourceError::BadResponse(format!("unreadable `data`: {e}")))?;
+            Ok(to_series(result.into_inner().0))
+        }
+        other => Err(SourceError::BadResponse(format!(
+            "unknown status `{other}`: {}",
+            quote(body)
+        ))),
+    }
+}
+
+fn to_series(data: Data) -> Vec<Series> {
     let labels =
         |m: std::collections::HashMap<String, String>| m.into_iter().collect::<BTreeMap<_, _>>();
     match data {
-        Data::Matrix(matrix) => Ok(matrix
+        Data::Matrix(matrix) => matrix
             .into_iter()
             .map(|range| {
                 let (metric, samples) = range.into_inner();
@@ -97,8 +191,8 @@ fn to_series(data: Data) -> Result<Vec<Series>, SourceError> {
                         .collect(),
                 }
             })
-            .collect()),
-        Data::Vector(vector) => Ok(vector
+            .collect(),
+        Data::Vector(vector) => vector
             .into_iter()
             .map(|instant| {
                 let (metric, sample) = instant.into_inner();
@@ -107,11 +201,11 @@ fn to_series(data: Data) -> Result<Vec<Series>, SourceError> {
                     points: vec![(sample.timestamp().round() as i64, sample.value())],
                 }
             })
-            .collect()),
-        Data::Scalar(sample) => Ok(vec![Series {
+            .collect(),
+        Data::Scalar(sample) => vec![Series {
             labels: BTreeMap::new(),
             points: vec![(sample.timestamp().round() as i64, sample.value())],
-        }]),
+        }],
     }
 }
 
@@ -121,7 +215,7 @@ impl MetricSource for PrometheusSource {
         promql: &str,
         range: RangeSpec,
     ) -> Result<Vec<Series>, SourceError> {
-        let result = self
+        let send = self
             .client
             .query_range(
                 promql,
@@ -130,31 +224,74 @@ impl MetricSource for PrometheusSource {
                 range.step_secs as f64,
             )
             .timeout(self.timeout.as_millis() as i64)
-            .get()
-            .await
-            .map_err(|e| self.map_error(e))?;
-        to_series(result.into_inner().0)
+            .get_raw();
+        self.answer(send).await
     }
 
     async fn instant_query(&self, promql: &str, at_secs: i64) -> Result<Vec<Series>, SourceError> {
-        let result = self
+        let send = self
             .client
             .query(promql)
             .at(at_secs)
             .timeout(self.timeout.as_millis() as i64)
-            .get()
-            .await
-            .map_err(|e| self.map_error(e))?;
-        to_series(result.into_inner().0)
+            .get_raw();
+        self.answer(send).await
     }
 
     async fn ready(&self) -> Result<(), SourceError> {
-        match self.client.is_server_ready().await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(SourceError::Unreachable(
-                "Prometheus says it is not ready".into(),
-            )),
-            Err(e) => Err(self.map_error(e)),
-        }
+        let check = async {
+            match self.client.is_server_ready().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(SourceError::Unreachable(
+                    "Prometheus says it is not ready".into(),
+                )),
+                Err(e) => Err(self.map_error(e)),
+            }
+        };
+        tokio::time::timeout(self.timeout, check)
+            .await
+            .unwrap_or(Err(SourceError::Timeout(self.timeout)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Warnings mean the data may be partial: an error, never numbers to judge.
+    #[test]
+    fn warnings_make_the_answer_partial() {
+        let body = br#"{"status":"success","data":{"resultType":"vector","result":[]},"warnings":["store b is down"]}"#;
+        assert_eq!(
+            read_answer(200, body),
+            Err(SourceError::Partial(vec!["store b is down".into()]))
+        );
+    }
+
+    // A proxy's HTML page on a 502 is an HTTP error that names the status, and is transient.
+    #[test]
+    fn a_gateway_page_is_a_transient_http_error() {
+        let error = read_answer(502, b"<html>bad gateway</html>").expect_err("502");
+        assert!(error.is_transient());
+        assert!(error.to_string().contains("HTTP 502"), "{error}");
+    }
+
+    // Prometheus's own bad_data error is kept with its type and is never retried.
+    #[test]
+    fn bad_data_is_a_permanent_query_error() {
+        let body = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
+        let error = read_answer(400, body).expect_err("bad_data");
+        assert!(!error.is_transient());
+        assert!(error.to_string().contains("bad_data"), "{error}");
+    }
+
+    // NaN and infinite samples are read as such, for the measurement to refuse.
+    #[test]
+    fn special_values_are_read() {
+        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"NaN"],[2,"+Inf"],[3,"-Inf"]]}]}}"#;
+        let series = read_answer(200, body).expect("readable");
+        let values: Vec<f64> = series[0].points.iter().map(|p| p.1).collect();
+        assert!(values[0].is_nan());
+        assert_eq!(&values[1..], &[f64::INFINITY, f64::NEG_INFINITY]);
     }
 }

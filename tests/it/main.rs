@@ -3,7 +3,10 @@
 mod access;
 mod check;
 mod controllers;
+mod durability;
+mod faults;
 mod hostile;
+mod load;
 mod openapi;
 mod pipeline;
 mod plan;

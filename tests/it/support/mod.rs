@@ -1,6 +1,7 @@
 //! Test support: a real Prometheus with backfilled data, and the real server on port 0.
 
 pub mod binary;
+pub mod fault;
 pub mod prometheus;
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::time::Duration;
 use canary_gate::log::VerdictLog;
 use canary_gate::server::{self, AppState};
 use canary_gate::simulate::{SideTraffic, Simulation};
-use canary_gate::source::PrometheusSource;
+use canary_gate::source::{Coalescing, MetricSource, PrometheusSource, RetryPolicy, Retrying};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
@@ -55,6 +56,13 @@ impl TestApp {
         (status, response.json().await.expect("the answer is JSON"))
     }
 
+    /// Tells the server to stop the way SIGTERM would, without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Stops the server the way SIGTERM would and waits for it to finish.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -70,8 +78,10 @@ impl TestApp {
 
 /// Starts canary-gate on a free loopback port against `prometheus_url` with the rules in `rules_dir`.
 pub async fn spawn_app(prometheus_url: &str, rules_dir: &Path) -> TestApp {
-    let (state, log_dir) = app_state(prometheus_url, rules_dir);
-    spawn_state(Arc::new(state), log_dir).await
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    spawn_app_on(listener, prometheus_url, rules_dir).await
 }
 
 /// Starts canary-gate on `listener` (for tests that need a known port).
@@ -81,33 +91,46 @@ pub async fn spawn_app_on(
     rules_dir: &Path,
 ) -> TestApp {
     let (state, log_dir) = app_state(prometheus_url, rules_dir);
-    serve_on(listener, Arc::new(state), log_dir)
+    serve_state(listener, Arc::new(state), log_dir)
 }
 
 /// The state [`spawn_app`] serves, with a fresh verdict log folder, for tests that adjust it.
 pub fn app_state(prometheus_url: &str, rules_dir: &Path) -> (TestState, tempfile::TempDir) {
-    let source =
-        PrometheusSource::new(prometheus_url, Duration::from_secs(10)).expect("usable URL");
     let log_dir = tempfile::tempdir().expect("temp dir");
     let log = VerdictLog::open(log_dir.path()).expect("log dir");
-    (AppState::new(source, rules_dir.to_path_buf(), log), log_dir)
+    let state = AppState::new(
+        service_source(prometheus_url, Duration::from_secs(10)),
+        rules_dir.to_path_buf(),
+        log,
+    );
+    (state, log_dir)
 }
 
-/// The server state of the test apps.
-pub type TestState = AppState<PrometheusSource>;
+/// The server state of the test apps: the source stack `canary-gate serve` uses.
+pub type TestState = AppState<Coalescing<Retrying<PrometheusSource>>>;
 
-/// Serves `state` on a free loopback port; `log_dir` is the folder its log writes to.
-pub async fn spawn_state(state: Arc<TestState>, log_dir: tempfile::TempDir) -> TestApp {
+/// The source stack `canary-gate serve` uses: Prometheus at `url` with the
+/// client deadline `timeout`, retried after transient faults, coalesced.
+pub fn service_source(url: &str, timeout: Duration) -> Coalescing<Retrying<PrometheusSource>> {
+    let source = PrometheusSource::new(url, timeout).expect("usable URL");
+    Coalescing::new(Retrying::new(source, RetryPolicy::default()))
+}
+
+/// Starts the real server on a free loopback port with `state`, whose log is in `log_dir`.
+pub async fn spawn_state<S: MetricSource>(
+    state: Arc<AppState<S>>,
+    log_dir: tempfile::TempDir,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind port 0");
-    serve_on(listener, state, log_dir)
+    serve_state(listener, state, log_dir)
 }
 
-/// Serves `state` on `listener` until the returned app is stopped.
-fn serve_on(
+/// Serves `state` on `listener` in a task.
+fn serve_state<S: MetricSource>(
     listener: tokio::net::TcpListener,
-    state: Arc<TestState>,
+    state: Arc<AppState<S>>,
     log_dir: tempfile::TempDir,
 ) -> TestApp {
     let url = format!("http://{}", listener.local_addr().expect("address"));

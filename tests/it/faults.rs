@@ -1,0 +1,313 @@
+//! Prometheus faults: each gets a defined metric outcome whose reason names
+//! the cause, and none lets a canary through, not even on the final look.
+
+use std::time::Duration;
+
+use canary_gate::limits::VerdictLimits;
+use canary_gate::simulate::{SideTraffic, Simulation};
+use canary_gate::source::MAX_ATTEMPTS;
+use serde_json::{Value, json};
+
+use crate::support::fault::{Fault, FaultyPrometheus, svc_app, svc_final_look};
+use crate::support::prometheus::TestPrometheus;
+use crate::support::{MINUTES, TestApp, repo_root, request, spawn_app, two_services, window_start};
+
+/// Client-side deadline of each query in these tests.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The server with the `svc` rules, against the Prometheus at `url`.
+async fn app_against(url: &str) -> TestApp {
+    svc_app(url, QUERY_TIMEOUT, VerdictLimits::default())
+        .await
+        .0
+}
+
+/// Asks for the final look while the double follows `faults`; returns the verdict and the double.
+async fn judge_under(faults: Vec<Fault>) -> (Value, FaultyPrometheus) {
+    let double = FaultyPrometheus::start(faults).await;
+    let app = app_against(&double.url).await;
+    let (status, verdict) = app.post_verdict(&svc_final_look()).await;
+    assert_eq!(status, 200, "{verdict:#}");
+    app.stop().await;
+    (verdict, double)
+}
+
+/// Checks the one metric's outcome and that its reason names `cause`, and that
+/// the final verdict is not a promote.
+fn assert_held_back(verdict: &Value, outcome: &str, cause: &str) {
+    let metric = &verdict["metrics"][0];
+    assert_eq!(metric["outcome"], outcome, "{metric:#}");
+    let reason = metric["reason"].as_str().expect("reason");
+    assert!(reason.contains(cause), "{reason:?} should name {cause:?}");
+    assert_eq!(verdict["final"], true);
+    assert_ne!(verdict["verdict"], "promote", "{verdict:#}");
+}
+
+// The double's healthy data is promoted, so in the tests below the fault alone holds the canary back.
+#[tokio::test]
+async fn healthy_double_is_promoted() {
+    let (verdict, _) = judge_under(vec![Fault::Healthy]).await;
+    assert_eq!(verdict["verdict"], "promote", "{verdict:#}");
+}
+
+// Nothing listening: error naming the unreachable server, after the bounded retries.
+#[tokio::test]
+async fn connection_refused_is_an_error() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let app = app_against(&format!("http://{closed}")).await;
+    let (status, verdict) = app.post_verdict(&svc_final_look()).await;
+    assert_eq!(status, 200, "{verdict:#}");
+    assert_held_back(&verdict, "error", "could not reach Prometheus");
+    app.stop().await;
+}
+
+// A Prometheus that never answers is cut off by the client's own deadline, retried, then an error.
+#[tokio::test]
+async fn hang_hits_the_client_deadline() {
+    let (verdict, double) = judge_under(vec![Fault::Hang]).await;
+    assert_held_back(&verdict, "error", "deadline (timeout)");
+    assert_eq!(
+        double.calls("errors_total{track=\"canary\"}"),
+        MAX_ATTEMPTS as usize
+    );
+}
+
+// A 502 page from a proxy is transient: retried up to the limit, then an error naming the status.
+#[tokio::test]
+async fn bad_gateway_is_retried_then_an_error() {
+    let (verdict, double) = judge_under(vec![Fault::Status(
+        502,
+        "<html><h1>502 Bad Gateway</h1></html>",
+    )])
+    .await;
+    assert_held_back(&verdict, "error", "HTTP 502");
+    assert_eq!(
+        double.calls("errors_total{track=\"canary\"}"),
+        MAX_ATTEMPTS as usize
+    );
+}
+
+// A 503 that clears up is retried and the verdict is judged from the data that came.
+#[tokio::test]
+async fn transient_unavailable_recovers_by_retrying() {
+    let unavailable =
+        json!({"status": "error", "errorType": "unavailable", "error": "starting up"});
+    let (verdict, double) = judge_under(vec![
+        Fault::Json(503, unavailable.clone()),
+        Fault::Json(503, unavailable),
+        Fault::Healthy,
+    ])
+    .await;
+    assert_eq!(verdict["metrics"][0]["outcome"], "pass", "{verdict:#}");
+    assert_eq!(double.calls("errors_total{track=\"canary\"}"), 3);
+}
+
+// Unavailable for longer than the retries: an error that names Prometheus's error type.
+#[tokio::test]
+async fn persistent_unavailable_is_an_error() {
+    let unavailable = json!({"status": "error", "errorType": "unavailable", "error": "no store"});
+    let (verdict, _) = judge_under(vec![Fault::Json(503, unavailable)]).await;
+    assert_held_back(&verdict, "error", "(unavailable): no store");
+}
+
+// A plain 500 is not a gateway fault: one try, then an error naming the status.
+#[tokio::test]
+async fn internal_server_error_is_not_retried() {
+    let (verdict, double) = judge_under(vec![Fault::Status(500, "boom")]).await;
+    assert_held_back(&verdict, "error", "HTTP 500: boom");
+    assert_eq!(double.calls("errors_total{track=\"canary\"}"), 1);
+}
+
+// Prometheus refusing the query (400 bad_data) is never retried.
+#[tokio::test]
+async fn bad_data_is_not_retried() {
+    let bad = json!({"status": "error", "errorType": "bad_data", "error": "parse error at char 3"});
+    let (verdict, double) = judge_under(vec![Fault::Json(400, bad)]).await;
+    assert_held_back(&verdict, "error", "(bad_data): parse error");
+    assert_eq!(double.calls("errors_total{track=\"canary\"}"), 1);
+}
+
+// A 404 (wrong URL path, e.g. a missing prefix) is an error naming the status.
+#[tokio::test]
+async fn not_found_is_an_error() {
+    let (verdict, _) = judge_under(vec![Fault::Status(404, "404 page not found")]).await;
+    assert_held_back(&verdict, "error", "HTTP 404");
+}
+
+// A 200 whose body is not the API's JSON (a login page) is an unreadable answer.
+#[tokio::test]
+async fn non_json_body_is_an_error() {
+    let (verdict, _) = judge_under(vec![Fault::Status(200, "<html>Please log in</html>")]).await;
+    assert_held_back(&verdict, "error", "not the Prometheus API's JSON");
+}
+
+// A `status: error` answer (query too expensive) is an error with its type and message.
+#[tokio::test]
+async fn status_error_is_an_error() {
+    let too_big = json!({"status": "error", "errorType": "execution", "error": "query processing would load too many samples"});
+    let (verdict, _) = judge_under(vec![Fault::Json(422, too_big)]).await;
+    assert_held_back(&verdict, "error", "(execution): query processing");
+}
+
+// Data that comes with warnings may be partial: an error that quotes the warning.
+#[tokio::test]
+async fn warnings_mean_partial_data() {
+    let (verdict, _) = judge_under(vec![Fault::Warning("store eu-2 did not answer")]).await;
+    assert_held_back(
+        &verdict,
+        "error",
+        "may be partial: store eu-2 did not answer",
+    );
+}
+
+// A NaN sample in a counter is broken data: an error naming it.
+#[tokio::test]
+async fn nan_sample_is_an_error() {
+    let (verdict, _) = judge_under(vec![Fault::Sample("NaN")]).await;
+    assert_held_back(&verdict, "error", "1 NaN of");
+}
+
+// +Inf and -Inf samples in a counter are broken data: an error naming them.
+#[tokio::test]
+async fn infinite_samples_are_an_error() {
+    for (value, named) in [("+Inf", "1 +Inf of"), ("-Inf", "1 -Inf of")] {
+        let (verdict, _) = judge_under(vec![Fault::Sample(value)]).await;
+        assert_held_back(&verdict, "error", named);
+    }
+}
+
+// No series at all for the canary: nodata saying so, and the final look stays inconclusive.
+#[tokio::test]
+async fn empty_result_is_nodata() {
+    let (verdict, _) = judge_under(vec![Fault::Empty]).await;
+    assert_held_back(
+        &verdict,
+        "nodata",
+        "canary's total query returned no series",
+    );
+    assert_eq!(verdict["verdict"], "inconclusive");
+}
+
+// Real Prometheus: a canary selector that matches nothing is nodata, never a promote.
+#[tokio::test]
+async fn real_empty_result_is_nodata() {
+    let start = window_start();
+    let prometheus = TestPrometheus::start(&two_services(start));
+    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+    let mut body = request("checkout", start, start + MINUTES * 60, true);
+    body["canary"] = json!({"track": "ghost"});
+    let (status, verdict) = app.post_verdict(&body).await;
+    assert_eq!(status, 200, "{verdict:#}");
+    for metric in verdict["metrics"].as_array().expect("metrics") {
+        assert_eq!(metric["outcome"], "nodata", "{metric:#}");
+        assert!(
+            metric["reason"]
+                .as_str()
+                .expect("reason")
+                .contains("returned no series"),
+            "{metric:#}"
+        );
+    }
+    assert_eq!(verdict["verdict"], "inconclusive", "{verdict:#}");
+    app.stop().await;
+}
+
+/// The canary sides of a simulation, to give them a fault.
+fn canary_sides(simulation: &mut Simulation) -> impl Iterator<Item = &mut SideTraffic> {
+    simulation
+        .sides
+        .iter_mut()
+        .filter(|side| side.labels.get("track").map(String::as_str) == Some("canary"))
+}
+
+// Real Prometheus: a healthy canary whose series vanish ten minutes in is an error at the final look.
+#[tokio::test]
+async fn vanished_canary_is_an_error() {
+    let start = window_start();
+    let mut simulation = two_services(start);
+    for side in canary_sides(&mut simulation) {
+        side.vanish_after_secs = Some(10 * 60);
+    }
+    let prometheus = TestPrometheus::start(&simulation);
+    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+    let (status, verdict) = app
+        .post_verdict(&request("checkout", start, start + MINUTES * 60, true))
+        .await;
+    assert_eq!(status, 200, "{verdict:#}");
+    for metric in verdict["metrics"].as_array().expect("metrics") {
+        assert_eq!(metric["outcome"], "error", "{metric:#}");
+        let reason = metric["reason"].as_str().expect("reason");
+        assert!(reason.contains("canary's series vanished"), "{reason}");
+    }
+    assert_ne!(verdict["verdict"], "promote", "{verdict:#}");
+    app.stop().await;
+}
+
+// Real Prometheus: a pod restart (counter reset) neither hides a broken canary's errors
+// nor loses a healthy canary's requests: resets count from zero.
+#[tokio::test]
+async fn counter_reset_hides_nothing() {
+    let start = window_start();
+    let mut simulation = two_services(start);
+    for side in canary_sides(&mut simulation) {
+        side.restart_after_secs = Some(5 * 60);
+    }
+    let prometheus = TestPrometheus::start(&simulation);
+    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+
+    let (status, broken) = app
+        .post_verdict(&request("search", start, start + MINUTES * 60, true))
+        .await;
+    assert_eq!(status, 200, "{broken:#}");
+    assert_eq!(broken["verdict"], "rollback", "{broken:#}");
+    assert_eq!(broken["metrics"][0]["outcome"], "fail");
+
+    let (status, healthy) = app
+        .post_verdict(&request("checkout", start, start + MINUTES * 60, false))
+        .await;
+    assert_eq!(status, 200, "{healthy:#}");
+    let errors = &healthy["metrics"][0];
+    let canary = errors["canary"]["count"].as_f64().expect("canary count");
+    let baseline = errors["baseline"]["count"]
+        .as_f64()
+        .expect("baseline count");
+    // Both sides serve the same traffic; a reset read as a drop would lose a pod's whole history.
+    assert!(
+        (canary / baseline - 1.0).abs() < 0.1,
+        "canary {canary} baseline {baseline}"
+    );
+    assert_ne!(healthy["verdict"], "rollback", "{healthy:#}");
+    app.stop().await;
+}
+
+// The one-shot CLI against an unreachable Prometheus exits 2 (inconclusive) at the final look, never 0.
+#[test]
+fn judge_cli_without_prometheus_exits_inconclusive() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_canary-gate"))
+        .arg("judge")
+        .args(["--prometheus", &format!("http://{closed}")])
+        .arg("--rules-dir")
+        .arg(repo_root().join("rules"))
+        .args(["--rules", "http", "--deployment", "checkout-1402"])
+        .args(["--canary", "track=canary", "--baseline", "track=baseline"])
+        .args(["--start", &(now - 1800).to_string()])
+        .args(["--end", &(now - 60).to_string()])
+        .args([
+            "--var",
+            "service=checkout",
+            "--final",
+            "--query-timeout",
+            "1s",
+        ])
+        .output()
+        .expect("run canary-gate judge");
+    let verdict: Value = serde_json::from_slice(&output.stdout).expect("a JSON verdict");
+    assert_eq!(output.status.code(), Some(2), "{verdict:#}");
+    assert_held_back(&verdict, "error", "could not reach Prometheus");
+}
