@@ -29,6 +29,9 @@ pub const TOKENS_ENV: &str = "CANARY_GATE_TOKENS";
 /// Paths that stay open even with `--protect-reads`: probes that cannot send
 /// tokens (a kubelet's liveness check) and the API description.
 pub const ALWAYS_OPEN: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+/// Flagger's webhook: Flagger sends no headers of its own, so its token may
+/// come in the payload's `metadata.token` instead of `Authorization`.
+pub const FLAGGER_PATH: &str = "/v1/flagger";
 
 /// Why the configured tokens cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -201,18 +204,53 @@ pub async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(bearer);
+        .and_then(bearer)
+        .map(str::to_string);
+    let (presented, request) = match presented {
+        None if request.uri().path() == FLAGGER_PATH => match metadata_token(request).await {
+            Ok(found) => found,
+            Err(response) => return response,
+        },
+        other => (other, request),
+    };
     match presented {
-        Some(token) if policy.tokens.accepts(token) => next.run(request).await,
+        Some(token) if policy.tokens.accepts(&token) => next.run(request).await,
         Some(_) => unauthorized(
             "the bearer token is not one this server accepts",
             r#"Bearer realm="canary-gate", error="invalid_token""#,
         ),
         None => unauthorized(
-            "this endpoint needs a bearer token: send `Authorization: Bearer <token>` (canary-gate wait: --token-file FILE)",
+            "this endpoint needs a bearer token: send `Authorization: Bearer <token>` (canary-gate wait: --token-file FILE; Flagger: the webhook's metadata.token)",
             r#"Bearer realm="canary-gate""#,
         ),
     }
+}
+
+/// Reads `metadata.token` from a Flagger payload and hands back the request
+/// with its body intact for the handler. A body too large to read is refused
+/// here, as the handler would refuse it.
+async fn metadata_token(request: Request) -> Result<(Option<String>, Request), Response> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, crate::server::MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the body is larger than {} bytes",
+                    crate::server::MAX_BODY_BYTES
+                ),
+            )
+            .into_response()
+        })?;
+    let token = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|payload| payload["metadata"]["token"].as_str().map(str::to_string));
+    Ok((
+        token,
+        Request::from_parts(parts, axum::body::Body::from(bytes)),
+    ))
 }
 
 /// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive.

@@ -34,7 +34,8 @@ pub struct PayloadError(String);
 /// Turns Flagger's payload into a verdict request. Metadata keys: `rules`
 /// (required), `canary` and `baseline` (label matchers; default
 /// `app=<name>` and `app=<name>-primary`, Flagger's own labels),
-/// `final_after` (e.g. `30m`), and `var.<name>` for each `$var`. The
+/// `final_after` (e.g. `30m`), `var.<name>` for each `$var`, and `token`
+/// (read by the access check, never copied into the request). The
 /// deployment is `<namespace>/<name>-<checksum>`, so each revision is judged
 /// from its own first look.
 pub fn to_request(payload: &WebhookPayload) -> Result<VerdictRequest, PayloadError> {
@@ -81,17 +82,80 @@ pub fn to_request(payload: &WebhookPayload) -> Result<VerdictRequest, PayloadErr
 
 /// The HTTP status Flagger reads: 2xx passes the check, anything else fails it.
 /// A rollback fails it (412), and so does a verdict that could not see a metric
-/// (503): canary-gate never passes a check it could not judge.
+/// or is still undecided at the final look (503): canary-gate never passes a
+/// check it could not judge.
 pub fn status_for(verdict: &Verdict) -> u16 {
-    if verdict.verdict == Outcome::Rollback {
-        412
-    } else if verdict
+    let unseen = verdict
         .metrics
         .iter()
-        .any(|m| m.outcome == MetricOutcome::Error)
-    {
+        .any(|m| m.outcome == MetricOutcome::Error);
+    let undecided_at_the_end = verdict.is_final && verdict.verdict == Outcome::Inconclusive;
+    if verdict.verdict == Outcome::Rollback {
+        412
+    } else if unseen || undecided_at_the_end {
         503
     } else {
         200
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(outcome: &str, is_final: bool, metric_outcome: &str) -> Verdict {
+        serde_json::from_value(serde_json::json!({
+            "id": "v", "verdict": outcome, "reason": "r", "deployment": "d", "rules": "http",
+            "rules_hash": "h", "canary": "{}", "baseline": "{}",
+            "window": {"start": "s", "end": "e", "start_secs": 0, "end_secs": 60, "step_secs": 15},
+            "final": is_final, "score": 100.0, "judged_at": "t",
+            "metrics": [{"name": "m", "kind": "ratio", "group": "m", "critical": false,
+                         "outcome": metric_outcome, "reason": "r", "canary": {}, "baseline": {},
+                         "queries": []}],
+        }))
+        .expect("a verdict")
+    }
+
+    // Flagger passes the check only for a healthy or not-yet-decided canary it could see;
+    // a rollback, an unreadable metric and an undecided final look all fail it.
+    #[test]
+    fn statuses_never_pass_what_was_not_judged() {
+        assert_eq!(status_for(&verdict("promote", false, "pass")), 200);
+        assert_eq!(
+            status_for(&verdict("inconclusive", false, "inconclusive")),
+            200
+        );
+        assert_eq!(status_for(&verdict("rollback", false, "fail")), 412);
+        assert_eq!(status_for(&verdict("inconclusive", false, "error")), 503);
+        assert_eq!(status_for(&verdict("inconclusive", true, "nodata")), 503);
+    }
+
+    // Metadata picks the rule set, the sides and the vars; the token stays out of the request.
+    #[test]
+    fn payload_becomes_a_request_without_the_token() {
+        let payload: WebhookPayload = serde_json::from_value(serde_json::json!({
+            "name": "podinfo", "namespace": "test", "checksum": "85d5",
+            "metadata": {"rules": "http", "var.service": "podinfo", "token": "secret-secret-secret"},
+        }))
+        .expect("payload");
+        let request = to_request(&payload).expect("request");
+        assert_eq!(request.deployment, "test/podinfo-85d5");
+        assert_eq!(
+            request.canary,
+            SideSpec::Labels(BTreeMap::from([("app".into(), "podinfo".into())]))
+        );
+        assert_eq!(
+            request.baseline,
+            SideSpec::Labels(BTreeMap::from([("app".into(), "podinfo-primary".into())]))
+        );
+        assert_eq!(
+            request.vars,
+            BTreeMap::from([("service".into(), "podinfo".into())])
+        );
+        assert!(
+            !serde_json::to_string(&request)
+                .expect("json")
+                .contains("secret")
+        );
     }
 }

@@ -240,3 +240,46 @@ async fn wait_with_and_without_token_and_no_token_in_logs() {
         );
     }
 }
+
+// Flagger sends no headers of its own: its webhook may carry the token as
+// `metadata.token`, which opens the gate only when it is a configured token and
+// never lands in the verdict log.
+#[tokio::test]
+async fn flagger_token_in_metadata() {
+    let start = window_start();
+    let prometheus = TestPrometheus::start(&crate::support::two_services(start));
+    let (state, log_dir) = app_state(&prometheus.url, &repo_root().join("rules"));
+    let app = spawn_state(Arc::new(state.with_access(policy(false))), log_dir).await;
+    let payload = |token: &str| {
+        serde_json::json!({
+            "name": "search", "namespace": "test", "checksum": "abc",
+            "metadata": {"rules": "http", "canary": "track=canary", "baseline": "track=baseline",
+                         "var.service": "search", "token": token},
+        })
+    };
+    let post = |body: serde_json::Value| {
+        app.client
+            .post(format!("{}/v1/flagger", app.url))
+            .json(&body)
+            .send()
+    };
+    let refused = post(payload("wrong-token-wrong-token"))
+        .await
+        .expect("answer");
+    assert_eq!(refused.status().as_u16(), 401);
+    let served = post(payload(TOKEN)).await.expect("answer");
+    assert_eq!(
+        served.status().as_u16(),
+        200,
+        "a first look of a healthy canary passes the check"
+    );
+    let verdict: serde_json::Value = served.json().await.expect("JSON verdict");
+    assert_eq!(verdict["deployment"], "test/search-abc");
+    let logged: String = std::fs::read_dir(app.log_dir.path())
+        .expect("log dir")
+        .filter_map(Result::ok)
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap_or_default())
+        .collect();
+    assert!(logged.contains("test/search-abc"), "the verdict is logged");
+    assert!(!logged.contains(TOKEN), "the token is not");
+}
