@@ -16,18 +16,6 @@ use crate::support::{MINUTES, TestApp, repo_root, request, spawn_app, two_servic
 /// Longest a single Chromium run may take before the test gives up on it.
 const CHROMIUM_DEADLINE: Duration = Duration::from_secs(180);
 
-/// GETs `path` and returns the status and the body as text.
-async fn get_text(app: &TestApp, path: &str) -> (u16, String) {
-    let response = app
-        .client
-        .get(format!("{}{path}", app.url))
-        .send()
-        .await
-        .expect("the server answers");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("a text body"))
-}
-
 /// Asks for `search`'s verdict ten minutes in: its canary is rolled back.
 async fn rollback_verdict(app: &TestApp, start: i64) -> serde_json::Value {
     let (status, verdict) = app
@@ -80,7 +68,7 @@ async fn rollback_report_renders_after_prometheus_is_gone() {
         .collect();
     assert!(!log_text.contains("report_url"), "{log_text}");
 
-    let (status, html) = get_text(&app, &format!("/verdicts/{id}")).await;
+    let (status, html) = app.get_text(&format!("/verdicts/{id}")).await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains(r#"class="verdict-word">rollback<"#), "{html}");
     assert!(
@@ -107,7 +95,7 @@ async fn rollback_report_renders_after_prometheus_is_gone() {
 #[tokio::test]
 async fn unknown_report_is_not_found() {
     let app = spawn_app("http://127.0.0.1:9", &repo_root().join("rules")).await;
-    let (status, html) = get_text(&app, "/verdicts/no-such-id").await;
+    let (status, html) = app.get_text("/verdicts/no-such-id").await;
     assert_eq!(status, 404);
     assert!(html.contains("no verdict with id"), "{html}");
     app.stop().await;
@@ -125,7 +113,7 @@ async fn history_page_lists_and_filters() {
         .await;
     let link = |v: &serde_json::Value| format!("/verdicts/{}", v["id"].as_str().expect("id"));
 
-    let (status, all) = get_text(&app, "/").await;
+    let (status, all) = app.get_text("/").await;
     assert_eq!(status, 200);
     let (newer, older) = (
         all.find(&link(&early)).expect("checkout listed"),
@@ -133,16 +121,18 @@ async fn history_page_lists_and_filters() {
     );
     assert!(newer < older, "newest first");
 
-    let (_, rollbacks) = get_text(&app, "/?rules=http&deployment=&verdict=rollback").await;
+    let (_, rollbacks) = app
+        .get_text("/?rules=http&deployment=&verdict=rollback")
+        .await;
     assert!(rollbacks.contains(&link(&rollback)));
     assert!(!rollbacks.contains(&link(&early)));
     assert!(rollbacks.contains(r#"<option value="rollback" selected>"#));
 
-    let (_, checkout) = get_text(&app, "/?deployment=checkout-1402&verdict=").await;
+    let (_, checkout) = app.get_text("/?deployment=checkout-1402&verdict=").await;
     assert!(checkout.contains(&link(&early)));
     assert!(!checkout.contains(&link(&rollback)));
 
-    let (_, other_rules) = get_text(&app, "/?rules=grpc").await;
+    let (_, other_rules) = app.get_text("/?rules=grpc").await;
     assert!(other_rules.contains("No verdicts match."));
     app.stop().await;
 }
@@ -161,12 +151,10 @@ async fn user_strings_are_escaped_in_pages() {
     assert_eq!(status, 200, "{verdict}");
     let id = verdict["id"].as_str().expect("id");
 
-    let (_, report) = get_text(&app, &format!("/verdicts/{id}")).await;
-    let (_, history) = get_text(
-        &app,
-        "/?rules=%3Cscript%3Ealert(1)%3C%2Fscript%3E%22%27%26&deployment=%22%3E%3Cb%3E",
-    )
-    .await;
+    let (_, report) = app.get_text(&format!("/verdicts/{id}")).await;
+    let (_, history) = app
+        .get_text("/?rules=%3Cscript%3Ealert(1)%3C%2Fscript%3E%22%27%26&deployment=%22%3E%3Cb%3E")
+        .await;
     for html in [&report, &history] {
         assert!(!html.contains(hostile), "{html}");
         assert!(!html.contains("<script"), "{html}");

@@ -44,8 +44,8 @@ impl TestApp {
         (status, response.json().await.expect("the answer is JSON"))
     }
 
-    /// GETs `path` and returns the status and JSON answer.
-    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+    /// GETs `path` and returns the status and the body as text.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
         let response = self
             .client
             .get(format!("{}{path}", self.url))
@@ -53,7 +53,15 @@ impl TestApp {
             .await
             .expect("the server answers");
         let status = response.status().as_u16();
-        (status, response.json().await.expect("the answer is JSON"))
+        (status, response.text().await.expect("a text body"))
+    }
+
+    /// GETs `path` and returns the status and JSON answer.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, text) = self.get_text(path).await;
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("the answer to {path} is not JSON ({e}): {text}"));
+        (status, json)
     }
 
     /// Tells the server to stop the way SIGTERM would, without waiting for it.
