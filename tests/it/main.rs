@@ -6,6 +6,7 @@ mod controllers;
 mod durability;
 mod faults;
 mod hostile;
+mod kinds;
 mod load;
 mod openapi;
 mod pipeline;

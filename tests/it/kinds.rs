@@ -1,0 +1,127 @@
+//! Series (Kayenta-style) and threshold metrics end to end, from gauges in a
+//! real Prometheus.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::support::prometheus::TestPrometheus;
+use crate::support::{MINUTES, spawn_app, window_start};
+
+/// A rule set with a series metric and a threshold metric over a `cpu` gauge.
+const RULES: &str = "\
+description: CPU of a service, Kayenta style, and a hard cap.
+metrics:
+  - name: cpu
+    kind: series
+    query: avg by (pod) (cpu{service=\"$service\"})
+    direction: increase
+    min_samples: 20
+  - name: cpu-cap
+    kind: threshold
+    query: max(cpu{service=\"$service\"})
+    max: 2
+";
+
+/// Gauges for three services, two pods a side, scraped every 15 s: `steady`'s
+/// canary runs like its baseline, `hungry`'s uses 60% more CPU, and `spiky`'s
+/// matches its baseline but peaks above the cap at the end.
+fn gauges(start: i64) -> String {
+    let mut text = String::from("# TYPE cpu gauge\n");
+    let scrapes = MINUTES * 4;
+    for (service, canary_level, final_spike) in [
+        ("steady", 0.5, None),
+        ("hungry", 0.8, None),
+        ("spiky", 0.5, Some(2.5)),
+    ] {
+        for (track, level) in [("baseline", 0.5), ("canary", canary_level)] {
+            for pod in 0..2 {
+                for scrape in 0..=scrapes {
+                    // Deterministic wobble, different per pod and side.
+                    let phase = scrape as f64 * 0.7
+                        + pod as f64 * 1.3
+                        + if track == "canary" { 0.4 } else { 0.0 };
+                    let mut value: f64 = level + 0.05 * phase.sin();
+                    if track == "canary" && scrape == scrapes {
+                        value = final_spike.unwrap_or(value);
+                    }
+                    let time = start + scrape * 15;
+                    writeln!(text, "cpu{{pod=\"{track}-{pod}\",service=\"{service}\",track=\"{track}\"}} {value:.4} {time}")
+                        .expect("write to a string");
+                }
+            }
+        }
+    }
+    text.push_str("# EOF\n");
+    text
+}
+
+// Series metrics wait for the final look, then judge Kayenta's way: a canary using 60%
+// more CPU fails ("Higher than tolerated"), a steady one passes; the threshold metric
+// checks the canary's value at the end against its cap.
+#[tokio::test]
+async fn series_and_threshold_metrics_from_real_gauges() {
+    let start = window_start();
+    let prometheus = TestPrometheus::start_with_openmetrics(gauges(start).as_bytes());
+    let rules = tempfile::tempdir().expect("temp dir");
+    std::fs::write(rules.path().join("cpu.yaml"), RULES).expect("write rules");
+    let app = spawn_app(&prometheus.url, rules.path()).await;
+    let ask = |service: &str, is_final: bool| {
+        json!({
+            "rules": "cpu", "deployment": format!("{service}-1"),
+            "canary": {"track": "canary"}, "baseline": {"track": "baseline"},
+            "start": start, "end": start + MINUTES * 60, "vars": {"service": service}, "final": is_final,
+        })
+    };
+
+    let (status, early) = app.post_verdict(&ask("hungry", false)).await;
+    assert_eq!(status, 200, "{early}");
+    assert_eq!(early["metrics"][0]["outcome"], "inconclusive", "{early:#}");
+    assert!(
+        early["metrics"][0]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("final look"),
+        "{early:#}"
+    );
+    assert_ne!(early["verdict"], "promote");
+
+    let (_, hungry) = app.post_verdict(&ask("hungry", true)).await;
+    let cpu = &hungry["metrics"][0];
+    assert_eq!(cpu["outcome"], "fail", "{hungry:#}");
+    assert!(
+        cpu["reason"]
+            .as_str()
+            .expect("reason")
+            .starts_with("Higher than tolerated"),
+        "{cpu:#}"
+    );
+    // The Hodges-Lehmann shift is near the true 0.3 and its interval excludes 0.
+    let shift = cpu["estimate"]["value"].as_f64().expect("estimate");
+    assert!((0.2..0.4).contains(&shift), "shift {shift}");
+    assert!(cpu["estimate"]["lower"].as_f64().expect("lower") > 0.0);
+    // 121 scrapes of two pods each, averaged per pod: 242 samples a side.
+    assert_eq!(cpu["canary"]["count"], 242.0);
+    assert_ne!(hungry["verdict"], "promote", "{hungry:#}");
+
+    let (_, steady) = app.post_verdict(&ask("steady", true)).await;
+    assert_eq!(steady["metrics"][0]["outcome"], "pass", "{steady:#}");
+    assert_eq!(steady["metrics"][1]["outcome"], "pass", "{steady:#}");
+    assert_eq!(steady["verdict"], "promote", "{steady:#}");
+    let cap_query = steady["metrics"][1]["queries"][0]["promql"]
+        .as_str()
+        .expect("query");
+    assert_eq!(cap_query, r#"max(cpu{service="steady",track="canary"})"#);
+    assert_eq!(
+        steady["metrics"][1]["queries"].as_array().map(Vec::len),
+        Some(1),
+        "thresholds ask the canary only"
+    );
+
+    let (_, spiky) = app.post_verdict(&ask("spiky", true)).await;
+    let cap = &spiky["metrics"][1];
+    assert_eq!(cap["outcome"], "fail", "{spiky:#}");
+    assert_eq!(cap["canary"]["value"], 2.5);
+    assert_ne!(spiky["verdict"], "promote", "{spiky:#}");
+    app.stop().await;
+}
