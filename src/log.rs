@@ -164,6 +164,9 @@ impl VerdictLog {
             .append(true)
             .read(true)
             .open(&path)?;
+        // Another process (a one-shot `canary-gate judge --log-dir`) may append to
+        // the same file: hold its lock from the torn-line check to the sync.
+        file.lock()?;
         if ends_torn(&mut file)? {
             // Close off a half line from a crash so this record starts on its own line.
             line.insert(0, b'\n');
