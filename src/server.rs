@@ -309,21 +309,27 @@ struct History {
 
 async fn list_verdicts<S: MetricSource>(
     State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
     query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<History>, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     let contents = state.log.read_all_async().await.map_err(log_unreadable)?;
     let limit = query.limit.unwrap_or(100).min(MAX_HISTORY);
+    let filter = crate::history::Filter {
+        deployment: query.deployment,
+        rules: query.rules,
+        verdict: query.verdict,
+        since_secs: None,
+    };
     let verdicts = contents
         .records
         .into_iter()
         .rev()
         .map(|r| r.verdict)
-        .filter(|v| query.deployment.as_ref().is_none_or(|d| &v.deployment == d))
-        .filter(|v| query.rules.as_ref().is_none_or(|r| &v.rules == r))
-        .filter(|v| query.verdict.is_none_or(|o| v.verdict == o))
+        .filter(|v| filter.accepts(v))
         .take(limit)
+        .map(|v| with_report_url(&state, &headers, v))
         .collect();
     Ok(Json(History {
         verdicts,

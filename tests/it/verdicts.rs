@@ -204,6 +204,10 @@ async fn verdicts_are_logged_and_listed() {
     let listed = history["verdicts"].as_array().expect("verdicts");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["id"], first["id"]);
+    assert_eq!(
+        listed[0]["report_url"], first["report_url"],
+        "listed verdicts link their reports"
+    );
     let (status, all) = app.get_json("/v1/verdicts").await;
     assert_eq!(status, 200);
     assert_eq!(all["verdicts"][0]["id"], second["id"], "newest first");
