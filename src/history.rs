@@ -7,36 +7,9 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-
-use crate::log::{LogRecord, log_files};
-use crate::verdict::{Outcome, Verdict};
-
-/// Which verdicts to show.
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    pub deployment: Option<String>,
-    pub rules: Option<String>,
-    pub verdict: Option<Outcome>,
-    /// Only verdicts judged at or after this unix time.
-    pub since_secs: Option<i64>,
-}
-
-impl Filter {
-    /// Whether `verdict` passes the filter.
-    pub fn accepts(&self, verdict: &Verdict) -> bool {
-        self.deployment
-            .as_ref()
-            .is_none_or(|d| &verdict.deployment == d)
-            && self.rules.as_ref().is_none_or(|r| &verdict.rules == r)
-            && self.verdict.is_none_or(|o| verdict.verdict == o)
-            && self.since_secs.is_none_or(|since| {
-                OffsetDateTime::parse(&verdict.judged_at, &Rfc3339)
-                    .is_ok_and(|t| t.unix_timestamp() >= since)
-            })
-    }
-}
+pub use crate::log::Filter;
+use crate::log::{LogRecord, RecordKey, log_files};
+use crate::verdict::Verdict;
 
 /// How to print verdicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -109,11 +82,16 @@ pub fn show(
                 if line.trim().is_empty() {
                     continue;
                 }
-                match serde_json::from_str::<LogRecord>(line) {
-                    Ok(record) if filter.accepts(&record.verdict) => {
-                        writeln!(out, "{}", render(&record.verdict, format))?
+                // The key first: the metrics' detail is parsed only for lines shown.
+                let record = serde_json::from_str::<RecordKey>(line).and_then(|key| {
+                    match filter.accepts(&key) {
+                        true => serde_json::from_str::<LogRecord>(line).map(Some),
+                        false => Ok(None),
                     }
-                    Ok(_) => {}
+                });
+                match record {
+                    Ok(Some(record)) => writeln!(out, "{}", render(&record.verdict, format))?,
+                    Ok(None) => {}
                     Err(_) => writeln!(
                         errors,
                         "skipped an unreadable line: {}:{}",

@@ -6,16 +6,24 @@
 //! (with the folder, when the append created the file) before the verdict is
 //! answered; a torn last line left by a crash is closed off before the next
 //! append and skipped (and reported) by readers.
+//!
+//! Readers that answer requests ([`VerdictLog::newest`], [`VerdictLog::find`],
+//! [`VerdictLog::first_start`]) read only the files they need, newest first,
+//! and keep only the lines they return, so a log of months costs the server
+//! neither memory nor a full read per request.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::request::VerdictRequest;
-use crate::verdict::Verdict;
+use crate::verdict::{Outcome, Verdict};
 
 /// One line of the verdict log: the verdict and the request that asked for it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,6 +40,49 @@ pub struct LogContents {
     pub records: Vec<LogRecord>,
     /// `file:line` of every line that could not be read (a torn or edited line).
     pub unreadable: Vec<String>,
+}
+
+/// The fields of a log line that filters and lookups read, parsed without
+/// the metrics' detail, so scanning a line allocates little.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RecordKey {
+    pub id: String,
+    pub deployment: String,
+    pub rules: String,
+    pub verdict: Outcome,
+    pub judged_at: String,
+    pub window: WindowKey,
+}
+
+/// The part of a logged verdict's window that lookups read.
+#[derive(Clone, Debug, Deserialize)]
+pub struct WindowKey {
+    pub start_secs: i64,
+}
+
+/// Which verdicts to show.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub deployment: Option<String>,
+    pub rules: Option<String>,
+    pub verdict: Option<Outcome>,
+    /// Only verdicts judged at or after this unix time.
+    pub since_secs: Option<i64>,
+}
+
+impl Filter {
+    /// Whether the verdict keyed by `key` passes the filter.
+    pub fn accepts(&self, key: &RecordKey) -> bool {
+        self.deployment
+            .as_ref()
+            .is_none_or(|d| &key.deployment == d)
+            && self.rules.as_ref().is_none_or(|r| &key.rules == r)
+            && self.verdict.is_none_or(|o| key.verdict == o)
+            && self.since_secs.is_none_or(|since| {
+                OffsetDateTime::parse(&key.judged_at, &Rfc3339)
+                    .is_ok_and(|t| t.unix_timestamp() >= since)
+            })
+    }
 }
 
 /// Default size past which a day's log file is followed by a new one: 64 MiB.
@@ -189,22 +240,151 @@ impl VerdictLog {
             .map_err(io::Error::other)?
     }
 
-    /// Reads every record in the folder, oldest first.
+    /// Reads every record in the folder, oldest first. For tools and tests:
+    /// request handlers use the bounded readers below.
     pub fn read_all(&self) -> io::Result<LogContents> {
         let mut contents = LogContents::default();
         for path in log_files(&self.dir)? {
-            read_file(&path, &mut contents)?;
+            let records = &mut contents.records;
+            scan_file(&path, &mut contents.unreadable, |_, line, _| {
+                serde_json::from_slice(line)
+                    .map(|record| records.push(record))
+                    .is_ok()
+            })?;
         }
         Ok(contents)
     }
 
-    /// Reads on a blocking thread, for async callers.
-    pub async fn read_all_async(&self) -> io::Result<LogContents> {
+    /// The newest `limit` records that pass `filter`, newest first. Files are
+    /// read newest first until `limit` records are found; `unreadable` lists
+    /// the bad lines of the files read.
+    pub fn newest(&self, filter: &Filter, limit: usize) -> io::Result<LogContents> {
+        let mut contents = LogContents::default();
+        for path in log_files(&self.dir)?.iter().rev() {
+            let wanted = limit - contents.records.len();
+            if wanted == 0 {
+                break;
+            }
+            // The file's last `wanted` matching lines, kept raw until the end.
+            let mut kept: VecDeque<(usize, Vec<u8>)> = VecDeque::with_capacity(wanted.min(64));
+            scan_file(path, &mut contents.unreadable, |key, line, number| {
+                if filter.accepts(&key) {
+                    if kept.len() == wanted {
+                        kept.pop_front();
+                    }
+                    kept.push_back((number, line.to_vec()));
+                }
+                true
+            })?;
+            for (number, line) in kept.iter().rev() {
+                match serde_json::from_slice(line) {
+                    Ok(record) => contents.records.push(record),
+                    Err(_) => contents.unreadable.push(at_line(path, *number)),
+                }
+            }
+        }
+        Ok(contents)
+    }
+
+    /// The record with `id`, from the files of the day its id was made.
+    /// Ids are UUIDv7, which carry the time they were made; any other id
+    /// names no verdict.
+    pub fn find(&self, id: &str) -> io::Result<Option<LogRecord>> {
+        let Some(made_secs) = uuid_v7_secs(id) else {
+            return Ok(None);
+        };
+        // The id is made a moment before the verdict's judged_at names its file:
+        // take the neighbouring days too, for a verdict judged across midnight.
+        let days: Vec<String> = [-1, 0, 1]
+            .iter()
+            .filter_map(|offset| day_of(made_secs + offset * SECS_PER_DAY))
+            .collect();
+        let mut found = None;
+        let mut unreadable = Vec::new();
+        for path in log_files(&self.dir)? {
+            if !file_day(&path).is_some_and(|day| days.contains(&day)) {
+                continue;
+            }
+            scan_file(&path, &mut unreadable, |key, line, _| {
+                if key.id == id {
+                    found = serde_json::from_slice(line).ok();
+                    return found.is_some();
+                }
+                true
+            })?;
+        }
+        Ok(found)
+    }
+
+    /// The earliest window start among the verdicts of `deployment` under
+    /// `rules` judged on or after the day of `since_secs`.
+    pub fn first_start(
+        &self,
+        deployment: &str,
+        rules: &str,
+        since_secs: i64,
+    ) -> io::Result<Option<i64>> {
+        let since_day = day_of(since_secs).unwrap_or_default();
+        let mut first: Option<i64> = None;
+        let mut unreadable = Vec::new();
+        for path in log_files(&self.dir)? {
+            if file_day(&path).is_some_and(|day| day < since_day) {
+                continue;
+            }
+            scan_file(&path, &mut unreadable, |key, _, _| {
+                if key.deployment == deployment && key.rules == rules {
+                    let start = key.window.start_secs;
+                    first = Some(first.map_or(start, |f| f.min(start)));
+                }
+                true
+            })?;
+        }
+        Ok(first)
+    }
+
+    /// Runs `read` on a blocking thread with this log, for async callers.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&VerdictLog) -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
         let log = self.clone();
-        tokio::task::spawn_blocking(move || log.read_all())
+        tokio::task::spawn_blocking(move || read(&log))
             .await
             .map_err(io::Error::other)?
     }
+}
+
+const SECS_PER_DAY: i64 = 24 * 3600;
+
+/// The `YYYY-MM-DD` (UTC) of a unix time, as log files are named.
+fn day_of(secs: i64) -> Option<String> {
+    let date = OffsetDateTime::from_unix_timestamp(secs).ok()?.date();
+    Some(format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    ))
+}
+
+/// The day a log file's name says it holds.
+fn file_day(path: &Path) -> Option<String> {
+    Some(Segment::parse(path.file_name()?.to_str()?)?.day)
+}
+
+/// `file:line`, as unreadable lines are reported.
+fn at_line(path: &Path, number: usize) -> String {
+    format!("{}:{number}", path.display())
+}
+
+/// The unix second a UUIDv7 was made; `None` for anything else.
+fn uuid_v7_secs(id: &str) -> Option<i64> {
+    let uuid = uuid::Uuid::try_parse(id).ok()?;
+    if uuid.get_version_num() != 7 {
+        return None;
+    }
+    let (secs, _) = uuid.get_timestamp()?.to_unix();
+    i64::try_from(secs).ok()
 }
 
 /// Syncs a folder's entries (the names of the files in it) to disk.
@@ -227,19 +407,30 @@ fn ends_torn(file: &mut File) -> io::Result<bool> {
     Ok(last[0] != b'\n')
 }
 
-fn read_file(path: &Path, contents: &mut LogContents) -> io::Result<()> {
-    let reader = BufReader::new(File::open(path)?);
-    for (index, line) in reader.split(b'\n').enumerate() {
-        let line = line?;
+/// Calls `visit` with the key, bytes and line number of every line of `path`
+/// whose key reads, in order. The `file:line` of every unreadable line (no
+/// key, or `visit` answered false) goes onto `unreadable`.
+fn scan_file(
+    path: &Path,
+    unreadable: &mut Vec<String>,
+    mut visit: impl FnMut(RecordKey, &[u8], usize) -> bool,
+) -> io::Result<()> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut line = Vec::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        number += 1;
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
-        match serde_json::from_slice::<LogRecord>(&line) {
-            Ok(record) => contents.records.push(record),
-            Err(_) => contents
-                .unreadable
-                .push(format!("{}:{}", path.display(), index + 1)),
+        let readable =
+            serde_json::from_slice::<RecordKey>(&line).is_ok_and(|key| visit(key, &line, number));
+        if !readable {
+            unreadable.push(at_line(path, number));
         }
     }
-    Ok(())
 }

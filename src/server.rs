@@ -22,11 +22,10 @@ use tokio::net::TcpListener;
 use crate::analyze::{AnalyzeError, analyze};
 use crate::auth::{self, AccessPolicy};
 use crate::flagger;
-use crate::history::Filter;
 use crate::limits::{VerdictLimits, limit_verdicts};
-use crate::log::{LogRecord, VerdictLog};
+use crate::log::{Filter, LogRecord, VerdictLog};
 use crate::report;
-use crate::request::{Judgement, VerdictRequest};
+use crate::request::{Judgement, MAX_WINDOW_SECS, VerdictRequest};
 use crate::rules::{self, LoadedRules};
 use crate::source::MetricSource;
 use crate::verdict::{Outcome, Verdict};
@@ -227,19 +226,23 @@ async fn flagger_webhook<S: MetricSource>(
     Ok((status, Json(with_report_url(&state, &headers, verdict))))
 }
 
-/// The start of the first logged verdict of `deployment` under `rules`.
+/// The start of the first logged verdict of `deployment` under `rules` that
+/// could still open a window ending at `now_secs`.
 async fn first_start<S: MetricSource>(
     state: &AppState<S>,
     deployment: &str,
     rules: &str,
+    now_secs: i64,
 ) -> Result<Option<i64>, ApiError> {
-    let contents = state.log.read_all_async().await.map_err(log_unreadable)?;
-    Ok(contents
-        .records
-        .iter()
-        .filter(|r| r.verdict.deployment == deployment && r.verdict.rules == rules)
-        .map(|r| r.verdict.window.start_secs)
-        .min())
+    // A window spans at most MAX_WINDOW_SECS, so a first look older than that
+    // (and a day's slack for the file boundary) cannot start a valid one.
+    let since_secs = now_secs - MAX_WINDOW_SECS - 24 * 3600;
+    let (deployment, rules) = (deployment.to_string(), rules.to_string());
+    state
+        .log
+        .blocking(move |log| log.first_start(&deployment, &rules, since_secs))
+        .await
+        .map_err(log_unreadable)
 }
 
 /// The pipe behind every write door: validate, judge, log, answer.
@@ -250,7 +253,15 @@ async fn judge_and_log<S: MetricSource>(
     let now = OffsetDateTime::now_utc();
     let first = match request.start {
         Some(_) => None,
-        None => first_start(state, &request.deployment, &request.rules).await?,
+        None => {
+            first_start(
+                state,
+                &request.deployment,
+                &request.rules,
+                now.unix_timestamp(),
+            )
+            .await?
+        }
     };
     let judgement = Judgement::parse(&request, now.unix_timestamp(), first)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
@@ -314,22 +325,22 @@ async fn list_verdicts<S: MetricSource>(
 ) -> Result<Json<History>, ApiError> {
     let Query(query) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
-    let contents = state.log.read_all_async().await.map_err(log_unreadable)?;
     let limit = query.limit.unwrap_or(100).min(MAX_HISTORY);
-    let filter = crate::history::Filter {
+    let filter = Filter {
         deployment: query.deployment,
         rules: query.rules,
         verdict: query.verdict,
         since_secs: None,
     };
+    let contents = state
+        .log
+        .blocking(move |log| log.newest(&filter, limit))
+        .await
+        .map_err(log_unreadable)?;
     let verdicts = contents
         .records
         .into_iter()
-        .rev()
-        .map(|r| r.verdict)
-        .filter(|v| filter.accepts(v))
-        .take(limit)
-        .map(|v| with_report_url(&state, &headers, v))
+        .map(|r| with_report_url(&state, &headers, r.verdict))
         .collect();
     Ok(Json(History {
         verdicts,
@@ -348,12 +359,12 @@ async fn get_verdict<S: MetricSource>(
 
 /// The verdict `id` from the log, newest record first.
 async fn find_verdict<S: MetricSource>(state: &AppState<S>, id: &str) -> Result<Verdict, ApiError> {
-    let contents = state.log.read_all_async().await.map_err(log_unreadable)?;
-    contents
-        .records
-        .into_iter()
-        .rev()
-        .find(|r| r.verdict.id == id)
+    let wanted = id.to_string();
+    state
+        .log
+        .blocking(move |log| log.find(&wanted))
+        .await
+        .map_err(log_unreadable)?
         .map(|r| r.verdict)
         .ok_or_else(|| {
             ApiError::new(
@@ -437,15 +448,13 @@ async fn history_page<S: MetricSource>(
             .and_then(|v| serde_json::from_value(serde_json::Value::String(v)).ok()),
         since_secs: None,
     };
-    let contents = state.log.read_all_async().await.map_err(log_unreadable)?;
-    let verdicts: Vec<Verdict> = contents
-        .records
-        .into_iter()
-        .rev()
-        .map(|r| r.verdict)
-        .filter(|v| filter.accepts(v))
-        .take(HISTORY_PAGE_ROWS)
-        .collect();
+    let shown = filter.clone();
+    let contents = state
+        .log
+        .blocking(move |log| log.newest(&shown, HISTORY_PAGE_ROWS))
+        .await
+        .map_err(log_unreadable)?;
+    let verdicts: Vec<Verdict> = contents.records.into_iter().map(|r| r.verdict).collect();
     Ok(Html(report::history_page(
         &verdicts,
         &filter,

@@ -34,6 +34,16 @@ fn read_log(app: &TestApp) -> canary_gate::log::LogContents {
         .expect("readable log")
 }
 
+/// A record as the server logs it, to copy into hand-made logs.
+async fn logged_record() -> LogRecord {
+    let (app, _double) = healthy_app().await;
+    let (status, _) = app.post_verdict(&svc_final_look()).await;
+    assert_eq!(status, 200);
+    let record = read_log(&app).records.remove(0);
+    app.stop().await;
+    record
+}
+
 /// What `canary-gate log --output json` prints for the log in `dir`: stdout and stderr.
 fn show_log(dir: &std::path::Path) -> (String, String) {
     let (mut out, mut errors) = (Vec::new(), Vec::new());
@@ -117,12 +127,7 @@ async fn torn_last_line_is_skipped_and_reported() {
 // Files rotate by size (even past ten a day) and by day; readers see every line, in order.
 #[tokio::test]
 async fn rotation_by_size_and_day_loses_no_line() {
-    let (app, _double) = healthy_app().await;
-    let (status, _) = app.post_verdict(&svc_final_look()).await;
-    assert_eq!(status, 200);
-    let template: LogRecord = read_log(&app).records.remove(0);
-    app.stop().await;
-
+    let template = logged_record().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let line_bytes = serde_json::to_vec(&template).expect("JSON").len() as u64 + 1;
     // Two lines per file.
@@ -159,6 +164,102 @@ async fn rotation_by_size_and_day_loses_no_line() {
         })
         .collect();
     assert_eq!(shown, written);
+}
+
+// Readers that answer requests read only the files they need: the newest
+// verdicts from the newest files, a verdict by the day its id was made (even
+// across midnight), and a first look only within the longest window.
+#[tokio::test]
+async fn request_readers_read_only_the_files_they_need() {
+    let template = logged_record().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = VerdictLog::open(dir.path()).expect("log");
+    let at = |text: &str| {
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .expect("time")
+            .unix_timestamp()
+    };
+    let mut written = Vec::new();
+    // A verdict judged at `judged_at` whose id was made at `made_secs`.
+    let mut append = |judged_at: &str, made_secs: i64, start_secs: i64| {
+        let mut record = template.clone();
+        record.verdict.judged_at = judged_at.to_string();
+        let made = uuid::Timestamp::from_unix(uuid::NoContext, made_secs as u64, 999_000_000);
+        record.verdict.id = uuid::Uuid::new_v7(made).to_string();
+        record.verdict.deployment = "checkout-7".into();
+        record.verdict.window.start_secs = start_secs;
+        log.append(&record).expect("append");
+        written.push(record.verdict.id.clone());
+        record.verdict.id
+    };
+    for day in 20..=25 {
+        for hour in [9, 10, 11] {
+            let judged_at = format!("2026-11-{day}T{hour:02}:00:00Z");
+            append(&judged_at, at(&judged_at), at(&judged_at) - 3600);
+        }
+    }
+    // Made a moment before midnight, judged just after: filed under the next day.
+    let across_midnight = append(
+        "2026-11-26T00:00:00.2Z",
+        at("2026-11-25T23:59:59Z"),
+        at("2026-11-25T23:00:00Z"),
+    );
+    let oldest_file = dir.path().join("verdicts-2026-11-20.jsonl");
+    let mut bytes = std::fs::read(&oldest_file).expect("oldest file");
+    bytes.extend_from_slice(b"{\"edited by hand\n");
+    std::fs::write(&oldest_file, bytes).expect("spoil the oldest file");
+
+    let newest = log.newest(&Filter::default(), 4).expect("newest");
+    let ids: Vec<&str> = newest
+        .records
+        .iter()
+        .map(|r| r.verdict.id.as_str())
+        .collect();
+    let expected: Vec<&str> = written.iter().rev().take(4).map(String::as_str).collect();
+    assert_eq!(ids, expected, "newest first");
+    assert!(
+        newest.unreadable.is_empty(),
+        "the oldest file was not read: {:?}",
+        newest.unreadable
+    );
+
+    let everything = log.newest(&Filter::default(), 1000).expect("all");
+    assert_eq!(everything.records.len(), written.len());
+    assert_eq!(
+        everything.unreadable,
+        vec![format!("{}:4", oldest_file.display())]
+    );
+
+    let found = log
+        .find(&written[7])
+        .expect("find")
+        .expect("a verdict of the 22nd");
+    assert_eq!(found.verdict.judged_at, "2026-11-22T10:00:00Z");
+    let found = log
+        .find(&across_midnight)
+        .expect("find")
+        .expect("the verdict across midnight");
+    assert_eq!(found.verdict.id, across_midnight);
+    assert!(log.find("not-an-id").expect("find").is_none());
+    assert!(
+        log.find(&uuid::Uuid::now_v7().to_string())
+            .expect("find")
+            .is_none()
+    );
+
+    // Files before the day of `since` are not read: the 20th's and 21st's earlier starts are not seen.
+    let first = log
+        .first_start(
+            "checkout-7",
+            &template.verdict.rules,
+            at("2026-11-22T12:00:00Z"),
+        )
+        .expect("first start");
+    assert_eq!(first, Some(at("2026-11-22T09:00:00Z") - 3600));
+    assert_eq!(
+        log.first_start("other-1", "http", 0).expect("first start"),
+        None
+    );
 }
 
 /// The real `canary-gate serve` process, killed when dropped.
