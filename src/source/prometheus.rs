@@ -17,6 +17,12 @@ use super::{MetricSource, RangeSpec, Series, SourceError};
 /// Default client-side deadline for one query.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Most evaluation points asked of one range query. Prometheus refuses more
+/// than 11,000 points per series ("exceeded maximum resolution of 11,000
+/// points per timeseries", `web/api/v1/api.go`), which a 15 s step passes
+/// after 45 hours, so a longer window is asked in consecutive parts.
+pub const MAX_POINTS_PER_QUERY: i64 = 10_000;
+
 /// Most characters of an unreadable answer quoted in an error.
 const QUOTED_BODY_CHARS: usize = 200;
 
@@ -209,12 +215,46 @@ fn to_series(data: Data) -> Vec<Series> {
     }
 }
 
-impl MetricSource for PrometheusSource {
-    async fn range_query(
-        &self,
-        promql: &str,
-        range: RangeSpec,
-    ) -> Result<Vec<Series>, SourceError> {
+/// `range` as consecutive ranges of at most `max_points` evaluation points
+/// each, which together hold every point of `range` once.
+fn split_range(range: RangeSpec, max_points: i64) -> Vec<RangeSpec> {
+    let step = range.step_secs.max(1) as i64;
+    let part_span = (max_points.max(1) - 1) * step;
+    let mut parts = Vec::new();
+    let mut start = range.start_secs;
+    loop {
+        let end = (start + part_span).min(range.end_secs);
+        parts.push(RangeSpec {
+            start_secs: start,
+            end_secs: end,
+            step_secs: range.step_secs,
+        });
+        start = end + step;
+        if start > range.end_secs {
+            return parts;
+        }
+    }
+}
+
+/// The answers to consecutive parts of one range joined: one series per
+/// label set, its points in time order.
+fn join_parts(parts: Vec<Vec<Series>>) -> Vec<Series> {
+    let mut joined: BTreeMap<BTreeMap<String, String>, Vec<(i64, f64)>> = BTreeMap::new();
+    for series in parts.into_iter().flatten() {
+        joined
+            .entry(series.labels)
+            .or_default()
+            .extend(series.points);
+    }
+    joined
+        .into_iter()
+        .map(|(labels, points)| Series { labels, points })
+        .collect()
+}
+
+impl PrometheusSource {
+    /// One range query, of at most [`MAX_POINTS_PER_QUERY`] points.
+    async fn range_part(&self, promql: &str, range: RangeSpec) -> Result<Vec<Series>, SourceError> {
         let send = self
             .client
             .query_range(
@@ -226,6 +266,26 @@ impl MetricSource for PrometheusSource {
             .timeout(self.timeout.as_millis() as i64)
             .get_raw();
         self.answer(send).await
+    }
+}
+
+impl MetricSource for PrometheusSource {
+    async fn range_query(
+        &self,
+        promql: &str,
+        range: RangeSpec,
+    ) -> Result<Vec<Series>, SourceError> {
+        let parts = split_range(range, MAX_POINTS_PER_QUERY);
+        if let [whole] = parts.as_slice() {
+            return self.range_part(promql, *whole).await;
+        }
+        // One part after another: a long window should not load Prometheus
+        // with many heavy queries at once.
+        let mut answers = Vec::with_capacity(parts.len());
+        for part in parts {
+            answers.push(self.range_part(promql, part).await?);
+        }
+        Ok(join_parts(answers))
     }
 
     async fn instant_query(&self, promql: &str, at_secs: i64) -> Result<Vec<Series>, SourceError> {
@@ -257,6 +317,59 @@ impl MetricSource for PrometheusSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // A long range is asked in parts that hold every evaluation point once, none
+    // with more points than Prometheus allows; a short one is asked whole.
+    #[test]
+    fn long_ranges_are_split_into_parts_that_cover_every_point_once() {
+        let points = |r: &RangeSpec| (r.start_secs..=r.end_secs).step_by(r.step_secs as usize);
+        for (steps, max_points) in [
+            (0, 10),
+            (9, 10),
+            (10, 10),
+            (11, 10),
+            (20, 10),
+            (40_320, 10_000),
+        ] {
+            let range = RangeSpec {
+                start_secs: 1_000,
+                end_secs: 1_000 + steps * 15,
+                step_secs: 15,
+            };
+            let parts = split_range(range, max_points);
+            let asked: Vec<i64> = parts.iter().flat_map(points).collect();
+            assert_eq!(asked, points(&range).collect::<Vec<_>>(), "{steps} steps");
+            assert!(parts.iter().all(|p| points(p).count() as i64 <= max_points));
+            assert_eq!(
+                parts.len() as u64,
+                (steps as u64 + 1).div_ceil(max_points as u64)
+            );
+        }
+    }
+
+    // Parts' answers join into one series per label set, points in order.
+    #[test]
+    fn parts_join_by_label_set() {
+        let series = |pod: &str, points: &[(i64, f64)]| Series {
+            labels: BTreeMap::from([("pod".to_string(), pod.to_string())]),
+            points: points.to_vec(),
+        };
+        let joined = join_parts(vec![
+            vec![
+                series("a", &[(0, 1.0), (15, 2.0)]),
+                series("b", &[(15, 7.0)]),
+            ],
+            vec![series("a", &[(30, 3.0)]), series("c", &[(30, 9.0)])],
+        ]);
+        assert_eq!(
+            joined,
+            vec![
+                series("a", &[(0, 1.0), (15, 2.0), (30, 3.0)]),
+                series("b", &[(15, 7.0)]),
+                series("c", &[(30, 9.0)]),
+            ]
+        );
+    }
 
     // Warnings mean the data may be partial: an error, never numbers to judge.
     #[test]

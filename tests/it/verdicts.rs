@@ -3,8 +3,10 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
+use canary_gate::simulate::{SideTraffic, Simulation};
+
 use crate::support::prometheus::TestPrometheus;
-use crate::support::{MINUTES, repo_root, request, spawn_app, two_services, window_start};
+use crate::support::{MINUTES, metric, repo_root, request, spawn_app, two_services, window_start};
 
 // A canary with three times the baseline's errors is rolled back, from real Prometheus data,
 // well before the window ends, and the error-rate metric says why with its numbers.
@@ -19,12 +21,7 @@ async fn broken_canary_is_rolled_back() {
         .await;
     assert_eq!(status, 200, "{verdict}");
     assert_eq!(verdict["verdict"], "rollback", "{verdict:#}");
-    let errors = verdict["metrics"]
-        .as_array()
-        .expect("metrics")
-        .iter()
-        .find(|m| m["name"] == "error-rate")
-        .expect("error-rate metric");
+    let errors = metric(&verdict, "error-rate");
     assert_eq!(errors["outcome"], "fail");
     // The estimate lies near the true 3x and its interval excludes the tolerance.
     let estimate = errors["estimate"]["value"].as_f64().expect("estimate");
@@ -263,4 +260,72 @@ async fn health_and_readiness() {
     let (status, ready) = nowhere.get_json("/readyz").await;
     assert_eq!(status, 503, "{ready}");
     nowhere.stop().await;
+}
+
+// A canary judged over 46 hours, more 15 s steps than Prometheus answers in one
+// range query (11,000), is measured whole: every request between start and end
+// is counted once, as Prometheus's own counters say, and no metric errs.
+#[tokio::test]
+async fn long_window_is_counted_whole() {
+    const HOURS: i64 = 46;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let start = now - now % 60 - (HOURS + 1) * 3600;
+    let end = start + HOURS * 3600;
+    let side = |track: &str| SideTraffic::new(&[("service", "checkout"), ("track", track)]);
+    let simulation = Simulation {
+        start_secs: start,
+        duration_secs: HOURS * 3600,
+        // Sparse scrapes keep the backfill small; the query's steps are still 15 s.
+        scrape_interval_secs: 60,
+        seed: 11,
+        sides: vec![side("baseline"), side("canary")],
+    };
+    let prometheus = TestPrometheus::start(&simulation);
+    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+
+    let (status, verdict) = app
+        .post_verdict(&request("checkout", start, end, true))
+        .await;
+    assert_eq!(status, 200, "{verdict}");
+    assert_eq!(verdict["window"]["step_secs"], 15, "{verdict:#}");
+    for metric in verdict["metrics"].as_array().expect("metrics") {
+        assert_ne!(metric["outcome"], "error", "{metric:#}");
+    }
+    // What Prometheus's counters say the canary served between start and end.
+    let client = reqwest::Client::new();
+    let counter_at = |at: i64| {
+        let client = client.clone();
+        let url = format!("{}/api/v1/query", prometheus.url);
+        async move {
+            let answer: serde_json::Value = client
+                .get(url)
+                .query(&[
+                    (
+                        "query",
+                        r#"sum(http_requests_total{service="checkout",track="canary"})"#,
+                    ),
+                    ("time", &at.to_string()),
+                ])
+                .send()
+                .await
+                .expect("instant query")
+                .json()
+                .await
+                .expect("JSON answer");
+            // No series yet is a counter of zero: the canary's first scrape comes after its start.
+            match answer["data"]["result"][0]["value"][1].as_str() {
+                Some(value) => value.parse::<f64>().expect("a counter value"),
+                None => 0.0,
+            }
+        }
+    };
+    let served = counter_at(end).await - counter_at(start).await;
+    let error_rate = metric(&verdict, "error-rate");
+    assert_eq!(
+        error_rate["canary"]["count"].as_f64(),
+        Some(served),
+        "{error_rate:#}"
+    );
+    assert!(served > 3_000_000.0, "46 hours at 20 requests/s: {served}");
+    app.stop().await;
 }

@@ -186,6 +186,16 @@ pub fn window_start() -> i64 {
     now - now % 60 - (MINUTES + 5) * 60
 }
 
+/// The metric called `name` in a verdict's JSON.
+pub fn metric<'a>(verdict: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    verdict["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no metric `{name}` in {verdict:#}"))
+}
+
 /// A verdict request for `service`'s canary over `start..end`.
 pub fn request(service: &str, start: i64, end: i64, is_final: bool) -> serde_json::Value {
     json!({
