@@ -9,10 +9,10 @@ use futures_util::future::join_all;
 use time::OffsetDateTime;
 
 use crate::judge::{self, Measured, MetricInput, VerdictFrame};
-use crate::measure::{self, MeasureError};
+use crate::measure::{self, Drops, MeasureError};
 use crate::plan::{self, PlanError, PlannedQuery, Role, SideSelector};
 use crate::request::{Judgement, format_time};
-use crate::rules::{MetricKind, RuleSet};
+use crate::rules::{MetricKind, Query, RuleSet};
 use crate::source::{MetricSource, RangeSpec, Series, SourceError};
 use crate::stats::counts::StepCounts;
 use crate::verdict::{SentQuery, Side, Verdict, Window};
@@ -177,29 +177,33 @@ fn try_measure<'a>(
         measure::vanished(canary, baseline, range).map(Measured::Failed)
     };
     match kind {
-        MetricKind::Ratio { .. } => {
+        MetricKind::Ratio { bad, total, .. } => {
             let [canary_bad, baseline_bad] = counters(Role::Bad)?;
             let totals = counters(Role::Total)?;
             if let Some(measured) = missing(totals, "total") {
                 return Ok(measured);
             }
             let [canary_total, baseline_total] = totals;
+            let increases =
+                |series, query| measure::counter_increases(series, range, drops_of(query));
             Ok(Measured::Counts(zip_steps(
-                &measure::counter_increases(canary_bad, range),
-                &measure::counter_increases(canary_total, range),
-                &measure::counter_increases(baseline_bad, range),
-                &measure::counter_increases(baseline_total, range),
+                &increases(canary_bad, bad),
+                &increases(canary_total, total),
+                &increases(baseline_bad, bad),
+                &increases(baseline_total, total),
             )))
         }
         MetricKind::Latency {
-            threshold_seconds, ..
+            histogram,
+            threshold_seconds,
+            ..
         } => {
             let histograms = counters(Role::Histogram)?;
             if let Some(measured) = missing(histograms, "histogram") {
                 return Ok(measured);
             }
             let counts = |series: &Vec<Series>| -> Result<(Vec<f64>, Vec<f64>), String> {
-                measure::histogram_counts(series, *threshold_seconds, range)
+                measure::histogram_counts(series, *threshold_seconds, range, drops_of(histogram))
                     .map_err(|e: MeasureError| e.to_string())
             };
             let (canary_slow, canary_total) = counts(histograms[0])?;
@@ -241,6 +245,17 @@ fn try_measure<'a>(
     }
 }
 
+/// How drops in the series `query` returns are read: a bare selector's series
+/// are single counters that restart; anything else may combine counters.
+fn drops_of(query: &Query) -> Drops {
+    match query.reads_raw_series() {
+        true => Drops::Restart,
+        false => Drops::Unknown,
+    }
+}
+
+/// The four per-step counts side by side; a step where any of them is
+/// unknown (NaN) is unknown as a whole, so it counts nowhere.
 fn zip_steps(
     canary_bad: &[f64],
     canary_total: &[f64],
@@ -248,11 +263,25 @@ fn zip_steps(
     baseline_total: &[f64],
 ) -> Vec<StepCounts> {
     (0..canary_total.len())
-        .map(|i| StepCounts {
-            canary_bad: canary_bad.get(i).copied().unwrap_or(0.0),
-            canary_total: canary_total[i],
-            baseline_bad: baseline_bad.get(i).copied().unwrap_or(0.0),
-            baseline_total: baseline_total.get(i).copied().unwrap_or(0.0),
+        .map(|i| {
+            let at = |counts: &[f64]| counts.get(i).copied().unwrap_or(0.0);
+            let known = [
+                at(canary_bad),
+                at(canary_total),
+                at(baseline_bad),
+                at(baseline_total),
+            ];
+            let [canary_bad, canary_total, baseline_bad, baseline_total] =
+                match known.iter().any(|v| v.is_nan()) {
+                    true => [f64::NAN; 4],
+                    false => known,
+                };
+            StepCounts {
+                canary_bad,
+                canary_total,
+                baseline_bad,
+                baseline_total,
+            }
         })
         .collect()
 }

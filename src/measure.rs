@@ -42,12 +42,24 @@ pub fn step_ends(range: RangeSpec) -> Vec<i64> {
         .collect()
 }
 
+/// What a drop in a counter series means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drops {
+    /// Each series is one process's counter: a drop is a restart from zero,
+    /// and the new value is the step's increase, as Prometheus's `rate()` reads it.
+    Restart,
+    /// Each series may combine many counters (a `sum` over pods): a drop
+    /// hides how much the others grew, so the step's increase is unknown
+    /// (NaN) and the step carries no evidence.
+    Unknown,
+}
+
 /// The increase of the counters in `series` during each step of `range`,
-/// summed over series. Each series is differenced on its own, so a counter
-/// reset on one pod (a drop in value) counts the new value as the increase
-/// instead of a negative one, and a series that first appears after the
-/// window's start counts from zero; non-finite samples are skipped.
-pub fn counter_increases(series: &[Series], range: RangeSpec) -> Vec<f64> {
+/// summed over series. Each series is differenced on its own, so a drop in
+/// one series is read by `drops` (a restart counts the new value, never a
+/// negative increase), and a series that first appears after the window's
+/// start counts from zero; non-finite samples are skipped.
+pub fn counter_increases(series: &[Series], range: RangeSpec, drops: Drops) -> Vec<f64> {
     let steps = step_count(range);
     let step = range.step_secs.max(1) as i64;
     let mut increases = vec![0.0; steps];
@@ -60,8 +72,10 @@ pub fn counter_increases(series: &[Series], range: RangeSpec) -> Vec<f64> {
             let index = ((time - range.start_secs) / step) as usize;
             let increase = match previous {
                 Some(before) if value >= before => value - before,
-                // A drop is a counter reset: the counter restarted from zero.
-                Some(_) => value,
+                Some(_) => match drops {
+                    Drops::Restart => value,
+                    Drops::Unknown => f64::NAN,
+                },
                 // A series first seen after the window opened is a counter created
                 // since (a new pod, the first 5xx of its kind): it counts from zero.
                 // Skipping it would hide a new canary pod's first errors.
@@ -83,6 +97,7 @@ pub fn histogram_counts(
     series: &[Series],
     threshold: f64,
     range: RangeSpec,
+    drops: Drops,
 ) -> Result<(Vec<f64>, Vec<f64>), MeasureError> {
     let mut at_threshold = Vec::new();
     let mut at_infinity = Vec::new();
@@ -117,12 +132,19 @@ pub fn histogram_counts(
             seen: seen.join(", "),
         });
     }
-    let total = counter_increases(&at_infinity, range);
-    let fast = counter_increases(&at_threshold, range);
+    let total = counter_increases(&at_infinity, range, drops);
+    let fast = counter_increases(&at_threshold, range, drops);
     let slow = total
         .iter()
         .zip(&fast)
-        .map(|(t, f)| (t - f).max(0.0))
+        // NaN (an unknown step) stays NaN: f64::max would turn it into 0.
+        .map(|(t, f)| {
+            if (t - f).is_nan() {
+                f64::NAN
+            } else {
+                (t - f).max(0.0)
+            }
+        })
         .collect();
     Ok((slow, total))
 }
@@ -225,7 +247,26 @@ mod tests {
             &[],
             &[(0, 100.0), (15, 110.0), (30, 4.0), (45, 10.0), (60, 10.0)],
         );
-        assert_eq!(counter_increases(&[pod], range), vec![10.0, 4.0, 6.0, 0.0]);
+        assert_eq!(
+            counter_increases(&[pod], range, Drops::Restart),
+            vec![10.0, 4.0, 6.0, 0.0]
+        );
+    }
+
+    // A drop in a sum over pods (one pod restarted) leaves that step unknown instead
+    // of counting the whole remaining sum as new events; later steps count as usual.
+    #[test]
+    fn a_drop_in_a_combined_series_leaves_its_step_unknown() {
+        let range = RangeSpec {
+            start_secs: 0,
+            end_secs: 45,
+            step_secs: 15,
+        };
+        let summed = series(&[], &[(0, 1000.0), (15, 1010.0), (30, 905.0), (45, 912.0)]);
+        let increases = counter_increases(&[summed], range, Drops::Unknown);
+        assert_eq!(increases[0], 10.0);
+        assert!(increases[1].is_nan(), "{increases:?}");
+        assert_eq!(increases[2], 7.0);
     }
 
     // Series are differenced one by one and summed; a gap attributes the increase to the step it ends in.
@@ -238,7 +279,10 @@ mod tests {
         };
         let a = series(&[], &[(0, 1.0), (15, 2.0), (30, 3.0), (45, 4.0)]);
         let b = series(&[], &[(0, 10.0), (45, 16.0)]);
-        assert_eq!(counter_increases(&[a, b], range), vec![1.0, 1.0, 7.0]);
+        assert_eq!(
+            counter_increases(&[a, b], range, Drops::Restart),
+            vec![1.0, 1.0, 7.0]
+        );
     }
 
     // Non-finite samples are counted by kind; NaN only when asked, since it is a gap in some series.
@@ -305,7 +349,10 @@ mod tests {
         };
         let old = series(&[], &[(0, 50.0), (15, 52.0), (30, 52.0), (45, 53.0)]);
         let new = series(&[], &[(30, 4.0), (45, 6.0)]);
-        assert_eq!(counter_increases(&[old, new], range), vec![2.0, 4.0, 3.0]);
+        assert_eq!(
+            counter_increases(&[old, new], range, Drops::Restart),
+            vec![2.0, 4.0, 3.0]
+        );
     }
 
     // Slow requests are the +Inf bucket's increase less the threshold bucket's.
@@ -319,8 +366,8 @@ mod tests {
         let fast = series(&[("le", "0.25")], &[(0, 0.0), (15, 90.0)]);
         let all = series(&[("le", "+Inf")], &[(0, 0.0), (15, 100.0)]);
         let other = series(&[("le", "0.5")], &[(0, 0.0), (15, 95.0)]);
-        let (slow, total) =
-            histogram_counts(&[fast, all, other], 0.25, range).expect("buckets present");
+        let (slow, total) = histogram_counts(&[fast, all, other], 0.25, range, Drops::Restart)
+            .expect("buckets present");
         assert_eq!((slow, total), (vec![10.0], vec![100.0]));
     }
 
@@ -334,7 +381,8 @@ mod tests {
         };
         let all = series(&[("le", "+Inf")], &[(0, 0.0), (15, 100.0)]);
         let other = series(&[("le", "0.5")], &[(0, 0.0), (15, 95.0)]);
-        let error = histogram_counts(&[all, other], 0.3, range).expect_err("no 0.3 bucket");
+        let error =
+            histogram_counts(&[all, other], 0.3, range, Drops::Restart).expect_err("no 0.3 bucket");
         assert_eq!(
             error,
             MeasureError::NoBucket {

@@ -224,6 +224,18 @@ pub struct Query {
     pub text: String,
 }
 
+impl Query {
+    /// Whether the query is a bare selector, so each series it returns is one
+    /// process's own counter rather than a combination (a `sum` over pods).
+    pub fn reads_raw_series(&self) -> bool {
+        let mut expr = &self.expr;
+        while let promql_parser::parser::Expr::Paren(paren) = expr {
+            expr = &paren.expr;
+        }
+        matches!(expr, promql_parser::parser::Expr::VectorSelector(_))
+    }
+}
+
 /// What a counts test needs besides its queries.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CountsRule {

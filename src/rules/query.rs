@@ -96,6 +96,38 @@ fn drops_bucket_label(expr: &Expr) -> bool {
     }
 }
 
+/// The first function in `expr` that reads a range of samples (`rate(x[1m])`,
+/// `increase(...)`, `max_over_time(...)`, a subquery's function), by name.
+fn range_function(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Call(call) => {
+            let reads_range = call
+                .args
+                .args
+                .iter()
+                .any(|arg| matches!(arg.as_ref(), Expr::MatrixSelector(_) | Expr::Subquery(_)));
+            if reads_range {
+                return Some(call.func.name.to_string());
+            }
+            call.args.args.iter().find_map(|arg| range_function(arg))
+        }
+        Expr::Aggregate(aggregate) => aggregate
+            .param
+            .as_deref()
+            .and_then(range_function)
+            .or_else(|| range_function(&aggregate.expr)),
+        Expr::Unary(unary) => range_function(&unary.expr),
+        Expr::Binary(binary) => range_function(&binary.lhs).or_else(|| range_function(&binary.rhs)),
+        Expr::Paren(paren) => range_function(&paren.expr),
+        Expr::Subquery(subquery) => range_function(&subquery.expr),
+        Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_)
+        | Expr::Extension(_) => None,
+    }
+}
+
 /// True if `rendered` parses to the same query as `expr`.
 ///
 /// The parser's Display sorts the matchers of a selector, which changes no
@@ -215,6 +247,14 @@ pub(crate) fn compile(
         other => problems.push(format!(
             "`{field}` yields a {other}, but it must yield an instant vector (one value per series) so canary and baseline can be told apart"
         )),
+    }
+
+    if matches!(purpose, Purpose::Counter | Purpose::Histogram)
+        && let Some(function) = range_function(&expr)
+    {
+        problems.push(format!(
+            "`{field}` takes {function}(...) over a range, but it must give the counter itself (such as http_requests_total{{code=~\"5..\"}}): canary-gate takes each counter's increase per step and counts every event, and a rate's values would be counted as events"
+        ));
     }
 
     if purpose == Purpose::Histogram && drops_bucket_label(&expr) {
@@ -403,6 +443,11 @@ mod tests {
         assert!(compile("sum by (le, pod) (h)", "histogram", Purpose::Histogram).is_ok());
         assert!(compile("sum without (pod) (h)", "histogram", Purpose::Histogram).is_ok());
         assert!(compile("sum(h)", "bad", Purpose::Counter).is_ok());
+        let rate = one(r#"sum(rate(x{code=~"5.."}[1m]))"#, Purpose::Counter);
+        assert!(rate.contains("takes rate(...) over a range"), "{rate}");
+        assert!(one("increase(h[5m])", Purpose::Histogram).contains("takes increase(...)"));
+        assert!(one("max_over_time(x[5m:1m]) * 2", Purpose::Counter).contains("max_over_time"));
+        assert!(compile("sum(rate(x[1m]))", "query", Purpose::Gauge).is_ok());
         assert!(one(r#"x{a="${svc"}"#, Purpose::Gauge).contains("no closing `}`"));
         assert!(one("sum(", Purpose::Gauge).starts_with("bad PromQL in `bad`: "));
     }

@@ -268,17 +268,66 @@ async fn counter_reset_hides_nothing() {
         .post_verdict(&request("checkout", start, start + MINUTES * 60, false))
         .await;
     assert_eq!(status, 200, "{healthy:#}");
-    let errors = &healthy["metrics"][0];
-    let canary = errors["canary"]["count"].as_f64().expect("canary count");
-    let baseline = errors["baseline"]["count"]
+    // A reset read as a drop would lose a pod's whole history.
+    assert_sides_counted_alike(&healthy["metrics"][0]);
+    assert_ne!(healthy["verdict"], "rollback", "{healthy:#}");
+    app.stop().await;
+}
+
+/// Both sides of the simulation serve the same traffic: their counts agree within 10%.
+fn assert_sides_counted_alike(metric: &serde_json::Value) {
+    let canary = metric["canary"]["count"].as_f64().expect("canary count");
+    let baseline = metric["baseline"]["count"]
         .as_f64()
         .expect("baseline count");
-    // Both sides serve the same traffic; a reset read as a drop would lose a pod's whole history.
     assert!(
         (canary / baseline - 1.0).abs() < 0.1,
-        "canary {canary} baseline {baseline}"
+        "{}: canary {canary} baseline {baseline}",
+        metric["name"]
     );
-    assert_ne!(healthy["verdict"], "rollback", "{healthy:#}");
+}
+
+// Rules that sum counters over pods: a canary pod's restart drops the sum, and
+// that step is left unknown instead of counting the other pod's whole history
+// as new requests and errors, so a healthy canary is not rolled back.
+#[tokio::test]
+async fn restart_under_a_sum_over_pods_is_not_a_burst() {
+    const SUMMED: &str = r#"
+metrics:
+  - name: error-rate
+    kind: ratio
+    critical: true
+    bad: sum(http_requests_total{service="$service", code=~"5.."})
+    total: sum(http_requests_total{service="$service"})
+    direction: increase
+    tolerance: 0%
+  - name: slow-requests
+    kind: latency
+    histogram: sum by (le) (http_request_duration_seconds_bucket{service="$service"})
+    threshold_seconds: 0.25
+    direction: increase
+    tolerance: 20%
+"#;
+    let start = window_start();
+    let mut simulation = two_services(start);
+    for side in canary_sides(&mut simulation) {
+        side.restart_after_secs = Some(20 * 60);
+    }
+    let prometheus = TestPrometheus::start(&simulation);
+    let rules = tempfile::tempdir().expect("temp dir");
+    std::fs::write(rules.path().join("http.yaml"), SUMMED).expect("write rules");
+    let app = spawn_app(&prometheus.url, rules.path()).await;
+
+    let (status, healthy) = app
+        .post_verdict(&request("checkout", start, start + MINUTES * 60, true))
+        .await;
+    assert_eq!(status, 200, "{healthy:#}");
+    assert_eq!(healthy["verdict"], "promote", "{healthy:#}");
+    // One unknown step of 120 is lost; read as a restart, the sum would add the
+    // other pod's 20 minutes of history (+32%).
+    for metric in healthy["metrics"].as_array().expect("metrics") {
+        assert_sides_counted_alike(metric);
+    }
     app.stop().await;
 }
 
