@@ -51,9 +51,20 @@ pub(crate) fn judge_counts(
         count: Some(baseline_total),
     };
 
+    // Steps whose counts are unknown (a summed counter fell in them) are said,
+    // since they carry no evidence and count nowhere.
+    let unknown = steps.iter().filter(|s| s.canary_total.is_nan()).count();
+    let left_out = match unknown {
+        0 => String::new(),
+        n => format!(
+            " {n} of {} steps were left out: a summed counter fell in them (a pod restarted or went away), so their counts are unknown.",
+            steps.len()
+        ),
+    };
+
     if canary_total < rule.min_requests || baseline_total < rule.min_requests {
         let reason = format!(
-            "The canary has seen {} events and the baseline {}; each side needs {} before this metric is judged.",
+            "The canary has seen {} events and the baseline {}; each side needs {} before this metric is judged.{left_out}",
             words::count(canary_total),
             words::count(baseline_total),
             words::count(rule.min_requests)
@@ -186,7 +197,7 @@ pub(crate) fn judge_counts(
     };
     Finding {
         outcome: metric_outcome,
-        reason,
+        reason: reason + &left_out,
         canary,
         baseline,
         estimate: Some(estimate),

@@ -327,6 +327,8 @@ metrics:
     // other pod's 20 minutes of history (+32%).
     for metric in healthy["metrics"].as_array().expect("metrics") {
         assert_sides_counted_alike(metric);
+        let reason = metric["reason"].as_str().expect("reason");
+        assert!(reason.contains("1 of 120 steps were left out"), "{reason}");
     }
     app.stop().await;
 }

@@ -159,6 +159,13 @@ async fn real_answers_match_their_schemas() {
         assert_conforms("post", "/v1/verdicts", status, &answer);
     }
 
+    // The document's own Flagger example is a request the server judges.
+    let example = &document()["paths"]["/v1/flagger"]["post"]["requestBody"]["content"]["application/json"]
+        ["example"];
+    let (status, answer) = call(&app, "post", "/v1/flagger", Some(example)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_conforms("post", "/v1/flagger", status, &answer);
+
     let id = verdict["id"].as_str().expect("id");
     for (method, path, template) in [
         ("get", "/v1/verdicts".to_string(), "/v1/verdicts"),
