@@ -45,13 +45,7 @@ pub fn to_request(payload: &WebhookPayload) -> Result<VerdictRequest, PayloadErr
     })?;
     let side = |key: &str, default: String| -> SideSpec {
         match metadata.get(key) {
-            Some(text) if text.trim_start().starts_with('{') => SideSpec::Selector(text.clone()),
-            Some(text) => SideSpec::Labels(
-                text.split(',')
-                    .filter_map(|pair| pair.split_once('='))
-                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                    .collect(),
-            ),
+            Some(text) => SideSpec::Selector(text.clone()),
             None => SideSpec::Labels(BTreeMap::from([("app".to_string(), default)])),
         }
     };

@@ -130,21 +130,11 @@ fn parse_vars(pairs: &[String]) -> anyhow::Result<std::collections::BTreeMap<Str
     Ok(vars)
 }
 
-/// `label=value,label=value` or a `{...}` selector string.
+/// `label=value,label=value` or a `{...}` selector string, checked now so a
+/// bad argument fails before anything is asked.
 fn side_spec(text: &str) -> anyhow::Result<SideSpec> {
-    let text = text.trim();
-    if text.starts_with('{') {
-        return Ok(SideSpec::Selector(text.to_string()));
-    }
-    let mut labels = std::collections::BTreeMap::new();
-    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
-        let (name, value) = pair
-            .split_once('=')
-            .with_context(|| format!("`{pair}` must look like label=value (or give a selector like '{{track=\"canary\"}}')"))?;
-        labels.insert(name.trim().to_string(), value.trim().to_string());
-    }
-    anyhow::ensure!(!labels.is_empty(), "give at least one label=value");
-    Ok(SideSpec::Labels(labels))
+    canary_gate::plan::SideSelector::parse(text)?;
+    Ok(SideSpec::Selector(text.trim().to_string()))
 }
 
 /// How to print the final verdict.

@@ -109,6 +109,14 @@ pub enum PlanError {
         /// Its length in bytes.
         len: usize,
     },
+    /// A `label=value` list holds something that is not an equality.
+    #[error(
+        "`{pair}` is not a label=value equality; write pairs such as track=canary,service=checkout, or a selector such as {{track=\"canary\",pod=~\"web-.*\"}} for other matchers"
+    )]
+    BadPair {
+        /// The pair as given.
+        pair: String,
+    },
     /// A side selector has no matchers.
     #[error("side selector has no matchers; give at least one, such as track=\"canary\"")]
     EmptySelector,
@@ -245,7 +253,10 @@ impl SideSelector {
         SideSelector::from_matchers(matchers)
     }
 
-    /// Parses a selector such as `{track="canary",pod=~"web-.*"}`.
+    /// Parses a side as the API, the CLI and Flagger's metadata all take it:
+    /// a selector such as `{track="canary",pod=~"web-.*"}` (the braces may be
+    /// left out when values are quoted), or `label=value[,label=value...]`
+    /// for plain equalities, as in `track=canary,service=checkout`.
     pub fn parse(text: &str) -> Result<SideSelector, PlanError> {
         if text.len() > MAX_SELECTOR_TEXT_LEN {
             return Err(PlanError::SelectorTooLong { len: text.len() });
@@ -254,6 +265,34 @@ impl SideSelector {
         if trimmed.is_empty() || trimmed.replace(char::is_whitespace, "") == "{}" {
             return Err(PlanError::EmptySelector);
         }
+        // Text with braces anywhere is a selector (and refused below unless it
+        // is nothing but one); quoted values without braces are its inside.
+        match (trimmed.contains('{'), trimmed.contains('"')) {
+            (true, _) => SideSelector::parse_braced(text),
+            (false, true) => SideSelector::parse_braced(&format!("{{{trimmed}}}")),
+            (false, false) => SideSelector::parse_pairs(trimmed),
+        }
+    }
+
+    /// `label=value,label=value`: equalities with unquoted values.
+    fn parse_pairs(text: &str) -> Result<SideSelector, PlanError> {
+        let mut labels = BTreeMap::new();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let bad_pair = || PlanError::BadPair {
+                pair: pair.to_string(),
+            };
+            let (name, value) = pair.split_once('=').ok_or_else(bad_pair)?;
+            // `pod=~web-.*` and `track!=canary` are not equalities: they need the selector form.
+            if name.ends_with('!') || value.starts_with('~') {
+                return Err(bad_pair());
+            }
+            labels.insert(name.trim().to_string(), value.trim().to_string());
+        }
+        SideSelector::from_map(&labels)
+    }
+
+    /// A `{...}` selector.
+    fn parse_braced(text: &str) -> Result<SideSelector, PlanError> {
         let expr = promql_parser::parser::parse(text).map_err(|reason| {
             if reason.contains("at least one non-empty matcher") {
                 PlanError::MatchesEverything
@@ -555,6 +594,31 @@ mod tests {
 
     fn side(text: &str) -> SideSelector {
         SideSelector::parse(text).expect("test selector parses")
+    }
+
+    // A side reads the same from `label=value` pairs, a braced selector and a
+    // selector without braces; pairs that are not equalities say to use a selector.
+    #[test]
+    fn side_forms_agree() {
+        let braced = side(r#"{service="checkout",track="canary"}"#);
+        assert_eq!(side("track=canary, service=checkout"), braced);
+        assert_eq!(side(r#"service="checkout",track="canary""#), braced);
+        assert_eq!(
+            side(r#"pod=~"web-.*""#),
+            side(r#"{pod=~"web-.*"}"#),
+            "quoted values without braces are a selector"
+        );
+        for bad in ["track", "pod=~web-.*", "track!=baseline"] {
+            let error = SideSelector::parse(bad).expect_err(bad).to_string();
+            assert!(
+                error.contains("not a label=value equality"),
+                "{bad}: {error}"
+            );
+        }
+        assert!(matches!(
+            SideSelector::parse(" , "),
+            Err(PlanError::EmptySelector)
+        ));
     }
 
     // Pins that each `or` group of a selector gets the side's matchers, so no
