@@ -293,7 +293,7 @@ impl SideSelector {
 
     /// A `{...}` selector.
     fn parse_braced(text: &str) -> Result<SideSelector, PlanError> {
-        let expr = promql_parser::parser::parse(text).map_err(|reason| {
+        let expr = crate::rules::parse_promql(text).map_err(|reason| {
             if reason.contains("at least one non-empty matcher") {
                 PlanError::MatchesEverything
             } else {
@@ -618,6 +618,12 @@ mod tests {
         assert!(matches!(
             SideSelector::parse(" , "),
             Err(PlanError::EmptySelector)
+        ));
+        // Regression (fuzz crash-1a84bfca): a huge range duration panicked in the parser.
+        let huge = format!("E[{}]M\x0c^{{}}[]", "5".repeat(60));
+        assert!(matches!(
+            SideSelector::parse(&huge),
+            Err(PlanError::SelectorSyntax { .. })
         ));
     }
 

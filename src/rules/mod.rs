@@ -26,7 +26,7 @@ pub use compile::{
     MAX_METRICS, MAX_STEP_SECS,
 };
 pub use error::RuleError;
-pub(crate) use query::{SelectorNode, for_each_selector, reads_back_as};
+pub(crate) use query::{SelectorNode, for_each_selector, parse_promql, reads_back_as};
 
 /// The largest rule file read, in bytes; a rule set is a page of YAML.
 pub const MAX_RULE_FILE_BYTES: u64 = 1024 * 1024;

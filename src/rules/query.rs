@@ -1,7 +1,9 @@
 //! PromQL expressions from rule files: parsed once, checked for the shape a
 //! metric kind needs, and walked selector by selector.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
+use std::sync::Once;
 
 use promql_parser::label::METRIC_NAME;
 use promql_parser::parser::value::ValueType;
@@ -22,6 +24,38 @@ pub(crate) enum Purpose {
     Histogram,
     /// A gauge-like expression sampled over time (`series`, `threshold`).
     Gauge,
+}
+
+/// Parses PromQL text, turning a panic inside the parser into an error.
+///
+/// promql-parser 0.11 panics on a duration too large for
+/// `Duration::from_secs_f64` (`x[5555...5]`, `x offset 5555...5`, found by the
+/// matcher-injection fuzz target); rule files and request bodies must get an
+/// error instead, never a dropped connection or a dead reload thread, and no
+/// panic message on stderr.
+pub(crate) fn parse_promql(text: &str) -> Result<Expr, String> {
+    thread_local! {
+        static PARSING: Cell<bool> = const { Cell::new(false) };
+    }
+    static QUIET_WHILE_PARSING: Once = Once::new();
+    QUIET_WHILE_PARSING.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            // Only this thread's parse is silenced; every other panic is reported as before.
+            if !PARSING.with(Cell::get) {
+                report(info);
+            }
+        }));
+    });
+    PARSING.with(|parsing| parsing.set(true));
+    let parsed = std::panic::catch_unwind(|| promql_parser::parser::parse(text));
+    PARSING.with(|parsing| parsing.set(false));
+    parsed.unwrap_or_else(|_| {
+        Err(
+            "the PromQL parser failed on this text; look for a duration or number too large to use"
+                .into(),
+        )
+    })
 }
 
 /// A node of the AST that can hold label matchers.
@@ -133,7 +167,7 @@ fn range_function(expr: &Expr) -> Option<String> {
 /// The parser's Display sorts the matchers of a selector, which changes no
 /// meaning, so matchers are compared as sets.
 pub(crate) fn reads_back_as(rendered: &str, expr: &Expr) -> bool {
-    let Ok(mut reread) = promql_parser::parser::parse(rendered) else {
+    let Ok(mut reread) = parse_promql(rendered) else {
         return false;
     };
     let mut original = expr.clone();
@@ -221,8 +255,8 @@ pub(crate) fn compile(
     field: &str,
     purpose: Purpose,
 ) -> Result<(Query, BTreeSet<String>), Vec<String>> {
-    let mut expr = promql_parser::parser::parse(text)
-        .map_err(|reason| vec![format!("bad PromQL in `{field}`: {reason}")])?;
+    let mut expr =
+        parse_promql(text).map_err(|reason| vec![format!("bad PromQL in `{field}`: {reason}")])?;
 
     let mut problems = Vec::new();
     // The plan renders the AST with the parser's Display; a construct that
@@ -450,5 +484,13 @@ mod tests {
         assert!(compile("sum(rate(x[1m]))", "query", Purpose::Gauge).is_ok());
         assert!(one(r#"x{a="${svc"}"#, Purpose::Gauge).contains("no closing `}`"));
         assert!(one("sum(", Purpose::Gauge).starts_with("bad PromQL in `bad`: "));
+        // Regression: a duration past Duration's range panicked inside the parser.
+        let five = "5".repeat(60);
+        for huge in [format!("rate(x[{five}])"), format!("x offset {five}")] {
+            assert!(
+                one(&huge, Purpose::Gauge).contains("too large to use"),
+                "{huge}"
+            );
+        }
     }
 }
