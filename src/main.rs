@@ -525,10 +525,9 @@ fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
         .cloned()
         .with_context(|| {
             let mut message = format!(
-                "there is no usable rule set `{}` in {}; loaded: {}",
-                judgement.rules,
-                args.rules_dir.display(),
-                loaded.sets.keys().cloned().collect::<Vec<_>>().join(", ")
+                "{} (from {})",
+                loaded.missing(&judgement.rules),
+                args.rules_dir.display()
             );
             for error in &loaded.errors {
                 message.push_str(&format!("\n  {error}"));

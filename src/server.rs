@@ -267,14 +267,10 @@ async fn judge_and_log<S: MetricSource>(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
     let loaded = state.rules();
     let Some(rule_set) = loaded.sets.get(&judgement.rules) else {
-        let known = loaded.sets.keys().cloned().collect::<Vec<_>>().join(", ");
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_rules",
-            format!(
-                "there is no rule set `{}`; loaded rule sets: {known}",
-                judgement.rules
-            ),
+            loaded.missing(&judgement.rules),
         ));
     };
     let verdict = analyze(&state.source, rule_set, &judgement, now).await?;

@@ -989,7 +989,7 @@ fn strip_position(text: &str) -> &str {
 }
 
 /// ` did you mean `x`?` when a candidate is close to `word`, else nothing.
-fn did_you_mean(word: &str, candidates: &[&str]) -> String {
+pub(crate) fn did_you_mean(word: &str, candidates: &[&str]) -> String {
     candidates
         .iter()
         .map(|candidate| (edit_distance(word, candidate), *candidate))

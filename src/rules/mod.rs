@@ -40,6 +40,22 @@ pub struct LoadedRules {
     pub errors: Vec<RuleError>,
 }
 
+impl LoadedRules {
+    /// Why `name` cannot be used: no such rule set (with the closest loaded
+    /// name, when one is close), and the names that are loaded.
+    pub fn missing(&self, name: &str) -> String {
+        let names: Vec<&str> = self.sets.keys().map(String::as_str).collect();
+        let loaded = match names.is_empty() {
+            true => "none (see the rule file errors)".to_string(),
+            false => names.join(", "),
+        };
+        format!(
+            "there is no rule set `{name}`;{} loaded rule sets: {loaded}",
+            compile::did_you_mean(name, &names)
+        )
+    }
+}
+
 /// Reads and compiles one rule file; the rule set is named by the file stem.
 pub fn load_file(path: &Path) -> Result<RuleSet, Vec<RuleError>> {
     let too_big = std::fs::metadata(path)

@@ -135,7 +135,18 @@ async fn bad_requests_are_refused_before_any_query() {
     let mut cases: Vec<(serde_json::Value, u16, &str)> = Vec::new();
     let mut unknown_rules = good.clone();
     unknown_rules["rules"] = json!("nope");
-    cases.push((unknown_rules, 404, "no rule set `nope`"));
+    cases.push((
+        unknown_rules,
+        404,
+        "no rule set `nope`; loaded rule sets: http",
+    ));
+    let mut misspelt_rules = good.clone();
+    misspelt_rules["rules"] = json!("htp");
+    cases.push((
+        misspelt_rules,
+        404,
+        "no rule set `htp`; did you mean `http`?",
+    ));
     let mut reversed = good.clone();
     reversed["end"] = json!(start - 60);
     cases.push((reversed, 400, "must come before"));
