@@ -309,7 +309,7 @@ struct HistoryQuery {
 #[derive(Serialize)]
 struct History {
     verdicts: Vec<Verdict>,
-    /// Log lines that could not be read, as `file:line`.
+    /// Log lines that could not be read, as `file:line`, in the files read for this answer.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     unreadable: Vec<String>,
 }
