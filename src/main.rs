@@ -97,13 +97,6 @@ struct RequestArgs {
 
 impl RequestArgs {
     fn to_request(&self) -> anyhow::Result<VerdictRequest> {
-        let mut vars = std::collections::BTreeMap::new();
-        for pair in &self.vars {
-            let (name, value) = pair
-                .split_once('=')
-                .with_context(|| format!("--var `{pair}` must look like name=value"))?;
-            vars.insert(name.trim().to_string(), value.to_string());
-        }
         Ok(VerdictRequest {
             rules: self.rules.clone(),
             deployment: self.deployment.clone(),
@@ -111,7 +104,7 @@ impl RequestArgs {
             baseline: side_spec(&self.baseline).context("--baseline")?,
             start: Some(TimeSpec::Text(self.start.clone())),
             end: None,
-            vars,
+            vars: parse_vars(&self.vars)?,
             is_final: false,
             final_after: None,
         })
