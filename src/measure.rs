@@ -225,6 +225,15 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// A window from 0 to `end_secs` in 15 s steps.
+    fn steps_of_15s(end_secs: i64) -> RangeSpec {
+        RangeSpec {
+            start_secs: 0,
+            end_secs,
+            step_secs: 15,
+        }
+    }
+
     fn series(labels: &[(&str, &str)], points: &[(i64, f64)]) -> Series {
         Series {
             labels: labels
@@ -238,11 +247,7 @@ mod tests {
     // A counter reset counts the new value as the increase, never a negative one.
     #[test]
     fn counter_reset_counts_the_new_value() {
-        let range = RangeSpec {
-            start_secs: 0,
-            end_secs: 60,
-            step_secs: 15,
-        };
+        let range = steps_of_15s(60);
         let pod = series(
             &[],
             &[(0, 100.0), (15, 110.0), (30, 4.0), (45, 10.0), (60, 10.0)],
@@ -257,11 +262,7 @@ mod tests {
     // of counting the whole remaining sum as new events; later steps count as usual.
     #[test]
     fn a_drop_in_a_combined_series_leaves_its_step_unknown() {
-        let range = RangeSpec {
-            start_secs: 0,
-            end_secs: 45,
-            step_secs: 15,
-        };
+        let range = steps_of_15s(45);
         let summed = series(&[], &[(0, 1000.0), (15, 1010.0), (30, 905.0), (45, 912.0)]);
         let increases = counter_increases(&[summed], range, Drops::Unknown);
         assert_eq!(increases[0], 10.0);
@@ -272,11 +273,7 @@ mod tests {
     // Series are differenced one by one and summed; a gap attributes the increase to the step it ends in.
     #[test]
     fn series_are_summed_and_gaps_are_bridged() {
-        let range = RangeSpec {
-            start_secs: 0,
-            end_secs: 45,
-            step_secs: 15,
-        };
+        let range = steps_of_15s(45);
         let a = series(&[], &[(0, 1.0), (15, 2.0), (30, 3.0), (45, 4.0)]);
         let b = series(&[], &[(0, 10.0), (45, 16.0)]);
         assert_eq!(
@@ -304,11 +301,7 @@ mod tests {
     // A side silent for more than the grace steps before the end, while the other goes on, has vanished.
     #[test]
     fn a_side_that_stops_reporting_has_vanished() {
-        let range = RangeSpec {
-            start_secs: 0,
-            end_secs: 600,
-            step_secs: 15,
-        };
+        let range = steps_of_15s(600);
         let through = |last: i64| {
             series(
                 &[],
@@ -342,11 +335,7 @@ mod tests {
     // one present at the start is the baseline of its own increases.
     #[test]
     fn series_appearing_mid_window_counts_from_zero() {
-        let range = RangeSpec {
-            start_secs: 0,
-            end_secs: 45,
-            step_secs: 15,
-        };
+        let range = steps_of_15s(45);
         let old = series(&[], &[(0, 50.0), (15, 52.0), (30, 52.0), (45, 53.0)]);
         let new = series(&[], &[(30, 4.0), (45, 6.0)]);
         assert_eq!(
@@ -358,11 +347,7 @@ mod tests {
     // Slow requests are the +Inf bucket's increase less the threshold bucket's.
     #[test]
     fn histogram_slow_counts() {
-        let range = RangeSpec {
-            start_secs: 0,
-            end_secs: 15,
-            step_secs: 15,
-        };
+        let range = steps_of_15s(15);
         let fast = series(&[("le", "0.25")], &[(0, 0.0), (15, 90.0)]);
         let all = series(&[("le", "+Inf")], &[(0, 0.0), (15, 100.0)]);
         let other = series(&[("le", "0.5")], &[(0, 0.0), (15, 95.0)]);
@@ -374,11 +359,7 @@ mod tests {
     // A threshold with no matching bucket names the buckets that exist.
     #[test]
     fn histogram_without_the_bucket_says_which_exist() {
-        let range = RangeSpec {
-            start_secs: 0,
-            end_secs: 15,
-            step_secs: 15,
-        };
+        let range = steps_of_15s(15);
         let all = series(&[("le", "+Inf")], &[(0, 0.0), (15, 100.0)]);
         let other = series(&[("le", "0.5")], &[(0, 0.0), (15, 95.0)]);
         let error =
