@@ -1,5 +1,8 @@
 //! Measurements: the raw series a source returned, turned into the numbers
 //! the statistics work on (per-step counts, pooled samples, one value).
+//!
+//! The fifth stage of the pipe: it uses the source's series and
+//! [`crate::text`], and nothing downstream.
 
 use crate::source::{RangeSpec, Series};
 
@@ -197,7 +200,7 @@ pub fn vanished(canary: &[Series], baseline: &[Series], range: RangeSpec) -> Opt
     };
     Some(format!(
         "The {gone}'s series vanished: its last sample is at {}, {} s before the window's end, while the {other}'s went on; a {gone} that stopped reporting cannot be judged.",
-        crate::request::format_time(last),
+        crate::text::time(last),
         range.end_secs - last
     ))
 }

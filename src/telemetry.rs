@@ -1,5 +1,5 @@
 //! Logging set up in one place, writing wherever the caller says, so tests can
-//! silence or capture it.
+//! silence or capture it. A leaf: the doors call it, it uses no stage.
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;

@@ -1,10 +1,12 @@
 //! Judging a counts metric (ratio or latency) with the anytime-valid rate test.
 
-use super::{Finding, chart, words};
+use super::chart;
+use super::finding::Finding;
 use crate::request::Judgement;
 use crate::rules::{CountsRule, RuleSet, TimeoutPolicy};
 use crate::stats::Direction;
 use crate::stats::counts::{Decision, RatioTest, StepCounts, ratio_test};
+use crate::text as words;
 use crate::verdict::{Estimate, Evidence, MetricOutcome, SideFigures, Window};
 
 /// The band of canary/baseline ratios a rule tolerates.

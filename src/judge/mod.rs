@@ -1,10 +1,17 @@
 //! The judge: each metric's outcome from its measurements and the statistics,
 //! then the verdict of the whole rule set. Pure: no I/O, no PromQL.
+//!
+//! The seventh stage of the pipe: it uses the judgement, the rules, the
+//! statistics and the verdict types it fills in, never the plan or a source.
 
 mod chart;
 mod counts;
+mod finding;
 mod series;
-pub mod words;
+/// The number words, at their old path for one release (they live in [`crate::text`]).
+pub use crate::text as words;
+
+use finding::Finding;
 
 use crate::request::Judgement;
 use crate::rules::{MetricKind, NodataPolicy, RuleSet};
@@ -47,31 +54,6 @@ pub struct VerdictFrame {
     pub canary: String,
     pub baseline: String,
     pub window: Window,
-}
-
-/// A metric's conclusion before it is dressed as a [`MetricReport`].
-pub(crate) struct Finding {
-    pub outcome: MetricOutcome,
-    pub reason: String,
-    pub canary: SideFigures,
-    pub baseline: SideFigures,
-    pub estimate: Option<crate::verdict::Estimate>,
-    pub evidence: Option<crate::verdict::Evidence>,
-    pub chart: Option<crate::verdict::Chart>,
-}
-
-impl Finding {
-    fn bare(outcome: MetricOutcome, reason: String) -> Finding {
-        Finding {
-            outcome,
-            reason,
-            canary: SideFigures::default(),
-            baseline: SideFigures::default(),
-            estimate: None,
-            evidence: None,
-            chart: None,
-        }
-    }
 }
 
 /// How many metrics share the rule set's alpha: those judged by a statistical test.
@@ -332,7 +314,7 @@ fn decide(rules: &RuleSet, is_final: bool, reports: &[MetricReport]) -> (Outcome
     if let Some(first) = pending.first() {
         let blocking = pending
             .iter()
-            .map(|r| format!("{} is {}", r.name, outcome_word(r.outcome)))
+            .map(|r| format!("{} is {}", r.name, MetricOutcome::state(r.outcome)))
             .collect::<Vec<_>>();
         let advice = if is_final {
             "this was the final look, so canary-gate will not promote what it could not judge"
@@ -413,16 +395,6 @@ fn summary(report: &MetricReport) -> String {
             Some(v) => format!("{} {}", report.name, words::number(v)),
             None => report.name.clone(),
         },
-    }
-}
-
-fn outcome_word(outcome: MetricOutcome) -> &'static str {
-    match outcome {
-        MetricOutcome::Pass => "passing",
-        MetricOutcome::Fail => "failing",
-        MetricOutcome::Inconclusive => "still undecided",
-        MetricOutcome::Nodata => "short of data",
-        MetricOutcome::Error => "unreadable",
     }
 }
 

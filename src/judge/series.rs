@@ -1,10 +1,11 @@
 //! Judging a series metric Kayenta's way: Mann-Whitney U with the
 //! Hodges-Lehmann estimate, at a fixed horizon.
 
-use super::{Finding, words};
+use super::finding::Finding;
 use crate::rules::MetricKind;
 use crate::stats::family::per_look_confidence;
 use crate::stats::kayenta::{Classification, KayentaThresholds, classify};
+use crate::text as words;
 use crate::verdict::{Estimate, MetricOutcome, SideFigures};
 
 fn median(values: &[f64]) -> Option<f64> {

@@ -12,8 +12,8 @@ pub mod svg;
 
 use std::fmt::Write;
 
-use crate::history::Filter;
 use crate::judge::words;
+use crate::verdict::log::Filter;
 use crate::verdict::{Chart, Estimate, MetricOutcome, MetricReport, Outcome, SideFigures, Verdict};
 use html::{badge, escape, metric_outcome, outcome_class, page};
 use svg::{Axis, IntervalStrip, Level, Line, LineChart, Scale, linear_ticks, pick_ticks};

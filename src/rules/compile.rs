@@ -7,12 +7,13 @@ use std::path::Path;
 use serde_saphyr::{Location, Spanned};
 use sha2::{Digest, Sha256};
 
+use super::error::RuleError;
+use super::model::{
+    CountsRule, Group, Metric, MetricKind, NodataPolicy, RuleSet, Scoring, TimeoutPolicy,
+};
 use super::query::{self, Purpose};
 use super::raw::{Field, RawGroup, RawMetric, RawRuleSet, Scalar};
 use super::tolerance;
-use super::{
-    CountsRule, Group, Metric, MetricKind, NodataPolicy, RuleError, RuleSet, Scoring, TimeoutPolicy,
-};
 use crate::stats::Direction;
 
 /// Family-wise false-rollback probability when the file gives none.
@@ -686,7 +687,7 @@ fn compile_query(
     field_name: &str,
     purpose: Purpose,
     vars: &mut BTreeSet<String>,
-) -> Option<super::Query> {
+) -> Option<super::model::Query> {
     let Some(text) = field else {
         ctx.err(
             metric,

@@ -9,7 +9,7 @@ use promql_parser::label::METRIC_NAME;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{Expr, LabelModifier, VectorMatchCardinality, VectorSelector};
 
-use super::Query;
+use super::model::Query;
 use super::vars::{self, Segment};
 
 /// The label Prometheus histograms carry their bucket bounds in.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 
-use super::{MetricSource, RangeSpec, Series, SourceError};
+use super::contract::{MetricSource, RangeSpec, Series, SourceError};
 
 /// What makes two queries the same: the PromQL and the range or instant.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

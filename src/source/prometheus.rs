@@ -12,7 +12,7 @@ use std::time::Duration;
 use prometheus_http_query::{Client, Error as ClientError, response::Data, response::PromqlResult};
 use serde::Deserialize;
 
-use super::{MetricSource, RangeSpec, Series, SourceError};
+use super::contract::{MetricSource, RangeSpec, Series, SourceError};
 
 /// Default client-side deadline for one query.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,7 +85,7 @@ impl PrometheusSource {
                 if e.is_timeout() {
                     SourceError::Timeout(self.timeout)
                 } else {
-                    SourceError::BadResponse(root_cause(&e))
+                    SourceError::BadResponse(crate::text::error_chain(&e))
                 }
             })?;
             read_answer(status, &body)
@@ -105,27 +105,18 @@ impl PrometheusSource {
             },
             ClientError::Client(e) => match e.inner() {
                 Some(inner) if inner.is_timeout() => SourceError::Timeout(self.timeout),
-                Some(inner) if inner.is_connect() => SourceError::Unreachable(root_cause(inner)),
-                Some(inner) if inner.is_decode() || inner.is_body() => {
-                    SourceError::BadResponse(root_cause(inner))
+                Some(inner) if inner.is_connect() => {
+                    SourceError::Unreachable(crate::text::error_chain(inner))
                 }
-                Some(inner) => SourceError::Unreachable(root_cause(inner)),
+                Some(inner) if inner.is_decode() || inner.is_body() => {
+                    SourceError::BadResponse(crate::text::error_chain(inner))
+                }
+                Some(inner) => SourceError::Unreachable(crate::text::error_chain(inner)),
                 None => SourceError::BadResponse(e.to_string()),
             },
             other => SourceError::BadResponse(other.to_string()),
         }
     }
-}
-
-/// The innermost cause of an error, which names what really went wrong.
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message = format!("{message}: {cause}");
-        source = cause.source();
-    }
-    message
 }
 
 /// The start of an unreadable body, for an error message.

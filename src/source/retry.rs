@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::{MetricSource, RangeSpec, Series, SourceError};
+use super::contract::{MetricSource, RangeSpec, Series, SourceError};
 
 /// Most attempts per query, the first included.
 pub const MAX_ATTEMPTS: u32 = 3;

@@ -1,7 +1,8 @@
 //! Pure statistics for canary analysis: numbers in, numbers out.
 //!
 //! Nothing here does I/O, async work or knows about Prometheus, rules or HTTP.
-//! The judge feeds it measurements and reads back decisions.
+//! The judge feeds it measurements and reads back decisions. The sixth stage
+//! of the pipe, and a leaf: it uses nothing else of the crate.
 
 pub mod counts;
 pub mod family;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use canary_gate::auth::{AccessPolicy, Tokens};
+use canary_gate::http::auth::{AccessPolicy, Tokens};
 
 use crate::support::binary::{ServeProcess, run};
 use crate::support::prometheus::TestPrometheus;

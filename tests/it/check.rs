@@ -31,7 +31,7 @@ fn shipped_rules_pass_and_show_their_queries() {
     );
 }
 
-// A misspelt field and broken PromQL are each reported at their file:line:col, and the exit code is 1.
+// A misspelt field and broken PromQL are each reported at their file:line:col.
 #[test]
 fn broken_rule_file_names_line_and_column() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -50,7 +50,7 @@ fn broken_rule_file_names_line_and_column() {
     .expect("write rule file");
     let shown = path.display().to_string();
     let (code, _, stderr) = check(&[&shown]);
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 3, "{stderr}");
     // `tolerence` starts line 8 at column 5.
     assert!(stderr.contains(&format!("{shown}:8:5:")), "{stderr}");
     assert!(
@@ -63,6 +63,50 @@ fn broken_rule_file_names_line_and_column() {
 #[test]
 fn missing_path_is_an_error() {
     let (code, _, stderr) = check(&["no/such/rules"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 3);
     assert!(stderr.contains("no such file or directory"), "{stderr}");
+}
+
+// Regression: `check` exited 1 on invalid rules, the code `judge` and `wait`
+// give a rollback, while the README's table says 3 means unreadable rules.
+// Every command now exits 3 on rules it cannot use, and 1 only for a rollback.
+#[test]
+fn check_exits_3_on_invalid_rules_as_the_readme_says() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("http.yaml");
+    std::fs::write(&path, "metrics: [\n").expect("write rule file");
+    let (code, _, stderr) = check(&[&path.display().to_string()]);
+    assert_eq!(code, 3, "{stderr}");
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README");
+    let row = readme
+        .lines()
+        .find(|line| line.starts_with("| 3 |"))
+        .expect("the README's exit-code table has a row for 3");
+    assert!(row.contains("invalid rules"), "{row}");
+    // `judge` with a rule folder whose only file is invalid cannot find its
+    // rule set: an error, exit 3, naming the file's problem.
+    let start = (time::OffsetDateTime::now_utc().unix_timestamp() - 600).to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_canary-gate"))
+        .args(["judge", "--prometheus", "http://127.0.0.1:9", "--rules-dir"])
+        .arg(dir.path())
+        .args([
+            "--rules",
+            "http",
+            "--deployment",
+            "d",
+            "--canary",
+            "track=canary",
+            "--baseline",
+            "track=baseline",
+            "--start",
+            &start,
+        ])
+        .output()
+        .expect("run canary-gate judge");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("http.yaml:1:"),
+        "names the broken file: {stderr}"
+    );
 }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use canary_gate::history::{self, Filter, Format};
-use canary_gate::limits::VerdictLimits;
-use canary_gate::log::{LogRecord, VerdictLog, log_files};
+use canary_gate::http::admission::VerdictLimits;
+use canary_gate::verdict::history::{self, Filter, Format};
+use canary_gate::verdict::log::{LogRecord, VerdictLog, log_files};
 use tokio::sync::Mutex;
 
 use crate::support::fault::{Fault, FaultyPrometheus, svc_app, svc_final_look};
@@ -27,7 +27,7 @@ async fn healthy_app() -> (TestApp, FaultyPrometheus) {
     (app, double)
 }
 
-fn read_log(app: &TestApp) -> canary_gate::log::LogContents {
+fn read_log(app: &TestApp) -> canary_gate::verdict::log::LogContents {
     VerdictLog::open(app.log_dir.path())
         .expect("log")
         .read_all()

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use canary_gate::limits::VerdictLimits;
-use canary_gate::simulate::{SideTraffic, Simulation};
+use crate::support::simulate::{SideTraffic, Simulation};
+use canary_gate::http::admission::VerdictLimits;
 use canary_gate::source::MAX_ATTEMPTS;
 use serde_json::{Value, json};
 

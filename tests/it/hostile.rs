@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use canary_gate::plan::{self, PlanError, SideSelector};
+use canary_gate::plan::{self, PlanError};
+use canary_gate::request::SideSelector;
 use canary_gate::rules::{self, RuleSet};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -180,7 +181,7 @@ async fn oversized_body_is_413_with_a_json_error() {
         .client
         .post(format!("{}/v1/verdicts", app.url))
         .header("content-type", "application/json")
-        .body(vec![b' '; canary_gate::server::MAX_BODY_BYTES + 1])
+        .body(vec![b' '; canary_gate::http::MAX_BODY_BYTES + 1])
         .send()
         .await
         .expect("answer");

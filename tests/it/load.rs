@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use canary_gate::limits::{RETRY_AFTER_SECS, VerdictLimits};
-use canary_gate::log::VerdictLog;
-use canary_gate::server::AppState;
+use canary_gate::http::AppState;
+use canary_gate::http::admission::{RETRY_AFTER_SECS, VerdictLimits};
+use canary_gate::verdict::log::VerdictLog;
 
 use crate::support::TestApp;
 use crate::support::fault::{Fault, FaultyPrometheus, ServiceSource, svc_app, svc_final_look};

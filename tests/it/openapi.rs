@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use canary_gate::auth::{AccessPolicy, Tokens};
+use canary_gate::http::auth::{AccessPolicy, Tokens};
 use serde_json::{Value, json};
 
 use crate::support::prometheus::TestPrometheus;
@@ -13,13 +13,13 @@ use crate::support::{
 };
 
 fn document() -> Value {
-    serde_json::from_str(canary_gate::openapi::DOCUMENT).expect("the document is JSON")
+    serde_json::from_str(canary_gate::http::openapi::DOCUMENT).expect("the document is JSON")
 }
 
 /// `(method, path)` of every `.route(...)` in the server's sources, read from the text.
 fn routes_in_source() -> Vec<(String, String)> {
     let mut routes = Vec::new();
-    for file in ["src/server.rs", "src/rules_api.rs"] {
+    for file in ["src/http/mod.rs", "src/http/rules.rs"] {
         let text = std::fs::read_to_string(repo_root().join(file)).expect("source");
         for chunk in text.split(".route(").skip(1) {
             let path = chunk
@@ -62,7 +62,7 @@ fn every_route_is_documented() {
     for (method, path) in &routes {
         assert!(
             document["paths"][path][method].is_object(),
-            "{method} {path} is served but not in src/openapi.json"
+            "{method} {path} is served but not in src/http/openapi.json"
         );
     }
     let paths = document["paths"].as_object().expect("paths");
@@ -152,7 +152,7 @@ async fn real_answers_match_their_schemas() {
     let mut reversed = rollback.clone();
     reversed["end"] = json!(start - 60);
     let mut huge = rollback.clone();
-    huge["deployment"] = json!("x".repeat(canary_gate::server::MAX_BODY_BYTES));
+    huge["deployment"] = json!("x".repeat(canary_gate::http::MAX_BODY_BYTES));
     for (body, expected) in [(unknown, 404), (reversed, 400), (huge, 413)] {
         let (status, answer) = call(&app, "post", "/v1/verdicts", Some(&body)).await;
         assert_eq!(status, expected, "{answer}");

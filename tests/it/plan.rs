@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use canary_gate::plan::{self, PlanError, Role, SideSelector};
+use canary_gate::plan::{self, PlanError, Role};
+use canary_gate::request::{SelectorError, SideSelector};
 use canary_gate::rules::{self, RuleSet};
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::{Expr, VectorSelector};
@@ -345,34 +346,34 @@ fn side_selector_parse() {
     let err = |text: &str| SideSelector::parse(text).unwrap_err();
     assert!(matches!(
         err(r#"up{track="canary"}"#),
-        PlanError::NotPlainSelector { .. }
+        SelectorError::NotPlainSelector { .. }
     ));
     assert!(matches!(
         err(r#"{track="canary"}[5m]"#),
-        PlanError::NotPlainSelector { .. }
+        SelectorError::NotPlainSelector { .. }
     ));
     assert!(matches!(
         err(r#"{track="canary"} offset 5m"#),
-        PlanError::NotPlainSelector { .. }
+        SelectorError::NotPlainSelector { .. }
     ));
     assert!(matches!(
         err(r#"rate({a="b"}[1m])"#),
-        PlanError::NotPlainSelector { .. }
+        SelectorError::NotPlainSelector { .. }
     ));
     assert!(matches!(
         err(r#"{a="b" or c="d"}"#),
-        PlanError::SelectorHasOr { .. }
+        SelectorError::SelectorHasOr { .. }
     ));
-    assert_eq!(err("{}"), PlanError::EmptySelector);
-    assert_eq!(err("  "), PlanError::EmptySelector);
-    assert_eq!(err(r#"{track=~".*"}"#), PlanError::MatchesEverything);
+    assert_eq!(err("{}"), SelectorError::EmptySelector);
+    assert_eq!(err("  "), SelectorError::EmptySelector);
+    assert_eq!(err(r#"{track=~".*"}"#), SelectorError::MatchesEverything);
     assert!(matches!(
         err(r#"{track="canary""#),
-        PlanError::SelectorSyntax { .. }
+        SelectorError::SelectorSyntax { .. }
     ));
     assert!(matches!(
         err(r#"{pod=~"(("}"#),
-        PlanError::SelectorSyntax { .. }
+        SelectorError::SelectorSyntax { .. }
     ));
     assert_eq!(
         err(r#"{le="0.5", track="canary"}"#).to_string(),
@@ -380,11 +381,11 @@ fn side_selector_parse() {
     );
     assert!(matches!(
         err(r#"{__name__="up"}"#),
-        PlanError::ReservedLabel { .. }
+        SelectorError::ReservedLabel { .. }
     ));
     assert!(matches!(
         err(r#"{"my.label"="x"}"#),
-        PlanError::BadLabelName { .. }
+        SelectorError::BadLabelName { .. }
     ));
     assert_eq!(
         err(r#"{track="canary" invalid}"#)
@@ -401,34 +402,37 @@ fn side_selector_from_map_bounds() {
     let err = |pairs: Vec<(String, String)>| {
         SideSelector::from_map(&pairs.into_iter().collect()).unwrap_err()
     };
-    assert_eq!(err(vec![]), PlanError::EmptySelector);
+    assert_eq!(err(vec![]), SelectorError::EmptySelector);
     assert!(matches!(
         err(vec![("9lives".into(), "x".into())]),
-        PlanError::BadLabelName { .. }
+        SelectorError::BadLabelName { .. }
     ));
     assert!(matches!(
-        err(vec![("a".repeat(plan::MAX_LABEL_NAME_LEN + 1), "x".into())]),
-        PlanError::LabelNameTooLong { .. }
+        err(vec![(
+            "a".repeat(canary_gate::request::selector::MAX_LABEL_NAME_LEN + 1),
+            "x".into()
+        )]),
+        SelectorError::LabelNameTooLong { .. }
     ));
     assert!(matches!(
         err(vec![(
             "track".into(),
-            "x".repeat(plan::MAX_LABEL_VALUE_LEN + 1)
+            "x".repeat(canary_gate::request::selector::MAX_LABEL_VALUE_LEN + 1)
         )]),
-        PlanError::ValueTooLong { .. }
+        SelectorError::ValueTooLong { .. }
     ));
-    let many = (0..=plan::MAX_MATCHERS)
+    let many = (0..=canary_gate::request::selector::MAX_MATCHERS)
         .map(|i| (format!("l{i}"), "x".to_string()))
         .collect();
     assert_eq!(
         err(many),
-        PlanError::TooManyMatchers {
-            count: plan::MAX_MATCHERS + 1
+        SelectorError::TooManyMatchers {
+            count: canary_gate::request::selector::MAX_MATCHERS + 1
         }
     );
     assert_eq!(
         err(vec![("track".into(), String::new())]),
-        PlanError::MatchesEverything
+        SelectorError::MatchesEverything
     );
     // An empty value beside a real one selects series without that label.
     assert!(SideSelector::from_map(&vars(&[("track", "canary"), ("shadow", "")])).is_ok());

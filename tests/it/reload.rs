@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use canary_gate::reload;
+use canary_gate::rules::store;
 use sha2::{Digest, Sha256};
 
 use crate::support::binary::ServeProcess;
@@ -30,7 +30,7 @@ async fn app_on(dir: &Path, watch: bool) -> TestApp {
     let (state, log_dir) = app_state("http://127.0.0.1:9", dir);
     let state = Arc::new(state);
     if watch {
-        reload::watch(state.clone()).expect("watch the rules folder");
+        store::watch(state.rules.clone()).expect("watch the rules folder");
     }
     spawn_state(state, log_dir).await
 }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use canary_gate::log::VerdictLog;
-use canary_gate::server::{self, AppState};
+use canary_gate::http::{self, AppState};
 use canary_gate::source::PrometheusSource;
+use canary_gate::verdict::log::VerdictLog;
 use serde_json::json;
 
 use crate::support::prometheus::TestPrometheus;
@@ -76,10 +76,7 @@ async fn rollback_report_renders_after_prometheus_is_gone() {
     );
     let figure = errors["estimate"]["value"].as_f64().expect("estimate");
     assert!(
-        html.contains(&format!(
-            "{} <small>",
-            canary_gate::judge::words::times(figure)
-        )),
+        html.contains(&format!("{} <small>", canary_gate::text::times(figure))),
         "the failing figure is the panel's headline"
     );
     assert!(html.contains(r#"<path class="canary" d="M"#));
@@ -183,7 +180,7 @@ async fn public_url_builds_the_report_link() {
         .expect("bind port 0");
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server::run(listener, state, async {
+    let task = tokio::spawn(http::run(listener, state, async {
         let _ = rx.await;
     }));
     let start = window_start();

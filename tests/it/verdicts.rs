@@ -3,7 +3,7 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
-use canary_gate::simulate::{SideTraffic, Simulation};
+use crate::support::simulate::{SideTraffic, Simulation};
 
 use crate::support::prometheus::TestPrometheus;
 use crate::support::{MINUTES, metric, repo_root, request, spawn_app, two_services, window_start};

@@ -17,10 +17,10 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use canary_gate::limits::VerdictLimits;
-use canary_gate::log::VerdictLog;
-use canary_gate::server::AppState;
+use canary_gate::http::AppState;
+use canary_gate::http::admission::VerdictLimits;
 use canary_gate::source::{Coalescing, PrometheusSource, Retrying};
+use canary_gate::verdict::log::VerdictLog;
 
 use super::{TestApp, repo_root, service_source, spawn_state};
 

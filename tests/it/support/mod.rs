@@ -3,16 +3,21 @@
 pub mod binary;
 pub mod fault;
 pub mod prometheus;
+/// The traffic generator of `canary-gate simulate`, the same file the binary builds.
+// Tests build the generator, not its command-line parsing.
+#[allow(dead_code)]
+#[path = "../../../src/bin/canary-gate/simulate.rs"]
+pub mod simulate;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use canary_gate::log::VerdictLog;
-use canary_gate::server::{self, AppState};
-use canary_gate::simulate::{SideTraffic, Simulation};
+use canary_gate::http::{self, AppState};
 use canary_gate::source::{Coalescing, MetricSource, PrometheusSource, RetryPolicy, Retrying};
+use canary_gate::verdict::log::VerdictLog;
 use serde_json::json;
+use simulate::{SideTraffic, Simulation};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
@@ -143,7 +148,7 @@ fn serve_state<S: MetricSource>(
 ) -> TestApp {
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server::run(listener, state, async {
+    let task = tokio::spawn(http::run(listener, state, async {
         let _ = rx.await;
     }));
     TestApp {

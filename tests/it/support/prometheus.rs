@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use canary_gate::simulate::{self, Simulation};
+use super::simulate::{self, Simulation};
 
 /// Longest wait for Prometheus to say it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);

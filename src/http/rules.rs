@@ -8,9 +8,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::reload::{self, ReloadSummary};
+use crate::http::state::AppState;
 use crate::rules::RuleError;
-use crate::server::AppState;
+use crate::rules::store::{self, ReloadSummary};
 use crate::source::MetricSource;
 
 /// The rules endpoints, to be merged into the server's router.
@@ -90,12 +90,8 @@ impl From<&RuleError> for RuleProblem {
 }
 
 async fn list_rules<S: MetricSource>(State(state): State<Arc<AppState<S>>>) -> Json<RulesPage> {
-    let loaded = state
-        .rules
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let kept = reload::kept_last_good(&loaded);
+    let loaded = state.rules.current();
+    let kept = store::kept_last_good(&loaded);
     let rule_sets = loaded
         .sets
         .values()
@@ -118,7 +114,7 @@ async fn list_rules<S: MetricSource>(State(state): State<Arc<AppState<S>>>) -> J
         })
         .collect();
     Json(RulesPage {
-        dir: state.rules_dir.display().to_string(),
+        dir: state.rules.dir().display().to_string(),
         rule_sets,
         errors: loaded.errors.iter().map(RuleProblem::from).collect(),
     })
@@ -127,5 +123,5 @@ async fn list_rules<S: MetricSource>(State(state): State<Arc<AppState<S>>>) -> J
 async fn reload_rules<S: MetricSource>(
     State(state): State<Arc<AppState<S>>>,
 ) -> Json<ReloadSummary> {
-    Json(reload::reload(&state).await)
+    Json(store::reload(&state.rules).await)
 }

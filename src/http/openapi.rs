@@ -2,7 +2,7 @@
 //! the layer that makes every error answer the documented JSON error, even
 //! those axum writes itself (unknown path, wrong method, body too large).
 //!
-//! The document is hand-written in `src/openapi.json`; the integration tests
+//! The document is hand-written in `src/http/openapi.json`; the integration tests
 //! check that every route is in it and that real answers match its schemas,
 //! and CI runs schemathesis against a live server with it.
 
@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::server::ApiError;
+use crate::http::error::ApiError;
 
 /// The OpenAPI document, as served.
 pub const DOCUMENT: &str = include_str!("openapi.json");
@@ -32,11 +32,7 @@ pub async fn serve() -> Response {
 
 /// Answers every unknown path with a JSON 404.
 pub async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "no such endpoint; the API is described at /openapi.json",
-    )
+    ApiError::NotFound("no such endpoint; the API is described at /openapi.json".into())
 }
 
 /// Rewrites a plain-text or empty error answer (axum's own rejections) into
@@ -80,7 +76,12 @@ pub async fn json_errors(response: Response) -> Response {
     } else {
         format!("{hint}: {text}")
     };
-    let mut rewritten = ApiError::new(status, code, message).into_response();
+    let mut rewritten = ApiError::Rejected {
+        status,
+        code,
+        message,
+    }
+    .into_response();
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             rewritten.headers_mut().insert(name.clone(), value.clone());

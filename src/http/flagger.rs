@@ -3,10 +3,20 @@
 //! answer. The webhook's `metadata` says what to judge.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
+use time::OffsetDateTime;
 
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::pipe;
 use crate::request::{SideSpec, VerdictRequest};
+use crate::source::MetricSource;
 use crate::verdict::{MetricOutcome, Outcome, Verdict};
 
 /// Metadata key prefix for the rule set's `$vars`: `var.service: checkout`.
@@ -78,19 +88,37 @@ pub fn to_request(payload: &WebhookPayload) -> Result<VerdictRequest, PayloadErr
 /// A rollback fails it (412), and so does a verdict that could not see a metric
 /// or is still undecided at the final look (503): canary-gate never passes a
 /// check it could not judge.
-pub fn status_for(verdict: &Verdict) -> u16 {
+pub fn status_for(verdict: &Verdict) -> StatusCode {
     let unseen = verdict
         .metrics
         .iter()
         .any(|m| m.outcome == MetricOutcome::Error);
     let undecided_at_the_end = verdict.is_final && verdict.verdict == Outcome::Inconclusive;
     if verdict.verdict == Outcome::Rollback {
-        412
+        StatusCode::PRECONDITION_FAILED
     } else if unseen || undecided_at_the_end {
-        503
+        StatusCode::SERVICE_UNAVAILABLE
     } else {
-        200
+        StatusCode::OK
     }
+}
+
+/// `POST /v1/flagger`: 200 to pass the check, 412 for a rollback, 503 when a
+/// metric could not be read; the verdict is the body either way.
+pub async fn webhook<S: MetricSource>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Verdict>), ApiError> {
+    let payload: WebhookPayload = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!("the body is not a Flagger webhook payload: {e}"))
+    })?;
+    let request = to_request(&payload).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let rules = state.rules.current();
+    let now = OffsetDateTime::now_utc();
+    let verdict = pipe::judge(&state.source, &rules, Some(&state.log), request, now).await?;
+    let status = status_for(&verdict);
+    Ok((status, Json(state.with_report_url(&headers, verdict))))
 }
 
 #[cfg(test)]
@@ -114,14 +142,26 @@ mod tests {
     // a rollback, an unreadable metric and an undecided final look all fail it.
     #[test]
     fn statuses_never_pass_what_was_not_judged() {
-        assert_eq!(status_for(&verdict("promote", false, "pass")), 200);
+        assert_eq!(
+            status_for(&verdict("promote", false, "pass")),
+            StatusCode::OK
+        );
         assert_eq!(
             status_for(&verdict("inconclusive", false, "inconclusive")),
-            200
+            StatusCode::OK
         );
-        assert_eq!(status_for(&verdict("rollback", false, "fail")), 412);
-        assert_eq!(status_for(&verdict("inconclusive", false, "error")), 503);
-        assert_eq!(status_for(&verdict("inconclusive", true, "nodata")), 503);
+        assert_eq!(
+            status_for(&verdict("rollback", false, "fail")),
+            StatusCode::PRECONDITION_FAILED
+        );
+        assert_eq!(
+            status_for(&verdict("inconclusive", false, "error")),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status_for(&verdict("inconclusive", true, "nodata")),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 
     // Metadata picks the rule set, the sides and the vars; the token stays out of the request.

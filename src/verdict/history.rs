@@ -7,12 +7,12 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use crate::log::Filter;
-use crate::log::{LogRecord, RecordKey, log_files};
 use crate::verdict::Verdict;
+pub use crate::verdict::log::Filter;
+use crate::verdict::log::{LogRecord, RecordKey, log_files};
 
 /// How to print verdicts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// One aligned line per verdict.
     Table,

@@ -1,16 +1,20 @@
-//! Admission control for verdicts: at most so many judged at once, at most so
-//! many more waiting their turn, and past that a `503` with `Retry-After`
-//! instead of an ever-growing pile of requests in memory.
+//! Admission: what the server lets in. Bodies up to [`MAX_BODY_BYTES`], and
+//! verdicts: at most so many judged at once, at most so many more waiting
+//! their turn, and past that a `503` with `Retry-After` instead of an
+//! ever-growing pile of requests in memory.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
+
+use crate::http::error::ApiError;
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Default number of verdicts judged at the same time.
 pub const DEFAULT_MAX_CONCURRENT_VERDICTS: usize = 16;
@@ -99,22 +103,15 @@ pub async fn limit_verdicts(
                 queued = limits.queued(),
                 "verdict refused: too many in flight"
             );
-            let body = serde_json::json!({
-                "error": {
-                    "code": "busy",
-                    "message": format!(
-                        "{} verdicts are being judged and {} are waiting, the most this server takes; ask again in {RETRY_AFTER_SECS} s",
-                        limits.running(),
-                        limits.queued()
-                    ),
-                }
-            });
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
-                Json(body),
-            )
-                .into_response()
+            ApiError::Busy {
+                message: format!(
+                    "{} verdicts are being judged and {} are waiting, the most this server takes; ask again in {RETRY_AFTER_SECS} s",
+                    limits.running(),
+                    limits.queued()
+                ),
+                retry_after_secs: RETRY_AFTER_SECS,
+            }
+            .into_response()
         }
     }
 }

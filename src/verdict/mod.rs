@@ -1,7 +1,13 @@
 //! What canary-gate answers: the verdict, its reason, and every metric's figures.
 //!
 //! The HTTP answer, the verdict log line, the CLI's JSON and the report all use
-//! these types, so a verdict reads the same wherever it is seen.
+//! these types, so a verdict reads the same wherever it is seen. The last
+//! stage of the pipe: [`log`] keeps every verdict as a JSON line and
+//! [`history`] reads them back for people. It uses the request (logged with
+//! each verdict) and the plan's query roles, and nothing downstream.
+
+pub mod history;
+pub mod log;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +43,23 @@ impl Outcome {
     }
 }
 
+/// Why a word is not an outcome.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a verdict; use promote, rollback or inconclusive")]
+pub struct UnknownOutcome(pub String);
+
+impl std::str::FromStr for Outcome {
+    type Err = UnknownOutcome;
+
+    /// The words [`Outcome::as_str`] gives, and nothing else.
+    fn from_str(text: &str) -> Result<Outcome, UnknownOutcome> {
+        [Outcome::Promote, Outcome::Rollback, Outcome::Inconclusive]
+            .into_iter()
+            .find(|outcome| outcome.as_str() == text.trim())
+            .ok_or_else(|| UnknownOutcome(text.to_string()))
+    }
+}
+
 /// What one metric concluded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,6 +74,30 @@ pub enum MetricOutcome {
     Nodata,
     /// The data could not be fetched or read.
     Error,
+}
+
+impl MetricOutcome {
+    /// The outcome in one word, as the report, `wait` and `log` show it.
+    pub fn word(self) -> &'static str {
+        match self {
+            MetricOutcome::Pass => "pass",
+            MetricOutcome::Fail => "fail",
+            MetricOutcome::Inconclusive => "undecided",
+            MetricOutcome::Nodata => "no data",
+            MetricOutcome::Error => "error",
+        }
+    }
+
+    /// The outcome as a state inside a sentence: "2 metrics are failing".
+    pub fn state(self) -> &'static str {
+        match self {
+            MetricOutcome::Pass => "passing",
+            MetricOutcome::Fail => "failing",
+            MetricOutcome::Inconclusive => "still undecided",
+            MetricOutcome::Nodata => "short of data",
+            MetricOutcome::Error => "unreadable",
+        }
+    }
 }
 
 /// Which side a figure or query belongs to.

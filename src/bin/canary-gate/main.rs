@@ -1,6 +1,14 @@
-//! The `canary-gate` command: parses the command line and calls the library.
+//! The `canary-gate` command, the CLI door into the pipe: parses the command
+//! line (clap lives only here) and calls the library. `judge` runs the same
+//! [`canary_gate::pipe::judge`] the server runs; `serve` starts the HTTP door.
 //!
-//! Exit codes are stable: 0 promote, 1 rollback, 2 inconclusive, 3 error.
+//! Exit codes are stable: 0 promote, 1 rollback, 2 inconclusive, 3 error
+//! (bad arguments, an unreachable server, rules that cannot be read or are
+//! invalid), for every command; `main` maps every error to 3 in one place.
+
+mod check;
+mod simulate;
+mod wait;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -13,17 +21,20 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use time::OffsetDateTime;
 
-use canary_gate::auth::{AccessPolicy, Tokens};
-use canary_gate::limits::VerdictLimits;
-use canary_gate::log::VerdictLog;
-use canary_gate::reload;
-use canary_gate::request::{Judgement, SideSpec, TimeSpec, VerdictRequest};
-use canary_gate::server::{self, AppState};
-use canary_gate::simulate::{self, SideTraffic, Simulation};
-use canary_gate::source::{Coalescing, PrometheusSource, RetryPolicy, Retrying};
-use canary_gate::verdict::Verdict;
+use canary_gate::http::admission::VerdictLimits;
+use canary_gate::http::auth::{self, AccessPolicy, Tokens};
+use canary_gate::http::{self, AppState};
+use canary_gate::pipe::{self, PipeError};
+use canary_gate::request::{SideSelector, SideSpec, TimeSpec, VerdictRequest};
+use canary_gate::rules::store;
+use canary_gate::source;
+use canary_gate::verdict::history;
+use canary_gate::verdict::log::VerdictLog;
+use canary_gate::verdict::{Outcome, Verdict};
+use simulate::{SideTraffic, Simulation};
 
-/// Exit code for an error (bad arguments, unreachable server).
+/// Exit code for an error: bad arguments, an unreachable server, rules that
+/// cannot be read or are invalid.
 const EXIT_ERROR: u8 = 3;
 
 /// Observability-gated canary analysis: asks Prometheus how a canary and its
@@ -49,7 +60,7 @@ enum Command {
 }
 
 /// Validate rule files like `promtool check rules`: every problem as
-/// `file:line:col: message` on stderr, exit 1 on any. For each valid file,
+/// `file:line:col: message` on stderr, exit 3 on any (0 when all are valid). For each valid file,
 /// prints the PromQL every metric will send for an example canary and baseline.
 ///
 /// Example:
@@ -126,7 +137,7 @@ fn parse_vars(pairs: &[String]) -> anyhow::Result<std::collections::BTreeMap<Str
 /// `label=value,label=value` or a `{...}` selector string, checked now so a
 /// bad argument fails before anything is asked.
 fn side_spec(text: &str) -> anyhow::Result<SideSpec> {
-    canary_gate::plan::SideSelector::parse(text)?;
+    SideSelector::parse(text)?;
     Ok(SideSpec::Selector(text.trim().to_string()))
 }
 
@@ -236,7 +247,16 @@ struct LogArgs {
     follow: bool,
     /// One aligned line per verdict, or JSON lines.
     #[arg(long, value_enum, default_value = "table")]
-    output: canary_gate::history::Format,
+    output: LogFormat,
+}
+
+/// How `log` prints verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One aligned line per verdict.
+    Table,
+    /// The verdict as one JSON line, as logged.
+    Json,
 }
 
 /// Run the verdict service: `POST /v1/verdicts` judges a canary.
@@ -281,13 +301,13 @@ struct ServeArgs {
     #[arg(long, env = "CANARY_GATE_NO_WATCH")]
     no_watch: bool,
     /// Verdicts judged at the same time; more wait in line.
-    #[arg(long, env = "CANARY_GATE_MAX_CONCURRENT_VERDICTS", default_value_t = canary_gate::limits::DEFAULT_MAX_CONCURRENT_VERDICTS)]
+    #[arg(long, env = "CANARY_GATE_MAX_CONCURRENT_VERDICTS", default_value_t = canary_gate::http::admission::DEFAULT_MAX_CONCURRENT_VERDICTS)]
     max_concurrent_verdicts: usize,
     /// Verdict requests waiting in line; past them the answer is 503 with Retry-After.
-    #[arg(long, env = "CANARY_GATE_MAX_QUEUED_VERDICTS", default_value_t = canary_gate::limits::DEFAULT_MAX_QUEUED_VERDICTS)]
+    #[arg(long, env = "CANARY_GATE_MAX_QUEUED_VERDICTS", default_value_t = canary_gate::http::admission::DEFAULT_MAX_QUEUED_VERDICTS)]
     max_queued_verdicts: usize,
     /// Size in bytes past which the day's verdict log continues in a new file.
-    #[arg(long, env = "CANARY_GATE_LOG_MAX_BYTES", default_value_t = canary_gate::log::DEFAULT_LOG_MAX_BYTES)]
+    #[arg(long, env = "CANARY_GATE_LOG_MAX_BYTES", default_value_t = canary_gate::verdict::log::DEFAULT_LOG_MAX_BYTES)]
     log_max_bytes: u64,
     /// Base URL people reach this server at, for the verdicts' `report_url`
     /// (e.g. `https://canary-gate.example.internal`); default: the request's Host.
@@ -349,19 +369,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     canary_gate::telemetry::init(std::io::stderr, args.log_json);
-    let tokens_env = std::env::var(canary_gate::auth::TOKENS_ENV).ok();
+    let tokens_env = std::env::var(auth::TOKENS_ENV).ok();
     let tokens = Tokens::from_sources(args.token_file.as_deref(), tokens_env.as_deref())?;
-    canary_gate::auth::check_listen(args.listen, &tokens, args.insecure_no_auth)
-        .map_err(anyhow::Error::msg)?;
+    auth::check_listen(args.listen, &tokens, args.insecure_no_auth).map_err(anyhow::Error::msg)?;
     let access = AccessPolicy {
         tokens,
         protect_reads: args.protect_reads,
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let source = PrometheusSource::new(&args.prometheus_url, args.query_timeout)
+        let source = source::prometheus_stack(&args.prometheus_url, args.query_timeout)
             .with_context(|| format!("--prometheus-url {}", args.prometheus_url))?;
-        let source = Coalescing::new(Retrying::new(source, RetryPolicy::default()));
         let log = VerdictLog::open(&args.log_dir)?.with_max_bytes(args.log_max_bytes);
         let limits = VerdictLimits::new(args.max_concurrent_verdicts, args.max_queued_verdicts);
         let state = Arc::new(
@@ -370,17 +388,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .with_public_url(args.public_url)
                 .with_access(access),
         );
-        if !args.no_watch && let Err(error) = reload::watch(state.clone()) {
+        if !args.no_watch && let Err(error) = store::watch(state.rules.clone()) {
             tracing::warn!(%error, "cannot watch the rules folder; reload with SIGHUP or POST /v1/rules/reload");
         }
         #[cfg(unix)]
-        reload::on_sighup(state.clone()).context("cannot listen for SIGHUP")?;
+        store::on_sighup(state.rules.clone()).context("cannot listen for SIGHUP")?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
         tracing::info!(%address, prometheus = %args.prometheus_url, "canary-gate is serving");
-        server::run(listener, state, shutdown_signal()).await?;
+        http::run(listener, state, shutdown_signal()).await?;
         tracing::info!("canary-gate stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -447,7 +465,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "wrote {} minutes of traffic from {} for {} sides",
         args.minutes,
-        canary_gate::request::format_time(start_secs),
+        canary_gate::text::time(start_secs),
         simulation.sides.len()
     );
     Ok(ExitCode::SUCCESS)
@@ -463,8 +481,10 @@ fn print_verdict(verdict: &Verdict, output: Output) -> anyhow::Result<()> {
             for metric in &verdict.metrics {
                 writeln!(
                     out,
-                    "  - {} ({:?}): {}",
-                    metric.name, metric.outcome, metric.reason
+                    "  - {} ({}): {}",
+                    metric.name,
+                    metric.outcome.word(),
+                    metric.reason
                 )?;
             }
             if let Some(url) = &verdict.report_url {
@@ -480,7 +500,7 @@ fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Some(read_token(path)?),
         None => None,
     };
-    let options = canary_gate::wait::WaitOptions {
+    let options = wait::WaitOptions {
         server: args.server.clone(),
         request: args.request.to_request()?,
         timeout: args.timeout,
@@ -490,7 +510,7 @@ fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let verdict = runtime.block_on(async {
         let mut stderr = std::io::stderr();
-        canary_gate::wait::wait(&options, &mut stderr).await
+        wait::wait(&options, &mut stderr).await
     })?;
     print_verdict(&verdict, args.output)?;
     Ok(ExitCode::from(verdict.verdict.exit_code()))
@@ -499,7 +519,7 @@ fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
 fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read --token-file {}", path.display()))?;
-    canary_gate::auth::token_lines(&text)
+    auth::token_lines(&text)
         .next()
         .map(str::to_string)
         .with_context(|| format!("--token-file {} holds no token", path.display()))
@@ -509,40 +529,30 @@ fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     let mut request = args.request.to_request()?;
     request.end = args.end.clone().map(TimeSpec::Text);
     request.is_final = args.is_final;
-    let now = OffsetDateTime::now_utc();
-    let judgement = Judgement::parse(&request, now.unix_timestamp(), None)?;
-    let loaded = canary_gate::rules::load_dir(&args.rules_dir);
-    let rule_set = loaded
-        .sets
-        .get(&judgement.rules)
-        .cloned()
-        .with_context(|| {
-            let mut message = format!(
-                "{} (from {})",
-                loaded.missing(&judgement.rules),
-                args.rules_dir.display()
-            );
-            for error in &loaded.errors {
-                message.push_str(&format!("\n  {error}"));
-            }
-            message
-        })?;
-    let source = PrometheusSource::new(&args.prometheus, args.query_timeout)
+    let rules = canary_gate::rules::load_dir(&args.rules_dir);
+    let source = source::prometheus_stack(&args.prometheus, args.query_timeout)
         .with_context(|| format!("--prometheus {}", args.prometheus))?;
-    let source = Retrying::new(source, RetryPolicy::default());
+    let log = match &args.log_dir {
+        Some(dir) => Some(VerdictLog::open(dir)?),
+        None => None,
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let verdict = runtime.block_on(canary_gate::analyze::analyze(
-        &source, &rule_set, &judgement, now,
-    ))?;
-    if let Some(dir) = &args.log_dir {
-        let record = canary_gate::log::LogRecord {
-            verdict: verdict.clone(),
-            request,
-        };
-        VerdictLog::open(dir)?
-            .append(&record)
-            .context("cannot append to the verdict log")?;
-    }
+    let now = OffsetDateTime::now_utc();
+    let verdict = runtime
+        .block_on(pipe::judge(&source, &rules, log.as_ref(), request, now))
+        .map_err(|error| match error {
+            PipeError::UnknownRules {
+                message,
+                rule_errors,
+            } => {
+                let mut message = format!("{message} (from {})", args.rules_dir.display());
+                for error in rule_errors {
+                    message.push_str(&format!("\n  {error}"));
+                }
+                anyhow::Error::msg(message)
+            }
+            other => other.into(),
+        })?;
     print_verdict(&verdict, args.output)?;
     Ok(ExitCode::from(verdict.verdict.exit_code()))
 }
@@ -550,14 +560,13 @@ fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
 fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
     let verdict = match args.verdict.as_deref() {
         None => None,
-        Some("promote") => Some(canary_gate::verdict::Outcome::Promote),
-        Some("rollback") => Some(canary_gate::verdict::Outcome::Rollback),
-        Some("inconclusive") => Some(canary_gate::verdict::Outcome::Inconclusive),
-        Some(other) => {
-            anyhow::bail!("--verdict `{other}` must be promote, rollback or inconclusive")
-        }
+        Some(text) => Some(text.parse::<Outcome>().context("--verdict")?),
     };
-    let filter = canary_gate::history::Filter {
+    let format = match args.output {
+        LogFormat::Table => history::Format::Table,
+        LogFormat::Json => history::Format::Json,
+    };
+    let filter = history::Filter {
         deployment: args.deployment,
         rules: args.rules,
         verdict,
@@ -567,10 +576,10 @@ fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
     };
     let mut out = std::io::stdout();
     let mut errors = std::io::stderr();
-    canary_gate::history::show(
+    history::show(
         &args.log_dir,
         &filter,
-        args.output,
+        format,
         args.follow,
         &mut out,
         &mut errors,
@@ -579,7 +588,7 @@ fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let example = canary_gate::check::Example {
+    let example = check::Example {
         canary: side_spec(&args.canary)
             .context("--canary")?
             .selector()
@@ -592,10 +601,10 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let mut out = std::io::stdout().lock();
     let mut errors = std::io::stderr().lock();
-    let good = canary_gate::check::check(&args.paths, &example, &mut out, &mut errors)?;
+    let good = check::check(&args.paths, &example, &mut out, &mut errors)?;
     Ok(if good {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(EXIT_ERROR)
     })
 }

@@ -1,6 +1,7 @@
-//! Rule reloads: the rules folder is read again on a file change (watched),
-//! on SIGHUP and on `POST /v1/rules/reload`, and the result replaces the rules
-//! in force one rule set at a time.
+//! The rules store: the rule sets in force, loaded from the rules folder and
+//! read again on a file change (watched), on SIGHUP and on
+//! `POST /v1/rules/reload`; each reload replaces the rules in force one rule
+//! set at a time. The HTTP door holds a store; nothing here knows about HTTP.
 //!
 //! A rule set whose file now fails validation keeps its last good version in
 //! force (and its errors are shown at `GET /v1/rules`); a new good file is
@@ -9,16 +10,14 @@
 //! watched (not the files) and every burst of events reloads the whole folder.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::Notify;
 
-use crate::rules::{self, LoadedRules};
-use crate::server::AppState;
-use crate::source::MetricSource;
+use crate::rules::load::{self, LoadedRules};
 
 /// Quiet time after a file event before the folder is read: an editor's save
 /// or a ConfigMap swap is several events, and one reload should see them all.
@@ -88,41 +87,78 @@ pub fn kept_last_good(loaded: &LoadedRules) -> Vec<String> {
         .collect()
 }
 
-/// One reload at a time, so a slow read of the folder never overwrites a newer one.
-static RELOADING: Mutex<()> = Mutex::new(());
+/// The rule sets in force and the folder they come from.
+#[derive(Debug)]
+pub struct RulesStore {
+    dir: PathBuf,
+    loaded: RwLock<Arc<LoadedRules>>,
+    /// One reload at a time, so a slow read of the folder never overwrites a newer one.
+    reloading: Mutex<()>,
+}
 
-/// Reads the rules folder again and puts the result in force; logs what changed.
-pub async fn reload<S: MetricSource>(state: &Arc<AppState<S>>) -> ReloadSummary {
-    let state = state.clone();
-    let task = tokio::task::spawn_blocking(move || reload_blocking(&state));
+impl RulesStore {
+    /// A store with the rules loaded from `dir`; load errors are logged, not fatal.
+    pub fn open(dir: PathBuf) -> RulesStore {
+        let loaded = load::load_dir(&dir);
+        for error in &loaded.errors {
+            tracing::error!(%error, "rule file rejected");
+        }
+        tracing::info!(rule_sets = ?loaded.sets.keys().collect::<Vec<_>>(), dir = %dir.display(), "rules loaded");
+        RulesStore {
+            dir,
+            loaded: RwLock::new(Arc::new(loaded)),
+            reloading: Mutex::new(()),
+        }
+    }
+
+    /// The rules folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The rules in force now; a reload never changes what this returned.
+    pub fn current(&self) -> Arc<LoadedRules> {
+        self.loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reads the rules folder again and puts the result in force; logs what
+    /// changed. Blocking: it reads files.
+    pub fn reload(&self) -> ReloadSummary {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = load::load_dir(&self.dir);
+        let mut loaded = self.loaded.write().unwrap_or_else(|p| p.into_inner());
+        let previous = loaded.clone();
+        let next = merge(&previous, fresh, &self.dir);
+        let summary = summarize(&previous, &next);
+        *loaded = Arc::new(next);
+        drop(loaded);
+        for error in &summary.errors {
+            tracing::error!(%error, "rule file rejected");
+        }
+        for name in &summary.kept_last_good {
+            tracing::warn!(rule_set = %name, "the rule file failed; its last good version stays in force");
+        }
+        tracing::info!(
+            rule_sets = ?summary.rule_sets,
+            changed = ?summary.changed,
+            removed = ?summary.removed,
+            "rules reloaded"
+        );
+        summary
+    }
+}
+
+/// [`RulesStore::reload`] off the async workers.
+pub async fn reload(store: &Arc<RulesStore>) -> ReloadSummary {
+    let store = store.clone();
+    let task = tokio::task::spawn_blocking(move || store.reload());
     task.await.unwrap_or_else(|e| {
         tracing::error!(error = %e, "the rule reload task failed");
         ReloadSummary::default()
     })
-}
-
-fn reload_blocking<S: MetricSource>(state: &AppState<S>) -> ReloadSummary {
-    let _one_at_a_time = RELOADING.lock().unwrap_or_else(|p| p.into_inner());
-    let fresh = rules::load_dir(&state.rules_dir);
-    let mut rules = state.rules.write().unwrap_or_else(|p| p.into_inner());
-    let previous = rules.clone();
-    let next = merge(&previous, fresh, &state.rules_dir);
-    let summary = summarize(&previous, &next);
-    *rules = Arc::new(next);
-    drop(rules);
-    for error in &summary.errors {
-        tracing::error!(%error, "rule file rejected");
-    }
-    for name in &summary.kept_last_good {
-        tracing::warn!(rule_set = %name, "the rule file failed; its last good version stays in force");
-    }
-    tracing::info!(
-        rule_sets = ?summary.rule_sets,
-        changed = ?summary.changed,
-        removed = ?summary.removed,
-        "rules reloaded"
-    );
-    summary
 }
 
 fn summarize(previous: &LoadedRules, next: &LoadedRules) -> ReloadSummary {
@@ -152,9 +188,7 @@ fn summarize(previous: &LoadedRules, next: &LoadedRules) -> ReloadSummary {
 
 /// Watches the rules folder and reloads after each burst of changes, until
 /// the returned task is aborted. Fails when the folder cannot be watched.
-pub fn watch<S: MetricSource>(
-    state: Arc<AppState<S>>,
-) -> notify::Result<tokio::task::JoinHandle<()>> {
+pub fn watch(store: Arc<RulesStore>) -> notify::Result<tokio::task::JoinHandle<()>> {
     let changed = Arc::new(Notify::new());
     let signal = changed.clone();
     let mut watcher =
@@ -163,29 +197,27 @@ pub fn watch<S: MetricSource>(
             Ok(_) => signal.notify_one(),
             Err(error) => tracing::warn!(%error, "watching the rules folder"),
         })?;
-    watcher.watch(&state.rules_dir, RecursiveMode::NonRecursive)?;
-    tracing::info!(dir = %state.rules_dir.display(), "watching the rules folder");
+    watcher.watch(store.dir(), RecursiveMode::NonRecursive)?;
+    tracing::info!(dir = %store.dir().display(), "watching the rules folder");
     Ok(tokio::spawn(async move {
         // The watcher stops when dropped, so the task owns it.
         let _watcher = watcher;
         loop {
             changed.notified().await;
             tokio::time::sleep(DEBOUNCE).await;
-            reload(&state).await;
+            reload(&store).await;
         }
     }))
 }
 
 /// Reloads on every SIGHUP, until the returned task is aborted.
 #[cfg(unix)]
-pub fn on_sighup<S: MetricSource>(
-    state: Arc<AppState<S>>,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub fn on_sighup(store: Arc<RulesStore>) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     Ok(tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the rules");
-            reload(&state).await;
+            reload(&store).await;
         }
     }))
 }
@@ -193,7 +225,6 @@ pub fn on_sighup<S: MetricSource>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     const GOOD: &str =
         "metrics:\n  - name: errors\n    kind: threshold\n    query: up\n    max: 1\n";
@@ -205,7 +236,7 @@ mod tests {
         for (name, text) in files {
             std::fs::write(dir.join(name), text).expect("write");
         }
-        rules::load_dir(dir)
+        load::load_dir(dir)
     }
 
     // Pins the per-rule-set merge: broken keeps last good, new is added, deleted is removed.
@@ -232,7 +263,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let first = loaded(dir.path(), &[("http.yaml", GOOD)]);
         let gone = PathBuf::from(dir.path()).join("missing");
-        let next = merge(&first, rules::load_dir(&gone), &gone);
+        let next = merge(&first, load::load_dir(&gone), &gone);
         assert!(next.sets.contains_key("http"));
         assert_eq!(next.errors.len(), 1);
     }

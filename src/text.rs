@@ -1,4 +1,11 @@
-//! Numbers in the words people read: "3.1%", "36,012", "2.4x".
+//! The words people read numbers, times and errors in: "3.1%", "36,012",
+//! "2.4x", "2026-11-26T14:05:00Z", "cannot connect: connection refused".
+//!
+//! A leaf of the module tree: every stage may use it, it uses none of them.
+//! The words for outcomes live beside their types in [`crate::verdict`].
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// A fraction as a percentage with sensible precision: `0.0312` → `3.12%`.
 pub fn percent(fraction: f64) -> String {
@@ -68,6 +75,26 @@ pub fn number(value: f64) -> String {
 /// A duration in seconds as people say it: `150` → `2m 30s`.
 pub fn duration(seconds: i64) -> String {
     humantime::format_duration(std::time::Duration::from_secs(seconds.max(0) as u64)).to_string()
+}
+
+/// Unix seconds as RFC 3339 in UTC: `2026-11-26T14:05:00Z`.
+pub fn time(unix_secs: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix_secs)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| unix_secs.to_string())
+}
+
+/// An error and every cause under it, outermost first, joined by `: `, so
+/// the innermost cause (what really went wrong) is said too.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

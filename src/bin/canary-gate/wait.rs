@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::judge::words;
-use crate::request::VerdictRequest;
-use crate::verdict::{MetricOutcome, Outcome, Verdict};
+use canary_gate::request::VerdictRequest;
+use canary_gate::text::{self, error_chain};
+use canary_gate::verdict::{Outcome, Verdict};
 
 /// Longest pause between retries of a failed look.
 pub const MAX_RETRY_PAUSE: Duration = Duration::from_secs(10);
@@ -97,16 +97,6 @@ async fn look(
     }
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
-}
-
 /// One progress line: elapsed time, each metric's state, the current reason.
 pub fn progress_line(elapsed: Duration, verdict: &Verdict) -> String {
     let states: Vec<String> = verdict
@@ -117,32 +107,22 @@ pub fn progress_line(elapsed: Duration, verdict: &Verdict) -> String {
                 .estimate
                 .as_ref()
                 .filter(|e| e.unit == "ratio")
-                .map(|e| format!(" {}", words::times(e.value)));
+                .map(|e| format!(" {}", text::times(e.value)));
             format!(
                 "{} {}{}",
                 m.name,
-                outcome_word(m.outcome),
+                m.outcome.word(),
                 figure.unwrap_or_default()
             )
         })
         .collect();
     format!(
         "[{:>8}] {:<12} {} | {}",
-        words::duration(elapsed.as_secs() as i64),
+        text::duration(elapsed.as_secs() as i64),
         verdict.verdict.as_str(),
         states.join(", "),
         verdict.reason
     )
-}
-
-fn outcome_word(outcome: MetricOutcome) -> &'static str {
-    match outcome {
-        MetricOutcome::Pass => "pass",
-        MetricOutcome::Fail => "FAIL",
-        MetricOutcome::Inconclusive => "undecided",
-        MetricOutcome::Nodata => "nodata",
-        MetricOutcome::Error => "ERROR",
-    }
 }
 
 /// Looks every `options.every` until promote or rollback, then makes the final
@@ -179,8 +159,8 @@ pub async fn wait(
                 let _ = writeln!(
                     progress,
                     "[{:>8}] no answer: {why}; retrying in {}",
-                    words::duration(started.elapsed().as_secs() as i64),
-                    words::duration(retry_pause.as_secs() as i64)
+                    text::duration(started.elapsed().as_secs() as i64),
+                    text::duration(retry_pause.as_secs() as i64)
                 );
                 if is_final && Instant::now() >= deadline + options.every.max(MAX_RETRY_PAUSE) * 3 {
                     return Err(WaitError::Unreachable {

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use crate::analyze::selector_text;
-use crate::judge::{kind_name, tested_metrics};
-use crate::plan::{self, Role, SideSelector};
-use crate::rules::{self, RuleError, RuleSet};
-use crate::stats::family::per_metric_alpha;
+use canary_gate::judge::{kind_name, tested_metrics};
+use canary_gate::plan::{self, Role};
+use canary_gate::request::SideSelector;
+use canary_gate::rules::{self, RuleError, RuleSet};
+use canary_gate::stats::family::per_metric_alpha;
 
 /// The example sides and vars the shown queries are planned for.
 #[derive(Clone, Debug)]
@@ -88,8 +88,7 @@ fn show_rule_set(set: &RuleSet, example: &Example, out: &mut dyn Write) -> io::R
     writeln!(
         out,
         "  queries for canary {} and baseline {}:",
-        selector_text(&example.canary),
-        selector_text(&example.baseline)
+        example.canary, example.baseline
     )?;
     for (metric, metric_plan) in set.metrics.iter().zip(&planned.metrics) {
         let critical = if metric.critical { ", critical" } else { "" };

@@ -1,5 +1,8 @@
 //! A verdict request: the raw JSON a pipeline sends, parsed once into a
-//! [`Judgement`] that downstream stages can trust.
+//! [`Judgement`] that downstream stages can trust, with its sides
+//! ([`selector`]) and times.
+//!
+//! The first stage of the pipe: it uses only [`crate::text`].
 
 use std::collections::BTreeMap;
 
@@ -7,7 +10,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::plan::{PlanError, SideSelector};
+pub mod selector;
+
+pub use selector::{SelectorError, SideSelector};
+
+use crate::text;
 
 /// Longest window a verdict may cover.
 pub const MAX_WINDOW_SECS: i64 = 7 * 24 * 3600;
@@ -76,7 +83,7 @@ pub enum RequestError {
     #[error("`{side}`: {error}")]
     Side {
         side: &'static str,
-        error: PlanError,
+        error: SelectorError,
     },
     #[error("`canary` and `baseline` select the same series; give each side its own labels")]
     SameSides,
@@ -146,14 +153,14 @@ impl Judgement {
         if end_secs > now_secs + MAX_CLOCK_SKEW_SECS {
             return Err(RequestError::Window(format!(
                 "`end` ({}) lies in the future; leave it out to judge as of now",
-                format_time(end_secs)
+                text::time(end_secs)
             )));
         }
         if start_secs > end_secs || (start_secs == end_secs && request.start.is_some()) {
             return Err(RequestError::Window(format!(
                 "`start` ({}) must come before `end` ({})",
-                format_time(start_secs),
-                format_time(end_secs)
+                text::time(start_secs),
+                text::time(end_secs)
             )));
         }
         if end_secs - start_secs > MAX_WINDOW_SECS {
@@ -181,7 +188,7 @@ impl Judgement {
 
 impl SideSpec {
     /// The matchers this spec stands for, validated.
-    pub fn selector(&self) -> Result<SideSelector, PlanError> {
+    pub fn selector(&self) -> Result<SideSelector, SelectorError> {
         match self {
             SideSpec::Labels(map) => SideSelector::from_map(map),
             SideSpec::Selector(text) => SideSelector::parse(text),
@@ -229,12 +236,4 @@ pub fn parse_time(field: &'static str, spec: &TimeSpec) -> Result<i64, RequestEr
                 .map_err(|e| reason(format!("{text:?} is neither RFC 3339 (like 2026-11-26T14:05:00Z) nor unix seconds ({e})")))
         }
     }
-}
-
-/// Formats unix seconds as RFC 3339 in UTC.
-pub fn format_time(unix_secs: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix_secs)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| unix_secs.to_string())
 }

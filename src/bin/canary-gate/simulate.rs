@@ -26,6 +26,9 @@ const FAST_SHARES: [f64; 6] = [0.05, 0.15, 0.3, 0.3, 0.15, 0.05];
 /// Share of slow requests in each bucket above [`SLOW_ABOVE_SECONDS`].
 const SLOW_SHARES: [f64; 6] = [0.5, 0.3, 0.15, 0.04, 0.009, 0.001];
 
+// The fast shares end exactly at the boundary, so "slow" means what it says.
+const _: () = assert!(BUCKETS_SECONDS[FAST_SHARES.len() - 1] == SLOW_ABOVE_SECONDS);
+
 /// Traffic of one side (the canary or the baseline).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SideTraffic {

@@ -12,13 +12,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::server::ApiError;
+use crate::http::admission::MAX_BODY_BYTES;
+use crate::http::error::ApiError;
 
 /// Shortest token accepted, in characters: anything shorter can be guessed.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -231,19 +232,9 @@ pub async fn require_token(
 /// here, as the handler would refuse it.
 async fn metadata_token(request: Request) -> Result<(Option<String>, Request), Response> {
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, crate::server::MAX_BODY_BYTES)
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "the body is larger than {} bytes",
-                    crate::server::MAX_BODY_BYTES
-                ),
-            )
-            .into_response()
-        })?;
+        .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY_BYTES).into_response())?;
     let token = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|payload| payload["metadata"]["token"].as_str().map(str::to_string));
@@ -261,13 +252,11 @@ fn bearer(value: &str) -> Option<&str> {
 }
 
 fn unauthorized(message: &str, challenge: &'static str) -> Response {
-    let mut response =
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(challenge),
-    );
-    response
+    ApiError::Unauthorized {
+        message: message.to_string(),
+        challenge,
+    }
+    .into_response()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
-//! The pipe: a judgement and its rule set in, a verdict out.
+//! The inner pipe: a judgement and its rule set in, a verdict out.
 //!
-//! plan -> source -> measure -> judge, each a plain call on plain data. The
-//! HTTP server and the CLI both call [`analyze`].
+//! plan -> source -> measure -> judge, each a plain call on plain data; the
+//! queries of all metrics are sent at the same time, each distinct one once.
 
 use std::collections::HashMap;
 
@@ -10,25 +10,13 @@ use time::OffsetDateTime;
 
 use crate::judge::{self, Measured, MetricInput, VerdictFrame};
 use crate::measure::{self, Drops, MeasureError};
-use crate::plan::{self, PlanError, PlannedQuery, Role, SideSelector};
-use crate::request::{Judgement, format_time};
+use crate::plan::{self, PlanError, PlannedQuery, Role};
+use crate::request::Judgement;
 use crate::rules::{MetricKind, Query, RuleSet};
 use crate::source::{MetricSource, RangeSpec, Series, SourceError};
 use crate::stats::counts::StepCounts;
+use crate::text;
 use crate::verdict::{SentQuery, Side, Verdict, Window};
-
-/// Why a judgement could not be analysed at all (as opposed to one metric failing).
-#[derive(Debug, thiserror::Error)]
-pub enum AnalyzeError {
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-}
-
-/// A selector as text, the way PromQL writes it: `{track="canary"}`.
-pub fn selector_text(selector: &SideSelector) -> String {
-    let parts: Vec<String> = selector.matchers.iter().map(|m| m.to_string()).collect();
-    format!("{{{}}}", parts.join(", "))
-}
 
 /// One query to send: a range query over the window, or an instant query at its end.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -43,7 +31,7 @@ pub async fn analyze<S: MetricSource>(
     rules: &RuleSet,
     judgement: &Judgement,
     now: OffsetDateTime,
-) -> Result<Verdict, AnalyzeError> {
+) -> Result<Verdict, PlanError> {
     let plan = plan::plan(
         rules,
         &judgement.canary,
@@ -101,12 +89,12 @@ pub async fn analyze<S: MetricSource>(
 
     let frame = VerdictFrame {
         id: uuid::Uuid::now_v7().to_string(),
-        judged_at: format_time(now.unix_timestamp()),
-        canary: selector_text(&judgement.canary),
-        baseline: selector_text(&judgement.baseline),
+        judged_at: text::time(now.unix_timestamp()),
+        canary: judgement.canary.to_string(),
+        baseline: judgement.baseline.to_string(),
         window: Window {
-            start: format_time(judgement.start_secs),
-            end: format_time(judgement.end_secs),
+            start: text::time(judgement.start_secs),
+            end: text::time(judgement.end_secs),
             start_secs: judgement.start_secs,
             end_secs: judgement.end_secs,
             step_secs: range.step_secs,
