@@ -466,13 +466,7 @@ async fn report_page<S: MetricSource>(
         Ok(verdict) => Html(report::verdict_page(&verdict)).into_response(),
         Err(error) => (
             error.status,
-            Html(report::html::page(
-                "canary-gate: no such verdict",
-                &format!(
-                    r#"<nav><a href="/">&larr; All verdicts</a></nav><p class="card">{}</p>"#,
-                    report::html::escape(&error.message)
-                ),
-            )),
+            Html(report::no_such_verdict_page(&error.message)),
         )
             .into_response(),
     }
