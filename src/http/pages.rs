@@ -63,13 +63,7 @@ pub async fn report<S: MetricSource>(
         Ok(verdict) => Html(report::verdict_page(&verdict)).into_response(),
         Err(error) => (
             error.status(),
-            Html(report::html::page(
-                "canary-gate: no such verdict",
-                &format!(
-                    r#"<nav><a href="/">&larr; All verdicts</a></nav><p class="card">{}</p>"#,
-                    report::html::escape(&error.to_string())
-                ),
-            )),
+            Html(report::no_such_verdict_page(&error.to_string())),
         )
             .into_response(),
     }

@@ -1,24 +1,10 @@
-//! The page shell and the one escaping function every text of a page goes through.
+//! The page shell: the stylesheet, the `<head>`, and the small pieces every
+//! page shares. Pages are built with maud's `html!`, which escapes every
+//! spliced value; the one text inserted as it is is the constant stylesheet.
 
-use std::fmt::Write;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::verdict::{MetricOutcome, Outcome};
-
-/// `text` made safe inside HTML text and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
+use crate::verdict::MetricOutcome;
 
 /// The page's style: calm colours, readable type, one column below 720 px.
 const STYLE: &str = r#"
@@ -110,53 +96,51 @@ main{padding:10px}.charts{grid-template-columns:1fr}.band{padding:14px 16px}
 th,td{padding:6px}}
 "#;
 
-/// A whole page: `title` (escaped here) and a `body` of already escaped HTML.
-pub fn page(title: &str, body: &str) -> String {
-    let mut out = String::with_capacity(body.len() + STYLE.len() + 256);
-    let _ = write!(
-        out,
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,"><title>{}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>"#,
-        escape(title)
-    );
-    out
+/// A whole page: `title` and `body` inside the shared `<head>` and `<main>`.
+pub fn page(title: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                // No favicon request: the pages load nothing but themselves.
+                link rel="icon" href="data:,";
+                title { (title) }
+                // The stylesheet is a constant of this file, not user text; escaping
+                // it would break its quoted font names.
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                main { (body) }
+            }
+        }
+    }
+    .into_string()
 }
 
-/// The CSS class of a verdict.
-pub fn outcome_class(outcome: Outcome) -> &'static str {
-    outcome.as_str()
+/// The link back to the history that opens every page but the history.
+pub fn back_to_history() -> Markup {
+    html! {
+        nav { a href="/" { "\u{2190} All verdicts" } }
+    }
 }
 
 /// The CSS class and the word shown for a metric's outcome.
 pub fn metric_outcome(outcome: MetricOutcome) -> (&'static str, &'static str) {
-    match outcome {
-        MetricOutcome::Pass => ("pass", "pass"),
-        MetricOutcome::Fail => ("fail", "fail"),
-        MetricOutcome::Inconclusive => ("inconclusive", "undecided"),
-        MetricOutcome::Nodata => ("nodata", "no data"),
-        MetricOutcome::Error => ("error", "error"),
-    }
+    let class = match outcome {
+        MetricOutcome::Pass => "pass",
+        MetricOutcome::Fail => "fail",
+        MetricOutcome::Inconclusive => "inconclusive",
+        MetricOutcome::Nodata => "nodata",
+        MetricOutcome::Error => "error",
+    };
+    (class, outcome.word())
 }
 
 /// A coloured badge with `word` in it, styled by `class`.
-pub fn badge(class: &str, word: &str) -> String {
-    format!(
-        r#"<span class="badge {}">{}</span>"#,
-        escape(class),
-        escape(word)
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // Every character that can end a text or an attribute value is replaced.
-    #[test]
-    fn escape_replaces_markup_characters() {
-        assert_eq!(
-            escape(r#"<script>alert(1)</script>"'&"#),
-            "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"
-        );
-        assert_eq!(escape("checkout-1402"), "checkout-1402");
+pub fn badge(class: &str, word: &str) -> Markup {
+    html! {
+        span.badge.(class) { (word) }
     }
 }

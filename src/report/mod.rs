@@ -5,17 +5,25 @@
 //! sides' curves over the window and the evidence against its boundary);
 //! [`history_page`] lists verdicts with filters. Both are plain HTML with
 //! inline CSS and SVG, drawn only from the verdict (its `chart` data), so a
-//! report renders offline and after Prometheus has dropped the data.
+//! report renders offline and after Prometheus has dropped the data;
+//! [`no_such_verdict_page`] stands in for a report that cannot be shown.
+//!
+//! Every page and chart is built with maud's `html!`, which escapes each value
+//! it splices in: no text reaches a page unescaped unless the code says
+//! `PreEscaped`, which only the constant stylesheet does.
+//!
+//! After the verdict, at the end of the pipe: it uses the verdict (with the
+//! log's filters) and [`crate::text`], nothing upstream.
 
-pub mod html;
-pub mod svg;
+mod html;
+mod svg;
 
-use std::fmt::Write;
+use maud::{Markup, html};
 
-use crate::judge::words;
+use crate::text as words;
 use crate::verdict::log::Filter;
 use crate::verdict::{Chart, Estimate, MetricOutcome, MetricReport, Outcome, SideFigures, Verdict};
-use html::{badge, escape, metric_outcome, outcome_class, page};
+use html::{back_to_history, badge, metric_outcome, page};
 use svg::{Axis, IntervalStrip, Level, Line, LineChart, Scale, linear_ticks, pick_ticks};
 
 /// Most ticks on a chart's x axis.
@@ -63,41 +71,53 @@ pub fn report_url(public_url: Option<&str>, host: Option<&str>, id: &str) -> Str
 
 /// The report of one verdict as a whole HTML page.
 pub fn verdict_page(verdict: &Verdict) -> String {
-    let mut body = String::new();
-    body.push_str(r#"<nav><a href="/">&larr; All verdicts</a></nav>"#);
-    let class = outcome_class(verdict.verdict);
     let window_secs = verdict.window.end_secs - verdict.window.start_secs;
     let look = if verdict.is_final {
         "final look"
     } else {
         "interim look"
     };
-    let _ = write!(
-        body,
-        r#"<header class="band {class}"><div class="verdict-word">{word}</div><p class="reason">{reason}</p><dl class="meta"><dt>Deployment</dt><dd>{deployment}</dd><dt>Rules</dt><dd>{rules}</dd><dt>Canary</dt><dd><code>{canary}</code></dd><dt>Baseline</dt><dd><code>{baseline}</code></dd><dt>Window</dt><dd>{start} to {end} ({duration}, {look})</dd><dt>Score</dt><dd>{score}</dd><dt>Judged at</dt><dd>{judged}</dd></dl></header>"#,
-        word = escape(verdict.verdict.as_str()),
-        reason = escape(&verdict.reason),
-        deployment = escape(&verdict.deployment),
-        rules = escape(&verdict.rules),
-        canary = escape(&verdict.canary),
-        baseline = escape(&verdict.baseline),
-        start = escape(&readable_time(&verdict.window.start)),
-        end = escape(&readable_time(&verdict.window.end)),
-        duration = escape(&words::duration(window_secs)),
-        score = escape(&words::number(verdict.score)),
-        judged = escape(&readable_time(&verdict.judged_at)),
-    );
-    body.push_str(&glance_table(&verdict.metrics));
-    for metric in &verdict.metrics {
-        body.push_str(&metric_panel(metric));
-    }
+    let body = html! {
+        (back_to_history())
+        header.band.(verdict.verdict.as_str()) {
+            div.verdict-word { (verdict.verdict.as_str()) }
+            p.reason { (verdict.reason) }
+            dl.meta {
+                dt { "Deployment" } dd { (verdict.deployment) }
+                dt { "Rules" } dd { (verdict.rules) }
+                dt { "Canary" } dd { code { (verdict.canary) } }
+                dt { "Baseline" } dd { code { (verdict.baseline) } }
+                dt { "Window" }
+                dd {
+                    (readable_time(&verdict.window.start)) " to " (readable_time(&verdict.window.end))
+                    " (" (words::duration(window_secs)) ", " (look) ")"
+                }
+                dt { "Score" } dd { (words::number(verdict.score)) }
+                dt { "Judged at" } dd { (readable_time(&verdict.judged_at)) }
+            }
+        }
+        (glance_table(&verdict.metrics))
+        @for metric in &verdict.metrics {
+            (metric_panel(metric))
+        }
+    };
     let title = format!(
         "{}: {} ({})",
         verdict.verdict.as_str(),
         verdict.deployment,
         verdict.rules
     );
-    page(&title, &body)
+    page(&title, body)
+}
+
+/// The page shown instead of a report when the verdict cannot be shown:
+/// `message` says why (no verdict has that id, or the log cannot be read).
+pub fn no_such_verdict_page(message: &str) -> String {
+    let body = html! {
+        (back_to_history())
+        p.card { (message) }
+    };
+    page("canary-gate: no such verdict", body)
 }
 
 /// A side's observed value in words: a rate for counts metrics, else the value.
@@ -148,37 +168,43 @@ fn tolerated_words(estimate: &Estimate) -> String {
 }
 
 /// One row per metric: what failed and by how much, before any detail.
-fn glance_table(metrics: &[MetricReport]) -> String {
-    let mut out = String::from(
-        r#"<section class="card"><div class="scroll"><table><thead><tr><th>Metric</th><th>Outcome</th><th>Canary vs baseline</th><th class="wide">Tolerated</th><th class="wide">Canary</th><th class="wide">Baseline</th></tr></thead><tbody>"#,
-    );
-    for metric in metrics {
-        let (class, word) = metric_outcome(metric.outcome);
-        let row = if metric.outcome == MetricOutcome::Fail {
-            " class=\"failing\""
-        } else {
-            ""
-        };
-        let (change, tolerated) = metric
-            .estimate
-            .as_ref()
-            .map(|e| (change_words(e), tolerated_words(e)))
-            .unwrap_or_default();
-        let _ = write!(
-            out,
-            r##"<tr{row}><td><a href="#metric-{anchor}">{name}</a></td><td>{badge}</td><td class="num"><strong class="{colour}">{change}</strong></td><td class="num wide">{tolerated}</td><td class="num wide">{canary}</td><td class="num wide">{baseline}</td></tr>"##,
-            anchor = escape(&anchor(&metric.name)),
-            name = escape(&metric.name),
-            badge = badge(class, word),
-            colour = verdict_colour(metric.outcome),
-            canary = escape(&side_value(metric, &metric.canary)),
-            baseline = escape(&side_value(metric, &metric.baseline)),
-            change = escape(&change),
-            tolerated = escape(&tolerated),
-        );
+fn glance_table(metrics: &[MetricReport]) -> Markup {
+    html! {
+        section.card {
+            div.scroll {
+                table {
+                    thead {
+                        tr {
+                            th { "Metric" }
+                            th { "Outcome" }
+                            th { "Canary vs baseline" }
+                            th.wide { "Tolerated" }
+                            th.wide { "Canary" }
+                            th.wide { "Baseline" }
+                        }
+                    }
+                    tbody {
+                        @for metric in metrics {
+                            @let (class, word) = metric_outcome(metric.outcome);
+                            @let (change, tolerated) = metric
+                                .estimate
+                                .as_ref()
+                                .map(|e| (change_words(e), tolerated_words(e)))
+                                .unwrap_or_default();
+                            tr class=[(metric.outcome == MetricOutcome::Fail).then_some("failing")] {
+                                td { a href={ "#metric-" (anchor(&metric.name)) } { (metric.name) } }
+                                td { (badge(class, word)) }
+                                td.num { strong.(verdict_colour(metric.outcome)) { (change) } }
+                                td.num.wide { (tolerated) }
+                                td.num.wide { (side_value(metric, &metric.canary)) }
+                                td.num.wide { (side_value(metric, &metric.baseline)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
-    out.push_str("</tbody></table></div></section>");
-    out
 }
 
 /// A metric name as an element id: letters, digits and dashes only.
@@ -198,10 +224,9 @@ fn verdict_colour(outcome: MetricOutcome) -> &'static str {
 }
 
 /// One metric's panel: headline, both sides, interval, charts, PromQL.
-fn metric_panel(metric: &MetricReport) -> String {
+fn metric_panel(metric: &MetricReport) -> Markup {
     let (class, word) = metric_outcome(metric.outcome);
     let colour = verdict_colour(metric.outcome);
-    let mut out = String::new();
     let mut tags = vec![metric.kind.clone()];
     if metric.critical {
         tags.push("critical".into());
@@ -209,75 +234,70 @@ fn metric_panel(metric: &MetricReport) -> String {
     if !metric.group.is_empty() {
         tags.push(format!("group {}", metric.group));
     }
-    let _ = write!(
-        out,
-        r#"<section class="card" id="metric-{anchor}"><div class="metric-head"><h2>{name}</h2>{badge}<span class="tag">{tags}</span></div>"#,
-        anchor = escape(&anchor(&metric.name)),
-        name = escape(&metric.name),
-        badge = badge(class, word),
-        tags = escape(&tags.join(" \u{b7} ")),
-    );
-    if let Some(estimate) = &metric.estimate {
-        let against = if estimate.unit == "ratio" {
-            "the baseline's rate"
-        } else {
-            "shift from the baseline"
-        };
-        let _ = write!(
-            out,
-            r#"<div class="headline {colour}">{change} <small>{against}; tolerated {tolerated}</small></div>"#,
-            change = escape(&change_words(estimate)),
-            tolerated = escape(&tolerated_words(estimate)),
-        );
-    }
-    let _ = write!(out, "<p>{}</p>", escape(&metric.reason));
-    out.push_str(r#"<div class="sides">"#);
-    for (side_class, label, figures) in [
-        ("canary", "Canary", &metric.canary),
-        ("baseline", "Baseline", &metric.baseline),
-    ] {
-        let _ = write!(
-            out,
-            r#"<div class="side {side_class}"><h3>{label}</h3><div class="value">{value}</div><div class="detail">{detail}</div></div>"#,
-            value = escape(&side_value(metric, figures)),
-            detail = escape(&side_detail(figures)),
-        );
-    }
-    out.push_str("</div>");
-    if let Some(estimate) = &metric.estimate {
-        let _ = write!(
-            out,
-            r#"<figure class="strip"><figcaption>Canary vs baseline: estimate and {}% interval against the tolerated band <span class="legend"><span><span class="key tolerated"></span>tolerated</span></span></figcaption>{}</figure>"#,
-            escape(&words::number(estimate.confidence * 100.0)),
-            interval_strip(metric, estimate, colour).render()
-        );
-    }
-    if let Some(chart) = &metric.chart {
-        out.push_str(&charts(metric, chart));
-    }
-    if !metric.queries.is_empty() {
-        out.push_str("<details><summary>PromQL sent</summary>");
-        for query in &metric.queries {
-            let role = serde_json::to_value(query.role)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            let side = serde_json::to_value(query.side)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            let _ = write!(
-                out,
-                r#"<div class="query-label">{} &middot; {}</div><pre><code>{}</code></pre>"#,
-                escape(&side),
-                escape(&role),
-                escape(&query.promql)
-            );
+    html! {
+        section.card id={ "metric-" (anchor(&metric.name)) } {
+            div.metric-head {
+                h2 { (metric.name) }
+                (badge(class, word))
+                span.tag { (tags.join(" \u{b7} ")) }
+            }
+            @if let Some(estimate) = &metric.estimate {
+                @let against = if estimate.unit == "ratio" {
+                    "the baseline's rate"
+                } else {
+                    "shift from the baseline"
+                };
+                div.headline.(colour) {
+                    (change_words(estimate)) " "
+                    small { (against) "; tolerated " (tolerated_words(estimate)) }
+                }
+            }
+            p { (metric.reason) }
+            div.sides {
+                @for (side_class, label, figures) in [
+                    ("canary", "Canary", &metric.canary),
+                    ("baseline", "Baseline", &metric.baseline),
+                ] {
+                    div.side.(side_class) {
+                        h3 { (label) }
+                        div.value { (side_value(metric, figures)) }
+                        div.detail { (side_detail(figures)) }
+                    }
+                }
+            }
+            @if let Some(estimate) = &metric.estimate {
+                figure.strip {
+                    figcaption {
+                        "Canary vs baseline: estimate and "
+                        (words::number(estimate.confidence * 100.0))
+                        "% interval against the tolerated band "
+                        span.legend { span { span.key.tolerated {} "tolerated" } }
+                    }
+                    (interval_strip(metric, estimate, colour).render())
+                }
+            }
+            @if let Some(chart) = &metric.chart {
+                (charts(metric, chart))
+            }
+            @if !metric.queries.is_empty() {
+                details {
+                    summary { "PromQL sent" }
+                    @for query in &metric.queries {
+                        div.query-label { (wire_name(query.side)) " \u{b7} " (wire_name(query.role)) }
+                        pre { code { (query.promql) } }
+                    }
+                }
+            }
         }
-        out.push_str("</details>");
     }
-    out.push_str("</section>");
-    out
+}
+
+/// A value's name as the API writes it (`canary`, `bad`), or nothing.
+fn wire_name(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// The estimate and its interval against the tolerated band.
@@ -362,37 +382,37 @@ fn minute_ticks(minutes: f64) -> Vec<(f64, String)> {
 }
 
 /// A figure: caption with a legend, then the chart.
-fn figure(caption: &str, keys: &[(&str, &str)], svg: &str) -> String {
-    let legend: String = keys
-        .iter()
-        .map(|(class, label)| {
-            format!(
-                r#"<span><span class="key {}"></span>{}</span>"#,
-                escape(class),
-                escape(label)
-            )
-        })
-        .collect();
-    format!(
-        r#"<figure><figcaption>{} <span class="legend">{legend}</span></figcaption>{svg}</figure>"#,
-        escape(caption)
-    )
+fn figure(caption: &str, keys: &[(&str, &str)], svg: Markup) -> Markup {
+    html! {
+        figure {
+            figcaption {
+                (caption) " "
+                span.legend {
+                    @for (class, label) in keys {
+                        span { span.key.(class) {} (label) }
+                    }
+                }
+            }
+            (svg)
+        }
+    }
 }
 
 /// The charts of a metric: both sides over the window, and the evidence.
-fn charts(metric: &MetricReport, chart: &Chart) -> String {
-    let mut out = String::from(r#"<div class="charts">"#);
-    if !chart.canary_total.is_empty() {
-        out.push_str(&rates_figure(metric, chart));
+fn charts(metric: &MetricReport, chart: &Chart) -> Markup {
+    html! {
+        div.charts {
+            @if !chart.canary_total.is_empty() {
+                (rates_figure(metric, chart))
+            }
+            @if !chart.harm.is_empty() {
+                (evidence_figure(metric, chart))
+            }
+            @if !chart.canary_quantiles.is_empty() || !chart.baseline_quantiles.is_empty() {
+                (quantiles_figure(metric, chart))
+            }
+        }
     }
-    if !chart.harm.is_empty() {
-        out.push_str(&evidence_figure(metric, chart));
-    }
-    if !chart.canary_quantiles.is_empty() || !chart.baseline_quantiles.is_empty() {
-        out.push_str(&quantiles_figure(metric, chart));
-    }
-    out.push_str("</div>");
-    out
 }
 
 /// Where and how the decision is marked on a chart over the window.
@@ -441,7 +461,7 @@ fn trailing_rates(
 
 /// Both sides' bad-event rates over the window: since the start (bold) and
 /// over the recent points (thin).
-fn rates_figure(metric: &MetricReport, chart: &Chart) -> String {
+fn rates_figure(metric: &MetricReport, chart: &Chart) -> Markup {
     let points = chart.canary_total.len();
     let minutes = point_minutes(chart, points);
     let recent = (points / RECENT_SHARE).max(1);
@@ -505,7 +525,7 @@ fn rates_figure(metric: &MetricReport, chart: &Chart) -> String {
     figure(
         &caption,
         &[("canary", "canary"), ("baseline", "baseline")],
-        &svg,
+        svg,
     )
 }
 
@@ -519,7 +539,7 @@ fn power_label(power: i32) -> String {
 }
 
 /// The harm and safety e-values over the window against the decision boundary.
-fn evidence_figure(metric: &MetricReport, chart: &Chart) -> String {
+fn evidence_figure(metric: &MetricReport, chart: &Chart) -> Markup {
     let minutes = point_minutes(chart, chart.harm.len());
     let threshold = chart.threshold.filter(|t| t.is_finite() && *t > 0.0);
     let highest = chart
@@ -586,12 +606,12 @@ fn evidence_figure(metric: &MetricReport, chart: &Chart) -> String {
             ("safety", "safety"),
             ("boundary", "boundary"),
         ],
-        &svg,
+        svg,
     )
 }
 
 /// Both sides' pooled samples, sorted: a series metric's distributions.
-fn quantiles_figure(metric: &MetricReport, chart: &Chart) -> String {
+fn quantiles_figure(metric: &MetricReport, chart: &Chart) -> Markup {
     let as_line = |class, values: &[f64]| {
         let last = values.len().saturating_sub(1).max(1) as f64;
         Line {
@@ -653,7 +673,7 @@ fn quantiles_figure(metric: &MetricReport, chart: &Chart) -> String {
     figure(
         "Samples by percentile",
         &[("canary", "canary"), ("baseline", "baseline")],
-        &svg,
+        svg,
     )
 }
 
@@ -668,48 +688,62 @@ fn readable_time(rfc3339: &str) -> String {
 /// The verdict history as a whole HTML page: the filter form, then one row per
 /// verdict (newest first), each linking to its report.
 pub fn history_page(verdicts: &[Verdict], filter: &Filter, unreadable: usize) -> String {
-    let mut body = String::from("<h1>canary-gate verdicts</h1>");
-    let selected = |o: Option<Outcome>| {
-        if filter.verdict == o { " selected" } else { "" }
-    };
-    let _ = write!(
-        body,
-        r#"<form class="filters card" method="get" action="/"><label>Rule set<input name="rules" value="{rules}"></label><label>Deployment<input name="deployment" value="{deployment}"></label><label>Verdict<select name="verdict"><option value=""{any}>any</option><option value="rollback"{rollback}>rollback</option><option value="inconclusive"{inconclusive}>inconclusive</option><option value="promote"{promote}>promote</option></select></label><button type="submit">Filter</button><a href="/">clear</a></form>"#,
-        rules = escape(filter.rules.as_deref().unwrap_or("")),
-        deployment = escape(filter.deployment.as_deref().unwrap_or("")),
-        any = selected(None),
-        rollback = selected(Some(Outcome::Rollback)),
-        inconclusive = selected(Some(Outcome::Inconclusive)),
-        promote = selected(Some(Outcome::Promote)),
-    );
-    if unreadable > 0 {
-        let _ = write!(
-            body,
-            r#"<p class="muted">{unreadable} log lines could not be read and are not listed.</p>"#
-        );
-    }
-    if verdicts.is_empty() {
-        body.push_str(r#"<p class="card muted">No verdicts match.</p>"#);
-    } else {
-        body.push_str(
-            r#"<section class="card"><table class="history"><thead><tr><th>Judged at</th><th>Verdict</th><th>Deployment</th><th>Rules</th><th>Reason</th></tr></thead><tbody>"#,
-        );
-        for verdict in verdicts {
-            let class = outcome_class(verdict.verdict);
-            let _ = write!(
-                body,
-                r#"<tr><td class="num"><a href="{href}">{judged}</a></td><td>{badge}</td><td class="num"><a href="{href}">{deployment}</a></td><td>{rules}</td><td class="why">{reason}</td></tr>"#,
-                href = escape(&report_path(&verdict.id)),
-                judged = escape(&readable_time(&verdict.judged_at)),
-                badge = badge(class, verdict.verdict.as_str()),
-                deployment = escape(&verdict.deployment),
-                rules = escape(&verdict.rules),
-                reason = escape(&verdict.reason),
-            );
+    let choices = [
+        ("", "any", None),
+        ("rollback", "rollback", Some(Outcome::Rollback)),
+        ("inconclusive", "inconclusive", Some(Outcome::Inconclusive)),
+        ("promote", "promote", Some(Outcome::Promote)),
+    ];
+    let body = html! {
+        h1 { "canary-gate verdicts" }
+        form.filters.card method="get" action="/" {
+            label { "Rule set" input name="rules" value=(filter.rules.as_deref().unwrap_or("")); }
+            label { "Deployment" input name="deployment" value=(filter.deployment.as_deref().unwrap_or("")); }
+            label {
+                "Verdict"
+                select name="verdict" {
+                    @for (value, word, outcome) in choices {
+                        option value=(value) selected[filter.verdict == outcome] { (word) }
+                    }
+                }
+            }
+            button type="submit" { "Filter" }
+            a href="/" { "clear" }
         }
-        body.push_str("</tbody></table></section>");
-    }
-    page("canary-gate verdicts", &body)
+        @if unreadable > 0 {
+            p.muted { (unreadable) " log lines could not be read and are not listed." }
+        }
+        @if verdicts.is_empty() {
+            p.card.muted { "No verdicts match." }
+        } @else {
+            section.card {
+                table.history {
+                    thead {
+                        tr {
+                            th { "Judged at" }
+                            th { "Verdict" }
+                            th { "Deployment" }
+                            th { "Rules" }
+                            th { "Reason" }
+                        }
+                    }
+                    tbody {
+                        @for verdict in verdicts {
+                            @let href = report_path(&verdict.id);
+                            tr {
+                                td.num { a href=(href) { (readable_time(&verdict.judged_at)) } }
+                                td { (badge(verdict.verdict.as_str(), verdict.verdict.as_str())) }
+                                td.num { a href=(href) { (verdict.deployment) } }
+                                td { (verdict.rules) }
+                                td.why { (verdict.reason) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page("canary-gate verdicts", body)
 }
 
 #[cfg(test)]
@@ -811,6 +845,92 @@ mod tests {
         );
         assert_eq!(report_url(None, Some("evil\"><x"), "v1"), "/verdicts/v1");
         assert_eq!(report_url(None, None, "v1"), "/verdicts/v1");
+    }
+
+    /// Markup-breaking text: a tag, both quotes and an ampersand.
+    const HOSTILE: &str = r#"<script>alert(1)</script>"'&"#;
+    /// [`HOSTILE`] as the pages write it.
+    const HOSTILE_ESCAPED: &str = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;'&amp;";
+
+    /// Asserts `html` holds no raw [`HOSTILE`] text and holds each of `fields`
+    /// (each written after [`HOSTILE`] in the verdict) escaped.
+    fn assert_escaped(html: &str, fields: &[&str]) {
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains(HOSTILE), "{html}");
+        for field in fields {
+            assert!(
+                html.contains(&format!("{HOSTILE_ESCAPED}{field}")),
+                "{field} is not shown escaped: {html}"
+            );
+        }
+    }
+
+    // Every text a verdict's author or the log can set (deployment, rule set,
+    // reasons, selectors, metric names and groups, PromQL, id) and every filter
+    // value renders escaped in the report, the history and the missing-verdict page.
+    #[test]
+    fn hostile_strings_render_escaped_in_every_page() {
+        let mut verdict: Verdict = serde_json::from_str(OLD_LINE).expect("parses");
+        let hostile = |field: &str| format!("{HOSTILE}{field}");
+        verdict.id = hostile("id");
+        verdict.deployment = hostile("deployment");
+        verdict.rules = hostile("rules");
+        verdict.reason = hostile("reason");
+        verdict.canary = hostile("canary");
+        verdict.baseline = hostile("baseline");
+        let metric = &mut verdict.metrics[0];
+        metric.name = hostile("metric");
+        metric.group = hostile("group");
+        metric.reason = hostile("metric-reason");
+        metric.queries = serde_json::from_value(serde_json::json!([{
+            "side": "canary", "role": "series", "promql": hostile("promql")
+        }]))
+        .expect("a query parses");
+        metric.chart = Some(Chart {
+            step_secs: 15,
+            canary_quantiles: vec![0.1, 0.2],
+            baseline_quantiles: vec![0.1, 0.3],
+            ..Chart::default()
+        });
+
+        let report = verdict_page(&verdict);
+        assert_escaped(
+            &report,
+            &[
+                "deployment",
+                "rules",
+                "reason",
+                "canary",
+                "baseline",
+                "metric",
+                "group",
+                "metric-reason",
+                "promql",
+            ],
+        );
+        // The metric's name also names its charts, for screen readers.
+        assert!(report.contains(&format!(r#"aria-label="{HOSTILE_ESCAPED}metric: "#)));
+
+        let filter = Filter {
+            rules: Some(hostile("rules-filter")),
+            deployment: Some(hostile("deployment-filter")),
+            ..Filter::default()
+        };
+        let history = history_page(std::slice::from_ref(&verdict), &filter, 0);
+        assert_escaped(
+            &history,
+            &[
+                "deployment",
+                "rules",
+                "reason",
+                "rules-filter",
+                "deployment-filter",
+            ],
+        );
+        assert!(history.contains(&format!(r#"href="{}""#, report_path(&verdict.id))));
+
+        let missing = no_such_verdict_page(&hostile("message"));
+        assert_escaped(&missing, &["message"]);
     }
 
     // Report paths keep ids readable and percent-encode anything else.

@@ -1,10 +1,11 @@
 //! Inline SVG charts, drawn by hand: line charts over the canary's window and
-//! the interval strip. Every text goes through [`escape`]; colours come from
-//! the page's CSS classes, so the charts follow the page's palette.
+//! the interval strip. They are built with maud's `html!` like the pages, so
+//! every text and attribute is escaped; colours come from the page's CSS
+//! classes, so the charts follow the page's palette.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
-use super::html::escape;
+use maud::{Markup, html};
 
 /// Width of every chart in SVG units; the chart scales to its box.
 const WIDTH: f64 = 480.0;
@@ -85,12 +86,28 @@ pub struct LineChart {
     pub mark: Option<(f64, String)>,
 }
 
-fn open_svg(out: &mut String, height: f64, title: &str) {
-    let _ = write!(
-        out,
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{t}" xmlns="http://www.w3.org/2000/svg"><title>{t}</title>"#,
-        t = escape(title)
-    );
+/// A coordinate written with one decimal: finer than a pixel, and short.
+struct Coord(f64);
+
+impl fmt::Display for Coord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.1}", self.0)
+    }
+}
+
+/// An inline `<svg>` chart `height` units tall around `content`, named `title`
+/// for screen readers.
+///
+/// Shapes are written with end tags (`<line ...></line>`): maud writes void
+/// elements the HTML way, without `/>`, and inside an `<svg>` an unclosed
+/// shape would swallow the elements after it.
+fn chart_svg(height: f64, title: &str, content: Markup) -> Markup {
+    html! {
+        svg.chart viewBox=(format_args!("0 0 {WIDTH} {height}")) role="img" aria-label=(title) xmlns="http://www.w3.org/2000/svg" {
+            title { (title) }
+            (content)
+        }
+    }
 }
 
 impl LineChart {
@@ -103,65 +120,41 @@ impl LineChart {
     }
 
     /// The chart as an inline `<svg>` element.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        open_svg(&mut out, LINE_HEIGHT, &self.title);
+    pub fn render(&self) -> Markup {
         let (left, right) = (LEFT, WIDTH - RIGHT);
         let (top, bottom) = (TOP, LINE_HEIGHT - BOTTOM);
-        for (value, label) in &self.y_ticks {
-            let y = self.py(*value);
-            let _ = write!(
-                out,
-                r#"<line class="grid" x1="{left}" x2="{right}" y1="{y:.1}" y2="{y:.1}"/><text class="tick" x="{x:.1}" y="{ty:.1}" text-anchor="end">{}</text>"#,
-                escape(label),
-                x = left - 6.0,
-                ty = y + 4.0
-            );
-        }
-        for (value, label) in &self.x_ticks {
-            let x = self.px(*value);
-            let _ = write!(
-                out,
-                r#"<line class="axis" x1="{x:.1}" x2="{x:.1}" y1="{bottom}" y2="{b2}"/><text class="tick" x="{x:.1}" y="{ty}" text-anchor="middle">{}</text>"#,
-                escape(label),
-                b2 = bottom + 4.0,
-                ty = bottom + 18.0
-            );
-        }
-        let _ = write!(
-            out,
-            r#"<line class="axis" x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}"/>"#
-        );
-        for level in &self.levels {
-            let y = self.py(level.value);
-            let _ = write!(
-                out,
-                r#"<line class="{c}" x1="{left}" x2="{right}" y1="{y:.1}" y2="{y:.1}"/><text class="level-label" x="{lx}" y="{ly:.1}" text-anchor="end">{}</text>"#,
-                escape(&level.label),
-                c = level.class,
-                lx = right - 2.0,
-                ly = y - 5.0
-            );
-        }
-        for line in &self.lines {
-            let path = self.path(&line.points);
-            if !path.is_empty() {
-                let _ = write!(out, r#"<path class="{}" d="{path}"/>"#, line.class);
+        let content = html! {
+            @for (value, label) in &self.y_ticks {
+                @let y = self.py(*value);
+                line.grid x1=(left) x2=(right) y1=(Coord(y)) y2=(Coord(y)) {}
+                text.tick x=(Coord(left - 6.0)) y=(Coord(y + 4.0)) text-anchor="end" { (label) }
             }
-        }
-        if let Some((at, label)) = &self.mark {
-            let x = self.px(*at);
-            let anchor = if x > WIDTH * 0.7 { "end" } else { "start" };
-            let lx = if anchor == "end" { x - 4.0 } else { x + 4.0 };
-            let _ = write!(
-                out,
-                r#"<line class="mark" x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{bottom}"/><text class="mark-label" x="{lx:.1}" y="{ty}" text-anchor="{anchor}">{}</text>"#,
-                escape(label),
-                ty = top - 5.0
-            );
-        }
-        out.push_str("</svg>");
-        out
+            @for (value, label) in &self.x_ticks {
+                @let x = self.px(*value);
+                line.axis x1=(Coord(x)) x2=(Coord(x)) y1=(bottom) y2=(bottom + 4.0) {}
+                text.tick x=(Coord(x)) y=(bottom + 18.0) text-anchor="middle" { (label) }
+            }
+            line.axis x1=(left) x2=(right) y1=(bottom) y2=(bottom) {}
+            @for level in &self.levels {
+                @let y = self.py(level.value);
+                line.(level.class) x1=(left) x2=(right) y1=(Coord(y)) y2=(Coord(y)) {}
+                text.level-label x=(right - 2.0) y=(Coord(y - 5.0)) text-anchor="end" { (level.label) }
+            }
+            @for line in &self.lines {
+                @let path = self.path(&line.points);
+                @if !path.is_empty() {
+                    path.(line.class) d=(path) {}
+                }
+            }
+            @if let Some((at, label)) = &self.mark {
+                @let x = self.px(*at);
+                @let anchor = if x > WIDTH * 0.7 { "end" } else { "start" };
+                @let label_x = if anchor == "end" { x - 4.0 } else { x + 4.0 };
+                line.mark x1=(Coord(x)) x2=(Coord(x)) y1=(top) y2=(bottom) {}
+                text.mark-label x=(Coord(label_x)) y=(top - 5.0) text-anchor=(anchor) { (label) }
+            }
+        };
+        chart_svg(LINE_HEIGHT, &self.title, content)
     }
 
     /// SVG path data through the points, starting afresh after each gap.
@@ -204,44 +197,31 @@ impl IntervalStrip {
     }
 
     /// The strip as an inline `<svg>` element.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        open_svg(&mut out, STRIP_HEIGHT, &self.title);
+    pub fn render(&self) -> Markup {
         let middle = 30.0;
         let (band_lo, band_hi) = (self.px(self.tolerated.0), self.px(self.tolerated.1));
-        let _ = write!(
-            out,
-            r#"<rect class="band" x="{band_lo:.1}" y="{y:.1}" width="{w:.1}" height="20"/>"#,
-            y = middle - 10.0,
-            w = (band_hi - band_lo).max(1.0),
-        );
         let axis_y = STRIP_HEIGHT - 18.0;
-        for (value, label) in &self.ticks {
-            let x = self.px(*value);
-            let _ = write!(
-                out,
-                r#"<line class="axis" x1="{x:.1}" x2="{x:.1}" y1="{y1:.1}" y2="{axis_y:.1}"/><text class="tick" x="{x:.1}" y="{ty:.1}" text-anchor="middle">{}</text>"#,
-                escape(label),
-                y1 = axis_y - 4.0,
-                ty = axis_y + 14.0
-            );
-        }
         let (lo, hi, dot) = (
             self.px(self.interval.0),
             self.px(self.interval.1),
             self.px(self.estimate),
         );
-        let _ = write!(
-            out,
-            r#"<line class="interval {c}" x1="{lo:.1}" x2="{hi:.1}" y1="{middle}" y2="{middle}"/><line class="interval-end {c}" x1="{lo:.1}" x2="{lo:.1}" y1="{a}" y2="{b}"/><line class="interval-end {c}" x1="{hi:.1}" x2="{hi:.1}" y1="{a}" y2="{b}"/><circle class="estimate {c}" cx="{dot:.1}" cy="{middle}" r="5"/><text class="estimate-label" x="{dot:.1}" y="{ly}" text-anchor="middle">{}</text>"#,
-            escape(&self.label),
-            c = self.class,
-            a = middle - 7.0,
-            b = middle + 7.0,
-            ly = middle - 12.0
-        );
-        out.push_str("</svg>");
-        out
+        let (end_top, end_bottom) = (middle - 7.0, middle + 7.0);
+        let class = self.class;
+        let content = html! {
+            rect.band x=(Coord(band_lo)) y=(Coord(middle - 10.0)) width=(Coord((band_hi - band_lo).max(1.0))) height="20" {}
+            @for (value, label) in &self.ticks {
+                @let x = self.px(*value);
+                line.axis x1=(Coord(x)) x2=(Coord(x)) y1=(Coord(axis_y - 4.0)) y2=(Coord(axis_y)) {}
+                text.tick x=(Coord(x)) y=(Coord(axis_y + 14.0)) text-anchor="middle" { (label) }
+            }
+            line.interval.(class) x1=(Coord(lo)) x2=(Coord(hi)) y1=(middle) y2=(middle) {}
+            line.interval-end.(class) x1=(Coord(lo)) x2=(Coord(lo)) y1=(end_top) y2=(end_bottom) {}
+            line.interval-end.(class) x1=(Coord(hi)) x2=(Coord(hi)) y1=(end_top) y2=(end_bottom) {}
+            circle.estimate.(class) cx=(Coord(dot)) cy=(middle) r="5" {}
+            text.estimate-label x=(Coord(dot)) y=(middle - 12.0) text-anchor="middle" { (self.label) }
+        };
+        chart_svg(STRIP_HEIGHT, &self.title, content)
     }
 }
 
@@ -332,7 +312,8 @@ mod tests {
             label: "<i>".into(),
             class: "fail",
         };
-        let svg = strip.render();
+        let svg = strip.render().into_string();
         assert!(!svg.contains("<b>") && !svg.contains("<i>"), "{svg}");
+        assert!(svg.contains(r#"aria-label="&lt;b&gt;""#), "{svg}");
     }
 }

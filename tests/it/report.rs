@@ -134,7 +134,7 @@ async fn history_page_lists_and_filters() {
     app.stop().await;
 }
 
-// A hostile label value and filter value never reach a page unescaped.
+// A hostile label value, filter value and verdict id never reach a page unescaped.
 #[tokio::test]
 async fn user_strings_are_escaped_in_pages() {
     let hostile = r#"<script>alert(1)</script>"'&"#;
@@ -152,13 +152,22 @@ async fn user_strings_are_escaped_in_pages() {
     let (_, history) = app
         .get_text("/?rules=%3Cscript%3Ealert(1)%3C%2Fscript%3E%22%27%26&deployment=%22%3E%3Cb%3E")
         .await;
-    for html in [&report, &history] {
+    let (status, missing) = app
+        .get_text("/verdicts/%3Cscript%3Ealert(1)%3C%2Fscript%3E%22%27%26")
+        .await;
+    assert_eq!(status, 404, "{missing}");
+    for html in [&report, &history, &missing] {
         assert!(!html.contains(hostile), "{html}");
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("\"><b>"), "{html}");
     }
     assert!(report.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert!(history.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"));
+    // Attribute values are always double-quoted, so `'` needs no escaping there.
+    assert!(history.contains(
+        r#"<input name="rules" value="&lt;script&gt;alert(1)&lt;/script&gt;&quot;'&amp;">"#
+    ));
+    assert!(history.contains(r#"<input name="deployment" value="&quot;&gt;&lt;b&gt;">"#));
+    assert!(missing.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;'&amp;"));
     app.stop().await;
 }
 
