@@ -23,7 +23,7 @@ use crate::stats::Direction;
 pub use compile::{
     DEFAULT_ALPHA, DEFAULT_MARGINAL_PERCENT, DEFAULT_MIN_REQUESTS, DEFAULT_MIN_SAMPLES,
     DEFAULT_PASS_PERCENT, DEFAULT_SERIES_TOLERANCE, DEFAULT_STEP_SECS, MAX_ALPHA, MAX_LOOKS,
-    MAX_METRICS, MAX_STEP_SECS,
+    MAX_METRICS, MAX_STEP_SECS, MAX_WINDOW_SECS,
 };
 pub use error::RuleError;
 pub(crate) use query::{SelectorNode, for_each_selector, parse_promql, reads_back_as};
@@ -163,6 +163,11 @@ pub struct RuleSet {
     pub on_nodata: NodataPolicy,
     /// Resolution of the range queries, aligned to the canary's start.
     pub step_secs: u64,
+    /// The planned length of the analysis from the canary's start, when the
+    /// file gives one. Series metrics with several `looks` are judged only at
+    /// the checkpoints that divide it evenly, so asking more often runs no
+    /// more tests.
+    pub window_secs: Option<u64>,
     /// Score thresholds of the weighted verdict.
     pub scoring: Scoring,
     /// Metric groups and their weights; without declared groups, one group per metric.
@@ -302,7 +307,8 @@ pub enum MetricKind {
         critical_increase: Option<f64>,
         /// Ratio of means downwards that fails the metric as critical.
         critical_decrease: Option<f64>,
-        /// Number of looks the alpha is split over; 1 means the final look only.
+        /// Number of looks the alpha is split over: checkpoints spread evenly
+        /// over [`RuleSet::window_secs`]; 1 without a window means the final look only.
         looks: u32,
         /// Samples each side must have before the metric may be judged.
         min_samples: usize,
