@@ -205,12 +205,14 @@ pub fn vanished(canary: &[Series], baseline: &[Series], range: RangeSpec) -> Opt
     ))
 }
 
-/// Every finite sample of every series, pooled (Kayenta compares series this way).
-pub fn pooled_values(series: &[Series]) -> Vec<f64> {
+/// Every finite sample of every series with its time in unix seconds, pooled
+/// (Kayenta compares series this way). The times let the judge take the
+/// samples up to a checkpoint.
+pub fn pooled_values(series: &[Series]) -> Vec<(i64, f64)> {
     series
         .iter()
-        .flat_map(|s| s.points.iter().map(|&(_, v)| v))
-        .filter(|v| v.is_finite())
+        .flat_map(|s| s.points.iter().copied())
+        .filter(|(_, v)| v.is_finite())
         .collect()
 }
 

@@ -26,10 +26,10 @@ use crate::verdict::{
 pub enum Measured {
     /// Per-step bad and total events of both sides (ratio and latency metrics).
     Counts(Vec<StepCounts>),
-    /// Pooled samples of both sides (series metrics).
+    /// Pooled samples of both sides with their times in unix seconds (series metrics).
     Samples {
-        canary: Vec<f64>,
-        baseline: Vec<f64>,
+        canary: Vec<(i64, f64)>,
+        baseline: Vec<(i64, f64)>,
     },
     /// The canary's value of a threshold metric; `None` when there was none.
     Value(Option<f64>),
@@ -106,17 +106,15 @@ pub fn judge(
             (kind @ MetricKind::Series { .. }, Measured::Samples { canary, baseline }) => {
                 let (finding, critical_failure) = series::judge_series(
                     kind,
-                    &canary,
-                    &baseline,
+                    [&canary, &baseline],
                     alpha,
-                    judgement.is_final,
+                    rules.window_secs,
+                    judgement,
                     metric.critical,
+                    &frame.window,
                 );
                 forces_rollback = critical_failure;
-                Finding {
-                    chart: Some(chart::series_chart(&canary, &baseline, &frame.window)),
-                    ..finding
-                }
+                finding
             }
             (MetricKind::Threshold { min, max, .. }, Measured::Value(value)) => {
                 judge_threshold(*min, *max, value)

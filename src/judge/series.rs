@@ -1,12 +1,21 @@
 //! Judging a series metric Kayenta's way: Mann-Whitney U with the
 //! Hodges-Lehmann estimate, at a fixed horizon.
+//!
+//! The server keeps no count of looks, so the looks are fixed by the clock
+//! instead: with `looks: L` and the rule set's `window: W`, the metric is
+//! judged on the samples up to the checkpoints `W/L, 2W/L, ..., W` after the
+//! canary's start, and every ask between two checkpoints gets the last
+//! checkpoint's answer. However often a pipeline asks, at most `L` tests run,
+//! and each holds `1 - alpha/L` (Bonferroni over looks).
 
+use super::chart;
 use super::finding::Finding;
+use crate::request::Judgement;
 use crate::rules::MetricKind;
 use crate::stats::family::per_look_confidence;
 use crate::stats::kayenta::{Classification, KayentaThresholds, classify};
 use crate::text as words;
-use crate::verdict::{Estimate, MetricOutcome, SideFigures};
+use crate::verdict::{Estimate, MetricOutcome, SideFigures, Window};
 
 fn median(values: &[f64]) -> Option<f64> {
     if values.is_empty() {
@@ -22,15 +31,156 @@ fn median(values: &[f64]) -> Option<f64> {
     })
 }
 
-/// Judges one series metric from both sides' pooled samples. Returns the
-/// finding and whether a failure is critical (forces a rollback on its own).
+/// Which samples one ask judges a series metric on. Offsets are seconds
+/// after the canary's start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Look {
+    /// No test yet: before the first checkpoint (`first_secs`), or, without
+    /// a window (`None`), before the final look.
+    Waiting { first_secs: Option<i64> },
+    /// The test on the samples up to checkpoint `index` of `looks`, at
+    /// `at_secs`; `next_secs` is the next checkpoint's offset, if any.
+    Checkpoint {
+        index: u32,
+        looks: u32,
+        at_secs: i64,
+        next_secs: Option<i64>,
+    },
+    /// The final look, on every sample so far. With a window it comes before
+    /// the last checkpoint, after `passed` of `looks`, and takes the place of
+    /// the checkpoints left; `next_secs` is the one it comes before.
+    Final {
+        passed: u32,
+        looks: u32,
+        next_secs: Option<i64>,
+    },
+}
+
+/// Offset of checkpoint `index` of `looks` in a window of `window_secs`.
+fn checkpoint_secs(window_secs: u64, looks: u32, index: u32) -> i64 {
+    // window_secs <= MAX_WINDOW_SECS and looks <= MAX_LOOKS: no overflow.
+    (window_secs * u64::from(index) / u64::from(looks.max(1))) as i64
+}
+
+/// The look an ask `elapsed_secs` after the canary's start makes, given the
+/// rule set's window and the metric's `looks`.
+pub(crate) fn look_at(
+    window_secs: Option<u64>,
+    looks: u32,
+    elapsed_secs: i64,
+    is_final: bool,
+) -> Look {
+    let looks = looks.max(1);
+    let Some(window_secs) = window_secs else {
+        // Rule files refuse several looks without a window: this is `looks: 1`.
+        return match is_final {
+            true => Look::Final {
+                passed: 0,
+                looks,
+                next_secs: None,
+            },
+            false => Look::Waiting { first_secs: None },
+        };
+    };
+    let offset = |index| checkpoint_secs(window_secs, looks, index);
+    let passed = (1..=looks)
+        .take_while(|&k| offset(k) <= elapsed_secs)
+        .count() as u32;
+    let next_secs = (passed < looks).then(|| offset(passed + 1));
+    match (passed, is_final) {
+        (passed, true) if passed < looks => Look::Final {
+            passed,
+            looks,
+            next_secs,
+        },
+        (0, _) => Look::Waiting {
+            first_secs: next_secs,
+        },
+        (index, _) => Look::Checkpoint {
+            index,
+            looks,
+            at_secs: offset(index),
+            next_secs,
+        },
+    }
+}
+
+impl Look {
+    /// The latest sample time (unix seconds) this look judges, for a canary
+    /// that started at `start_secs`; `None` for every sample.
+    fn cutoff_secs(self, start_secs: i64) -> Option<i64> {
+        match self {
+            Look::Checkpoint { at_secs, .. } => Some(start_secs + at_secs),
+            Look::Waiting { .. } | Look::Final { .. } => None,
+        }
+    }
+
+    /// The sentence that says when the metric was judged and when it will be next.
+    fn words(self) -> String {
+        match self {
+            Look::Waiting { first_secs: None } => {
+                "It is judged at the final look only (a fixed-horizon test).".into()
+            }
+            Look::Waiting {
+                first_secs: Some(first),
+            } => format!(
+                "It is first judged at checkpoint 1 (at {}); asks before then run no test.",
+                words::duration(first)
+            ),
+            Look::Checkpoint {
+                index,
+                looks,
+                at_secs,
+                next_secs: Some(next),
+            } => format!(
+                "Judged at checkpoint {index} of {looks} (at {}); next at {}, and asks until then get this answer.",
+                words::duration(at_secs),
+                words::duration(next)
+            ),
+            Look::Checkpoint {
+                index,
+                looks,
+                at_secs,
+                next_secs: None,
+            } => format!(
+                "Judged at checkpoint {index} of {looks} (at {}), the last; later asks get this answer.",
+                words::duration(at_secs)
+            ),
+            Look::Final {
+                next_secs: None, ..
+            } => "Judged at the final look (a fixed-horizon test).".into(),
+            Look::Final {
+                passed,
+                looks,
+                next_secs: Some(next),
+            } => format!(
+                "Judged at the final look, on every sample so far: it comes after {passed} of {looks} checkpoints and takes the place of the rest (the next was at {}).",
+                words::duration(next)
+            ),
+        }
+    }
+}
+
+/// The values of `samples` at or before `cutoff_secs` (all when `None`).
+fn values_up_to(samples: &[(i64, f64)], cutoff_secs: Option<i64>) -> Vec<f64> {
+    samples
+        .iter()
+        .filter(|(time, _)| cutoff_secs.is_none_or(|cutoff| *time <= cutoff))
+        .map(|&(_, value)| value)
+        .collect()
+}
+
+/// Judges one series metric from both sides' pooled samples, at the look
+/// [`look_at`] gives for `judgement` in the rule set's `window_secs`. Returns
+/// the finding and whether a failure is critical (forces a rollback on its own).
 pub(crate) fn judge_series(
     kind: &MetricKind,
-    canary: &[f64],
-    baseline: &[f64],
+    samples: [&[(i64, f64)]; 2],
     alpha: f64,
-    is_final: bool,
+    window_secs: Option<u64>,
+    judgement: &Judgement,
     critical: bool,
+    window: &Window,
 ) -> (Finding, bool) {
     let MetricKind::Series {
         direction,
@@ -49,21 +199,37 @@ pub(crate) fn judge_series(
             false,
         );
     };
+    let elapsed_secs = judgement.end_secs - judgement.start_secs;
+    let look = look_at(window_secs, *looks, elapsed_secs, judgement.is_final);
+    let cutoff_secs = look.cutoff_secs(judgement.start_secs);
+    let [canary, baseline] = samples.map(|side| values_up_to(side, cutoff_secs));
+    let (canary, baseline) = (canary.as_slice(), baseline.as_slice());
+    let when = look.words();
     let figures = |values: &[f64]| SideFigures {
         value: median(values),
         bad: None,
         count: Some(values.len() as f64),
     };
     let (canary_figures, baseline_figures) = (figures(canary), figures(baseline));
+    // The figures and the chart show the samples judged, so they too stay put
+    // between checkpoints.
     let with_figures = |outcome, reason: String| Finding {
         outcome,
-        reason,
+        reason: format!("{reason} {when}"),
         canary: canary_figures.clone(),
         baseline: baseline_figures.clone(),
         estimate: None,
         evidence: None,
-        chart: None,
+        chart: Some(chart::series_chart(canary, baseline, window)),
     };
+    if let Look::Waiting { .. } = look {
+        let reason = format!(
+            "Not judged yet: {} canary and {} baseline samples so far.",
+            canary.len(),
+            baseline.len()
+        );
+        return (with_figures(MetricOutcome::Inconclusive, reason), false);
+    }
     if canary.len() < *min_samples || baseline.len() < *min_samples {
         let reason = format!(
             "The canary has {} samples and the baseline {}; each side needs {min_samples} before this metric is judged.",
@@ -71,14 +237,6 @@ pub(crate) fn judge_series(
             baseline.len()
         );
         return (with_figures(MetricOutcome::Nodata, reason), false);
-    }
-    if *looks <= 1 && !is_final {
-        let reason = format!(
-            "Judged at the final look only (a fixed-horizon test); {} canary and {} baseline samples so far.",
-            canary.len(),
-            baseline.len()
-        );
-        return (with_figures(MetricOutcome::Inconclusive, reason), false);
     }
     let confidence = per_look_confidence(alpha, *looks as usize);
     let thresholds = KayentaThresholds {
@@ -144,6 +302,64 @@ pub(crate) fn judge_series(
         Classification::NoData => (MetricOutcome::Nodata, "A side has no values.".to_string()),
     };
     finding.outcome = metric_outcome;
-    finding.reason = reason;
+    finding.reason = format!("{reason} {when}");
     (finding, outcome.critical_failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Pins where the checkpoints fall: 4 looks in 30 minutes are at 7m30s, 15m, 22m30s
+    // and 30m, every ask between two of them makes the earlier one's look, and a
+    // final look before the last checkpoint takes the place of the rest.
+    #[test]
+    fn checkpoints_divide_the_window() {
+        let window = Some(1800);
+        let at = |elapsed, is_final| look_at(window, 4, elapsed, is_final);
+        assert_eq!(
+            at(449, false),
+            Look::Waiting {
+                first_secs: Some(450)
+            }
+        );
+        let second = Look::Checkpoint {
+            index: 2,
+            looks: 4,
+            at_secs: 900,
+            next_secs: Some(1350),
+        };
+        assert_eq!(at(900, false), second);
+        assert_eq!(at(1349, false), second);
+        let last = Look::Checkpoint {
+            index: 4,
+            looks: 4,
+            at_secs: 1800,
+            next_secs: None,
+        };
+        assert_eq!(at(1800, true), last);
+        assert_eq!(at(7200, false), last);
+        assert_eq!(
+            at(1200, true),
+            Look::Final {
+                passed: 2,
+                looks: 4,
+                next_secs: Some(1350)
+            }
+        );
+        // Without a window (looks: 1), only the final look judges.
+        assert_eq!(
+            look_at(None, 1, 7200, false),
+            Look::Waiting { first_secs: None }
+        );
+        assert!(matches!(look_at(None, 1, 60, true), Look::Final { .. }));
+    }
+
+    // Pins that a checkpoint judges the samples up to its instant, whatever was fetched after.
+    #[test]
+    fn a_checkpoint_judges_the_samples_up_to_it() {
+        let samples = [(100, 1.0), (115, 2.0), (130, 3.0)];
+        assert_eq!(values_up_to(&samples, Some(115)), vec![1.0, 2.0]);
+        assert_eq!(values_up_to(&samples, None), vec![1.0, 2.0, 3.0]);
+    }
 }

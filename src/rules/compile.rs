@@ -24,6 +24,9 @@ pub const MAX_ALPHA: f64 = 0.5;
 pub const DEFAULT_STEP_SECS: u64 = 15;
 /// The coarsest `step` accepted.
 pub const MAX_STEP_SECS: u64 = 3600;
+/// The longest `window`: as long as the longest window a verdict may cover
+/// (`request::MAX_WINDOW_SECS`, which depends on this module, not the reverse).
+pub const MAX_WINDOW_SECS: u64 = 7 * 24 * 3600;
 /// Kayenta score needed to pass, in percent, when the file gives none.
 pub const DEFAULT_PASS_PERCENT: f64 = 95.0;
 /// Kayenta score needed to be marginal, in percent, when the file gives none.
@@ -197,10 +200,13 @@ fn compile_set(
             }
         },
     };
-    let step_secs = raw
-        .step
+    let step_secs = raw.step.as_ref().map_or(DEFAULT_STEP_SECS, |step| {
+        compile_duration(ctx, step, "step", MAX_STEP_SECS).unwrap_or(DEFAULT_STEP_SECS)
+    });
+    let window_secs = raw
+        .window
         .as_ref()
-        .map_or(DEFAULT_STEP_SECS, |step| compile_step(ctx, step));
+        .and_then(|window| compile_duration(ctx, window, "window", MAX_WINDOW_SECS));
     let scoring = compile_scoring(ctx, &raw);
 
     let declared_groups = compile_groups(ctx, raw.groups.as_ref());
@@ -257,6 +263,21 @@ fn compile_set(
         if duplicate {
             continue;
         }
+        if let (None, MetricKind::Series { looks, .. }, Some(at)) = (
+            raw.window.as_ref(),
+            &metric.kind,
+            raw_metric.value.looks.as_ref(),
+        ) && *looks > 1
+        {
+            // The server keeps no count of looks: without a window to place the
+            // checkpoints in, every ask would be one more test.
+            ctx.err(
+                at,
+                format!(
+                    "looks: {looks} needs the rule set's `window`, the planned length of the analysis (such as '30m'), which places the {looks} checkpoints the metric is judged at"
+                ),
+            );
+        }
         if declared_groups.is_none() {
             // Without declared groups each metric is its own group.
             metric.group = metrics.len();
@@ -300,6 +321,7 @@ fn compile_set(
         on_timeout,
         on_nodata,
         step_secs,
+        window_secs,
         scoring,
         groups,
         metrics,
@@ -309,33 +331,39 @@ fn compile_set(
     })
 }
 
-fn compile_step(ctx: &mut Ctx<'_>, step: &Spanned<Scalar>) -> u64 {
-    let text = match &step.value {
+/// A whole number of seconds from 1 to `max_secs`, written as a duration
+/// (`15s`, `30m`); `None` after reporting why not.
+fn compile_duration(
+    ctx: &mut Ctx<'_>,
+    field: &Spanned<Scalar>,
+    name: &str,
+    max_secs: u64,
+) -> Option<u64> {
+    let text = match &field.value {
         Scalar::Text(text) => text,
         Scalar::Number(number) => {
             ctx.err(
-                step,
-                format!("step `{number}` needs a unit; write a duration such as '15s' or '1m'"),
+                field,
+                format!("{name} `{number}` needs a unit; write a duration such as '15s' or '1m'"),
             );
-            return DEFAULT_STEP_SECS;
+            return None;
         }
     };
     let Ok(duration) = humantime::parse_duration(text) else {
         ctx.err(
-            step,
-            format!("step `{text}` is not a duration; write one such as '15s' or '1m'"),
+            field,
+            format!("{name} `{text}` is not a duration; write one such as '15s' or '1m'"),
         );
-        return DEFAULT_STEP_SECS;
+        return None;
     };
-    if duration.subsec_nanos() != 0 || duration.as_secs() == 0 || duration.as_secs() > MAX_STEP_SECS
-    {
+    if duration.subsec_nanos() != 0 || duration.as_secs() == 0 || duration.as_secs() > max_secs {
         ctx.err(
-            step,
-            format!("step `{text}` must be a whole number of seconds from 1s to {MAX_STEP_SECS}s"),
+            field,
+            format!("{name} `{text}` must be a whole number of seconds from 1s to {max_secs}s"),
         );
-        return DEFAULT_STEP_SECS;
+        return None;
     }
-    duration.as_secs()
+    Some(duration.as_secs())
 }
 
 fn compile_scoring(ctx: &mut Ctx<'_>, raw: &RawRuleSet) -> Scoring {
@@ -1028,6 +1056,41 @@ mod tests {
         );
         assert_eq!(did_you_mean("zzz", &["tolerance", "total"]), "");
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    // Pins that the longest `window` is the longest window a verdict may cover.
+    #[test]
+    fn window_limit_matches_the_request_limit() {
+        assert_eq!(MAX_WINDOW_SECS as i64, crate::request::MAX_WINDOW_SECS);
+    }
+
+    /// The errors of a rule file with one series metric of `looks`, and `top` above it.
+    fn series_with_looks(top: &str, looks: u32) -> Result<super::super::RuleSet, Vec<String>> {
+        let text = format!(
+            "{top}metrics:\n  - {{name: cpu, kind: series, query: cpu, direction: increase, looks: {looks}}}\n"
+        );
+        super::super::load_str(Path::new("t.yaml"), &text)
+            .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+    }
+
+    // Pins that several series looks need a window to place their checkpoints in,
+    // and that the window is a duration.
+    #[test]
+    fn series_looks_need_a_window() {
+        let set = series_with_looks("window: 30m\n", 4).expect("window given");
+        assert_eq!(set.window_secs, Some(1800));
+        assert_eq!(
+            series_with_looks("", 1).expect("one look").window_secs,
+            None
+        );
+        let errors = series_with_looks("", 4).expect_err("no window");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].contains("looks: 4 needs the rule set's `window`"),
+            "{errors:?}"
+        );
+        let errors = series_with_looks("window: 30\n", 4).expect_err("no unit");
+        assert!(errors[0].contains("window `30` needs a unit"), "{errors:?}");
     }
 
     // Pins the shape of names for rule sets, metrics and groups.

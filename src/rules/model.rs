@@ -20,6 +20,11 @@ pub struct RuleSet {
     pub on_nodata: NodataPolicy,
     /// Resolution of the range queries, aligned to the canary's start.
     pub step_secs: u64,
+    /// The planned length of the analysis from the canary's start, when the
+    /// file gives one. Series metrics with several `looks` are judged only at
+    /// the checkpoints that divide it evenly, so asking more often runs no
+    /// more tests.
+    pub window_secs: Option<u64>,
     /// Score thresholds of the weighted verdict.
     pub scoring: Scoring,
     /// Metric groups and their weights; without declared groups, one group per metric.
@@ -159,7 +164,8 @@ pub enum MetricKind {
         critical_increase: Option<f64>,
         /// Ratio of means downwards that fails the metric as critical.
         critical_decrease: Option<f64>,
-        /// Number of looks the alpha is split over; 1 means the final look only.
+        /// Number of looks the alpha is split over: checkpoints spread evenly
+        /// over [`RuleSet::window_secs`]; 1 without a window means the final look only.
         looks: u32,
         /// Samples each side must have before the metric may be judged.
         min_samples: usize,

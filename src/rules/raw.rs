@@ -22,6 +22,7 @@ pub(super) struct RawRuleSet {
     pub on_timeout: Field<String>,
     pub on_nodata: Field<String>,
     pub step: Field<Scalar>,
+    pub window: Field<Scalar>,
     pub scoring: Field<RawScoring>,
     pub groups: Field<Vec<Spanned<RawGroup>>>,
     pub metrics: Field<Vec<Spanned<RawMetric>>>,

@@ -14,6 +14,7 @@ mod plan;
 mod reload;
 mod report;
 mod rules;
+mod series_looks;
 mod stats;
 mod support;
 mod verdicts;
