@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::rules::compile;
 use crate::rules::error::RuleError;
 use crate::rules::model::RuleSet;
+use crate::rules::{compile, error};
 
 /// The largest rule file read, in bytes; a rule set is a page of YAML.
 pub const MAX_RULE_FILE_BYTES: u64 = 1024 * 1024;
@@ -31,7 +31,7 @@ impl LoadedRules {
         };
         format!(
             "there is no rule set `{name}`;{} loaded rule sets: {loaded}",
-            compile::did_you_mean(name, &names)
+            error::did_you_mean(name, &names)
         )
     }
 }

@@ -12,7 +12,7 @@
 //! direction a metric is judged in) and nothing downstream.
 
 mod compile;
-mod error;
+pub(crate) mod error;
 pub mod load;
 pub mod model;
 mod query;

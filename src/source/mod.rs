@@ -6,6 +6,7 @@
 //! pipe: it knows PromQL only as text, and uses only [`crate::text`].
 
 mod coalesce;
+pub mod config;
 mod contract;
 mod prometheus;
 mod retry;
@@ -13,6 +14,7 @@ mod retry;
 use std::time::Duration;
 
 pub use coalesce::Coalescing;
+pub use config::{SourceSettings, SourcesConfig};
 pub use contract::{MetricSource, RangeSpec, Series, SourceError};
 pub use prometheus::{DEFAULT_QUERY_TIMEOUT, PrometheusSource};
 pub use retry::{FIRST_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, RetryPolicy, Retrying};

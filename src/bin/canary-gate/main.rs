@@ -60,8 +60,10 @@ enum Command {
 }
 
 /// Validate rule files like `promtool check rules`: every problem as
-/// `file:line:col: message` on stderr, exit 3 on any (0 when all are valid). For each valid file,
-/// prints the PromQL every metric will send for an example canary and baseline.
+/// `file:line:col: message` on stderr. For each valid file, prints the PromQL
+/// every metric will send for an example canary and baseline.
+///
+/// Exit codes: 0 all valid, 3 any problem (1 stays "rollback" everywhere).
 ///
 /// Example:
 ///   canary-gate check rules/
