@@ -362,3 +362,57 @@ fn judge_cli_without_prometheus_exits_inconclusive() {
     assert_eq!(output.status.code(), Some(2), "{verdict:#}");
     assert_held_back(&verdict, "error", "could not reach Prometheus");
 }
+
+// Regression: a canary whose pods crash-loop under rules that sum counters over pods had
+// every step "left out" with no word why, and stayed inconclusive forever. Its reason now
+// says the canary's summed counter kept falling and how often it restarted, and it is
+// never promoted, not even at the final look with on_nodata: ignore.
+#[tokio::test]
+async fn crash_looping_canary_under_sum_says_it_restarted() {
+    const SUMMED: &str = r#"
+on_nodata: ignore
+metrics:
+  - name: error-rate
+    kind: ratio
+    bad: sum(http_requests_total{service="$service", code=~"5.."})
+    total: sum(http_requests_total{service="$service"})
+    direction: increase
+    tolerance: 0%
+  - name: slow-requests
+    kind: latency
+    histogram: sum by (le) (http_request_duration_seconds_bucket{service="$service"})
+    threshold_seconds: 0.25
+    direction: increase
+    tolerance: 20%
+"#;
+    let start = window_start();
+    let mut simulation = two_services(start);
+    for side in canary_sides(&mut simulation) {
+        side.restart_every_secs = Some(20);
+    }
+    let prometheus = TestPrometheus::start(&simulation);
+    let rules = tempfile::tempdir().expect("temp dir");
+    std::fs::write(rules.path().join("http.yaml"), SUMMED).expect("write rules");
+    let app = spawn_app(&prometheus.url, rules.path()).await;
+
+    let (status, verdict) = app
+        .post_verdict(&request("checkout", start, start + MINUTES * 60, true))
+        .await;
+    assert_eq!(status, 200, "{verdict:#}");
+    assert_eq!(verdict["verdict"], "inconclusive", "{verdict:#}");
+    // Restarts every 20 s against 15 s scrapes: the sum falls in 3 steps of 4.
+    for metric in verdict["metrics"].as_array().expect("metrics") {
+        assert_eq!(metric["outcome"], "inconclusive", "{metric:#}");
+        let reason = metric["reason"].as_str().expect("reason");
+        assert!(
+            reason.contains("90 of 120 steps were left out")
+                && reason.contains("the canary's summed counter fell in 90 steps")
+                && reason
+                    .contains("restarted (or went away) at least 90 times in 30m, about every 20s")
+                && reason.contains("A canary that keeps restarting is not promoted."),
+            "{reason}"
+        );
+        assert!(!reason.contains("baseline's summed counter"), "{reason}");
+    }
+    app.stop().await;
+}
