@@ -4,17 +4,35 @@
 //! The fifth stage of the pipe: it uses the source's series and
 //! [`crate::text`], and nothing downstream.
 
+use std::collections::BTreeMap;
+
 use crate::source::{RangeSpec, Series};
 
 /// Why series could not be turned into a measurement.
 #[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum MeasureError {
     #[error(
-        "the histogram has no bucket with le=\"{threshold}\" (buckets seen: {seen}); set threshold_seconds to one of them"
+        "the histogram's series {group} has no bucket with le=\"{threshold}\" (its buckets: {seen}{others}), so its slow requests cannot be counted; set threshold_seconds to a bound every series has ({shared}), or give every series the same buckets"
     )]
-    NoBucket { threshold: f64, seen: String },
-    #[error("the histogram has no le=\"+Inf\" bucket, so its total count is unknown")]
-    NoInfBucket,
+    NoBucket {
+        threshold: f64,
+        /// The labels (without `le`) of the first series that lacks the bucket.
+        group: String,
+        /// That series' bucket bounds.
+        seen: String,
+        /// How many other series lack it too, in words; empty when none.
+        others: String,
+        /// The bounds every series has, or "none".
+        shared: String,
+    },
+    #[error(
+        "the histogram's series {group} has no le=\"+Inf\" bucket (its buckets: {seen}), so its total count is unknown; query the histogram's _bucket counters, all of them"
+    )]
+    NoInfBucket { group: String, seen: String },
+    #[error(
+        "the histogram query returned no series with an `le` label; query the histogram's _bucket counters (an aggregation must keep `le`)"
+    )]
+    NoBuckets,
     #[error(
         "the query returned {0} series; a threshold query must return one (aggregate it, e.g. with max())"
     )]
@@ -94,17 +112,54 @@ pub fn counter_increases(series: &[Series], range: RangeSpec, drops: Drops) -> V
     increases
 }
 
+/// The buckets of one histogram series: one label set without `le`.
+#[derive(Default)]
+struct BucketGroup<'a> {
+    /// The `le` values seen, as written.
+    bounds: Vec<&'a str>,
+    /// The first series whose bound is the threshold.
+    at_threshold: Option<&'a Series>,
+    /// The first series whose bound is +Inf.
+    at_infinity: Option<&'a Series>,
+}
+
+/// A label set in PromQL's notation: `name{a="1", b="2"}`.
+fn labels_text(labels: &BTreeMap<String, String>) -> String {
+    let name = labels.get("__name__").map_or("", String::as_str);
+    let pairs: Vec<String> = labels
+        .iter()
+        .filter(|(key, _)| key.as_str() != "__name__")
+        .map(|(key, value)| format!("{key}={value:?}"))
+        .collect();
+    format!("{name}{{{}}}", pairs.join(", "))
+}
+
+/// `le` values in numeric order (+Inf last), joined by commas.
+fn bounds_text<'a>(bounds: impl IntoIterator<Item = &'a str>) -> String {
+    let mut sorted: Vec<&str> = bounds.into_iter().collect();
+    sorted.sort_by(|a, b| {
+        let bound = |text: &str| text.parse::<f64>().unwrap_or(f64::MAX);
+        bound(a).total_cmp(&bound(b))
+    });
+    sorted.dedup();
+    sorted.join(", ")
+}
+
 /// Per-step counts of requests above `threshold` seconds and of all requests,
 /// from the series of a histogram's `_bucket` counters.
+///
+/// Buckets are matched within each series of the histogram (each label set
+/// without `le`): its slow requests are its +Inf bucket's increase less its
+/// threshold bucket's, and the sides' counts are the sums over series. A
+/// series that lacks either bucket is an error that names it, since counting
+/// it without one would call all its requests slow, or none.
 pub fn histogram_counts(
     series: &[Series],
     threshold: f64,
     range: RangeSpec,
     drops: Drops,
 ) -> Result<(Vec<f64>, Vec<f64>), MeasureError> {
-    let mut at_threshold = Vec::new();
-    let mut at_infinity = Vec::new();
-    let mut seen: Vec<String> = Vec::new();
+    let mut groups: BTreeMap<BTreeMap<String, String>, BucketGroup> = BTreeMap::new();
     for one in series {
         let Some(le) = one.labels.get("le") else {
             continue;
@@ -112,43 +167,72 @@ pub fn histogram_counts(
         let Ok(bound) = le.parse::<f64>() else {
             continue;
         };
-        if !seen.contains(le) {
-            seen.push(le.clone());
-        }
+        let mut key = one.labels.clone();
+        key.remove("le");
+        let group = groups.entry(key).or_default();
+        group.bounds.push(le);
         if bound.is_infinite() {
-            at_infinity.push(one.clone());
+            group.at_infinity.get_or_insert(one);
         } else if (bound - threshold).abs() <= 1e-9 * threshold.abs().max(1.0) {
-            at_threshold.push(one.clone());
+            group.at_threshold.get_or_insert(one);
         }
     }
-    if at_infinity.is_empty() && !series.is_empty() {
-        return Err(MeasureError::NoInfBucket);
+    if groups.is_empty() {
+        return match series.is_empty() {
+            true => Ok((vec![0.0; step_count(range)], vec![0.0; step_count(range)])),
+            false => Err(MeasureError::NoBuckets),
+        };
     }
-    if at_threshold.is_empty() && !series.is_empty() {
-        seen.sort_by(|a, b| {
-            a.parse::<f64>()
-                .unwrap_or(f64::MAX)
-                .total_cmp(&b.parse::<f64>().unwrap_or(f64::MAX))
+    if let Some((labels, group)) = groups.iter().find(|(_, g)| g.at_infinity.is_none()) {
+        return Err(MeasureError::NoInfBucket {
+            group: labels_text(labels),
+            seen: bounds_text(group.bounds.iter().copied()),
         });
+    }
+    let lacking: Vec<_> = groups
+        .iter()
+        .filter(|(_, g)| g.at_threshold.is_none())
+        .collect();
+    if let Some((labels, group)) = lacking.first() {
+        let shared: Vec<&str> = group
+            .bounds
+            .iter()
+            .copied()
+            .filter(|bound| groups.values().all(|g| g.bounds.contains(bound)))
+            .collect();
         return Err(MeasureError::NoBucket {
             threshold,
-            seen: seen.join(", "),
+            group: labels_text(labels),
+            seen: bounds_text(group.bounds.iter().copied()),
+            others: match lacking.len() - 1 {
+                0 => String::new(),
+                1 => "; 1 other series lacks it too".into(),
+                n => format!("; {n} other series lack it too"),
+            },
+            shared: match shared.is_empty() {
+                true => "none".into(),
+                false => bounds_text(shared),
+            },
         });
     }
-    let total = counter_increases(&at_infinity, range, drops);
-    let fast = counter_increases(&at_threshold, range, drops);
-    let slow = total
-        .iter()
-        .zip(&fast)
-        // NaN (an unknown step) stays NaN: f64::max would turn it into 0.
-        .map(|(t, f)| {
-            if (t - f).is_nan() {
-                f64::NAN
-            } else {
-                (t - f).max(0.0)
-            }
-        })
-        .collect();
+    let mut slow = vec![0.0; step_count(range)];
+    let mut total = vec![0.0; step_count(range)];
+    for group in groups.values() {
+        let (Some(all), Some(fast)) = (group.at_infinity, group.at_threshold) else {
+            continue;
+        };
+        let all = counter_increases(std::slice::from_ref(all), range, drops);
+        let fast = counter_increases(std::slice::from_ref(fast), range, drops);
+        for (step, (all, fast)) in all.iter().zip(&fast).enumerate() {
+            // NaN (an unknown step) stays NaN: f64::max would turn it into 0.
+            let group_slow = match (all - fast).is_nan() {
+                true => f64::NAN,
+                false => (all - fast).max(0.0),
+            };
+            slow[step] += group_slow;
+            total[step] += all;
+        }
+    }
     Ok((slow, total))
 }
 
@@ -373,7 +457,61 @@ mod tests {
             error,
             MeasureError::NoBucket {
                 threshold: 0.3,
-                seen: "0.5, +Inf".into()
+                group: "{}".into(),
+                seen: "0.5, +Inf".into(),
+                others: String::new(),
+                shared: "0.5, +Inf".into(),
+            }
+        );
+    }
+
+    /// One pod's buckets: `(le, count at 15 s)`, each counting from 0 at 0 s.
+    fn pod_buckets(pod: &str, buckets: &[(&str, f64)]) -> Vec<Series> {
+        buckets
+            .iter()
+            .map(|&(le, count)| series(&[("pod", pod), ("le", le)], &[(0, 0.0), (15, count)]))
+            .collect()
+    }
+
+    // Regression: bucket matching was global, so a series without the threshold's
+    // bucket (while others had it) counted all its requests as slow. Buckets are now
+    // matched per label set without `le`, and each series' slow requests are its own.
+    #[test]
+    fn a_series_without_the_threshold_bucket_is_not_counted_as_all_slow() {
+        let range = steps_of_15s(15);
+        let mut both = pod_buckets("a", &[("0.25", 90.0), ("+Inf", 100.0)]);
+        both.extend(pod_buckets(
+            "b",
+            &[("0.25", 45.0), ("1", 48.0), ("+Inf", 50.0)],
+        ));
+        let counts = histogram_counts(&both, 0.25, range, Drops::Restart).expect("both have it");
+        assert_eq!(counts, (vec![15.0], vec![150.0]));
+
+        let mut mixed = pod_buckets("a", &[("0.25", 90.0), ("0.5", 95.0), ("+Inf", 100.0)]);
+        mixed.extend(pod_buckets(
+            "b",
+            &[("0.1", 40.0), ("0.5", 48.0), ("+Inf", 50.0)],
+        ));
+        let error = histogram_counts(&mixed, 0.25, range, Drops::Restart)
+            .expect_err("pod b has no 0.25 bucket");
+        assert_eq!(
+            error.to_string(),
+            "the histogram's series {pod=\"b\"} has no bucket with le=\"0.25\" (its buckets: 0.1, 0.5, +Inf), so its slow requests cannot be counted; set threshold_seconds to a bound every series has (0.5, +Inf), or give every series the same buckets"
+        );
+    }
+
+    // A series without a +Inf bucket is named, since its total is unknown.
+    #[test]
+    fn a_series_without_the_inf_bucket_is_named() {
+        let range = steps_of_15s(15);
+        let mut buckets = pod_buckets("a", &[("0.25", 90.0), ("+Inf", 100.0)]);
+        buckets.extend(pod_buckets("b", &[("0.25", 45.0)]));
+        let error = histogram_counts(&buckets, 0.25, range, Drops::Restart).expect_err("no +Inf");
+        assert_eq!(
+            error,
+            MeasureError::NoInfBucket {
+                group: "{pod=\"b\"}".into(),
+                seen: "0.25".into()
             }
         );
     }

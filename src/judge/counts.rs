@@ -37,8 +37,11 @@ pub(crate) fn judge_counts(
     judgement: &Judgement,
     what: &str,
 ) -> Finding {
-    let sum =
-        |f: fn(&StepCounts) -> f64| steps.iter().map(f).filter(|v| v.is_finite()).sum::<f64>();
+    // A step where either side's counts are unknown counts on neither side.
+    let sum = |f: fn(&StepCounts) -> f64| {
+        let known = steps.iter().filter(|s| known(s));
+        known.map(f).filter(|v| v.is_finite()).sum::<f64>()
+    };
     let (canary_bad, canary_total) = (sum(|s| s.canary_bad), sum(|s| s.canary_total));
     let (baseline_bad, baseline_total) = (sum(|s| s.baseline_bad), sum(|s| s.baseline_total));
     let rate = |bad: f64, total: f64| if total > 0.0 { Some(bad / total) } else { None };
@@ -54,14 +57,11 @@ pub(crate) fn judge_counts(
     };
 
     // Steps whose counts are unknown (a summed counter fell in them) are said,
-    // since they carry no evidence and count nowhere.
-    let unknown = steps.iter().filter(|s| s.canary_total.is_nan()).count();
-    let left_out = match unknown {
-        0 => String::new(),
-        n => format!(
-            " {n} of {} steps were left out: a summed counter fell in them (a pod restarted or went away), so their counts are unknown.",
-            steps.len()
-        ),
+    // with the side that fell and how often, since they carry no evidence.
+    let (left_out, crash_looping) = left_out(steps, window.step_secs);
+    let held_back = |outcome| match outcome {
+        MetricOutcome::Pass | MetricOutcome::Nodata if crash_looping => MetricOutcome::Inconclusive,
+        other => other,
     };
 
     if canary_total < rule.min_requests || baseline_total < rule.min_requests {
@@ -72,7 +72,7 @@ pub(crate) fn judge_counts(
             words::count(rule.min_requests)
         );
         return Finding {
-            outcome: MetricOutcome::Nodata,
+            outcome: held_back(MetricOutcome::Nodata),
             reason,
             canary,
             baseline,
@@ -198,7 +198,7 @@ pub(crate) fn judge_counts(
         ),
     };
     Finding {
-        outcome: metric_outcome,
+        outcome: held_back(metric_outcome),
         reason: reason + &left_out,
         canary,
         baseline,
@@ -212,4 +212,54 @@ pub(crate) fn judge_counts(
             outcome.decided_at_step,
         )),
     }
+}
+
+/// Whether both sides' counts of `step` are known: NaN marks the side whose
+/// summed counter fell in it.
+fn known(step: &StepCounts) -> bool {
+    !step.canary_total.is_nan() && !step.baseline_total.is_nan()
+}
+
+/// The sentence on the steps left out as unknown (empty when none): how many,
+/// which side's summed counter fell, and how often it restarted; and whether
+/// the canary is crash-looping, its sum falling in at least half the steps
+/// (and more than once), which holds the metric back from passing.
+fn left_out(steps: &[StepCounts], step_secs: u64) -> (String, bool) {
+    let unknown = steps.iter().filter(|s| !known(s)).count();
+    if unknown == 0 {
+        return (String::new(), false);
+    }
+    let fell = |side: fn(&StepCounts) -> f64| steps.iter().filter(|s| side(s).is_nan()).count();
+    let (canary_fell, baseline_fell) = (fell(|s| s.canary_total), fell(|s| s.baseline_total));
+    // Each fall is at least one restart; one hidden by the other pods' growth shows no fall.
+    let window_secs = steps.len() as i64 * step_secs as i64;
+    let restarts = |side: &str, falls: usize| match falls {
+        0 => None,
+        1 => Some(format!(
+            "the {side}'s summed counter fell once (a pod restarted or went away)"
+        )),
+        n => Some(format!(
+            "the {side}'s summed counter fell in {n} steps: a pod behind it restarted (or went away) at least {n} times in {}, about every {}",
+            words::duration(window_secs),
+            words::duration(window_secs / n as i64)
+        )),
+    };
+    let sides: Vec<String> = [
+        restarts("canary", canary_fell),
+        restarts("baseline", baseline_fell),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let crash_looping = canary_fell >= 2 && 2 * canary_fell >= steps.len();
+    let held_back = match crash_looping {
+        true => " A canary that keeps restarting is not promoted.",
+        false => "",
+    };
+    let sentence = format!(
+        " {unknown} of {} steps were left out, since their counts are unknown: {}.{held_back}",
+        steps.len(),
+        sides.join("; ")
+    );
+    (sentence, crash_looping)
 }

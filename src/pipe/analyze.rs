@@ -242,28 +242,25 @@ fn drops_of(query: &Query) -> Drops {
     }
 }
 
-/// The four per-step counts side by side; a step where any of them is
-/// unknown (NaN) is unknown as a whole, so it counts nowhere.
+/// The four per-step counts side by side. A side whose bad or total count
+/// is unknown (NaN: its summed counter fell) in a step has both unknown
+/// there, so the judge can say which side fell; such a step carries no
+/// evidence and counts nowhere.
 fn zip_steps(
     canary_bad: &[f64],
     canary_total: &[f64],
     baseline_bad: &[f64],
     baseline_total: &[f64],
 ) -> Vec<StepCounts> {
+    let side = |bad: f64, total: f64| match bad.is_nan() || total.is_nan() {
+        true => [f64::NAN; 2],
+        false => [bad, total],
+    };
     (0..canary_total.len())
         .map(|i| {
             let at = |counts: &[f64]| counts.get(i).copied().unwrap_or(0.0);
-            let known = [
-                at(canary_bad),
-                at(canary_total),
-                at(baseline_bad),
-                at(baseline_total),
-            ];
-            let [canary_bad, canary_total, baseline_bad, baseline_total] =
-                match known.iter().any(|v| v.is_nan()) {
-                    true => [f64::NAN; 4],
-                    false => known,
-                };
+            let [canary_bad, canary_total] = side(at(canary_bad), at(canary_total));
+            let [baseline_bad, baseline_total] = side(at(baseline_bad), at(baseline_total));
             StepCounts {
                 canary_bad,
                 canary_total,

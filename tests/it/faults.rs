@@ -287,12 +287,8 @@ fn assert_sides_counted_alike(metric: &serde_json::Value) {
     );
 }
 
-// Rules that sum counters over pods: a canary pod's restart drops the sum, and
-// that step is left unknown instead of counting the other pod's whole history
-// as new requests and errors, so a healthy canary is not rolled back.
-#[tokio::test]
-async fn restart_under_a_sum_over_pods_is_not_a_burst() {
-    const SUMMED: &str = r#"
+/// The `http` rules with counters summed over pods, as some teams write them.
+const SUMMED: &str = r#"
 metrics:
   - name: error-rate
     kind: ratio
@@ -308,6 +304,12 @@ metrics:
     direction: increase
     tolerance: 20%
 "#;
+
+// Rules that sum counters over pods: a canary pod's restart drops the sum, and
+// that step is left unknown instead of counting the other pod's whole history
+// as new requests and errors, so a healthy canary is not rolled back.
+#[tokio::test]
+async fn restart_under_a_sum_over_pods_is_not_a_burst() {
     let start = window_start();
     let mut simulation = two_services(start);
     for side in canary_sides(&mut simulation) {
@@ -361,4 +363,44 @@ fn judge_cli_without_prometheus_exits_inconclusive() {
     let verdict: Value = serde_json::from_slice(&output.stdout).expect("a JSON verdict");
     assert_eq!(output.status.code(), Some(2), "{verdict:#}");
     assert_held_back(&verdict, "error", "could not reach Prometheus");
+}
+
+// Regression: a canary whose pods crash-loop under rules that sum counters over pods had
+// every step "left out" with no word why, and stayed inconclusive forever. Its reason now
+// says the canary's summed counter kept falling and how often it restarted, and it is
+// never promoted, not even at the final look with on_nodata: ignore.
+#[tokio::test]
+async fn crash_looping_canary_under_sum_says_it_restarted() {
+    let start = window_start();
+    let mut simulation = two_services(start);
+    for side in canary_sides(&mut simulation) {
+        side.restart_every_secs = Some(20);
+    }
+    let prometheus = TestPrometheus::start(&simulation);
+    let rules = tempfile::tempdir().expect("temp dir");
+    // on_nodata: ignore, the most lenient policy, must not let it through either.
+    let lenient = format!("on_nodata: ignore\n{SUMMED}");
+    std::fs::write(rules.path().join("http.yaml"), lenient).expect("write rules");
+    let app = spawn_app(&prometheus.url, rules.path()).await;
+
+    let (status, verdict) = app
+        .post_verdict(&request("checkout", start, start + MINUTES * 60, true))
+        .await;
+    assert_eq!(status, 200, "{verdict:#}");
+    assert_eq!(verdict["verdict"], "inconclusive", "{verdict:#}");
+    // Restarts every 20 s against 15 s scrapes: the sum falls in 3 steps of 4.
+    for metric in verdict["metrics"].as_array().expect("metrics") {
+        assert_eq!(metric["outcome"], "inconclusive", "{metric:#}");
+        let reason = metric["reason"].as_str().expect("reason");
+        assert!(
+            reason.contains("90 of 120 steps were left out")
+                && reason.contains("the canary's summed counter fell in 90 steps")
+                && reason
+                    .contains("restarted (or went away) at least 90 times in 30m, about every 20s")
+                && reason.contains("A canary that keeps restarting is not promoted."),
+            "{reason}"
+        );
+        assert!(!reason.contains("baseline's summed counter"), "{reason}");
+    }
+    app.stop().await;
 }

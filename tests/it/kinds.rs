@@ -125,3 +125,86 @@ async fn series_and_threshold_metrics_from_real_gauges() {
     assert_ne!(spiky["verdict"], "promote", "{spiky:#}");
     app.stop().await;
 }
+
+/// A latency rule over `http_request_duration_seconds`, slow above 0.25 s.
+const LATENCY_RULES: &str = "\
+metrics:
+  - name: slow-requests
+    kind: latency
+    histogram: http_request_duration_seconds_bucket{service=\"$service\"}
+    threshold_seconds: 0.25
+    direction: increase
+    tolerance: 0%
+";
+
+/// Histograms of a baseline pod and two canary pods, scraped every 15 s, each
+/// with 150 requests a scrape of which 5% are slower than 0.25 s. Canary pod
+/// `canary-b` runs an older client with other buckets: no 0.25 bucket.
+fn histograms(start: i64) -> String {
+    let mut text = String::from("# TYPE http_request_duration_seconds histogram\n");
+    // Cumulative requests per scrape up to each bound.
+    let with_threshold = [("0.1", 100), ("0.25", 142), ("0.5", 148), ("+Inf", 150)];
+    let without_threshold = [("0.1", 100), ("0.5", 148), ("+Inf", 150)];
+    for (track, pod, buckets) in [
+        ("baseline", "baseline-a", &with_threshold[..]),
+        ("canary", "canary-a", &with_threshold[..]),
+        ("canary", "canary-b", &without_threshold[..]),
+    ] {
+        let labels = format!("pod=\"{pod}\",service=\"web\",track=\"{track}\"");
+        for scrape in 0..=MINUTES * 4 {
+            let time = start + scrape * 15;
+            for (le, per_scrape) in buckets {
+                let count = per_scrape * scrape;
+                writeln!(
+                    text,
+                    "http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {count} {time}"
+                )
+                .expect("write to a string");
+            }
+            let count = 150 * scrape;
+            writeln!(
+                text,
+                "http_request_duration_seconds_count{{{labels}}} {count} {time}"
+            )
+            .expect("write to a string");
+            writeln!(
+                text,
+                "http_request_duration_seconds_sum{{{labels}}} {count} {time}"
+            )
+            .expect("write to a string");
+        }
+    }
+    text.push_str("# EOF\n");
+    text
+}
+
+// Regression: a canary pod whose histogram lacks the threshold's bucket had all its
+// requests counted as slow (bucket matching was global), rolling back a canary as fast
+// as its baseline. Now the metric is an error naming that pod's series and buckets.
+#[tokio::test]
+async fn a_pod_without_the_threshold_bucket_is_named_not_counted_as_all_slow() {
+    let start = window_start();
+    let prometheus = TestPrometheus::start_with_openmetrics(histograms(start).as_bytes());
+    let rules = tempfile::tempdir().expect("temp dir");
+    std::fs::write(rules.path().join("latency.yaml"), LATENCY_RULES).expect("write rules");
+    let app = spawn_app(&prometheus.url, rules.path()).await;
+    let (status, verdict) = app
+        .post_verdict(&json!({
+            "rules": "latency", "deployment": "web-1",
+            "canary": {"track": "canary"}, "baseline": {"track": "baseline"},
+            "start": start, "end": start + MINUTES * 60, "vars": {"service": "web"}, "final": true,
+        }))
+        .await;
+    assert_eq!(status, 200, "{verdict}");
+    let slow = &verdict["metrics"][0];
+    assert_eq!(slow["outcome"], "error", "{verdict:#}");
+    let reason = slow["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains(r#"pod="canary-b""#)
+            && reason.contains("its buckets: 0.1, 0.5, +Inf")
+            && reason.contains("a bound every series has (0.1, 0.5, +Inf)"),
+        "{reason}"
+    );
+    assert_eq!(verdict["verdict"], "inconclusive", "{verdict:#}");
+    app.stop().await;
+}

@@ -30,10 +30,14 @@ const AA_CANARIES: usize = 2000;
 /// sampled every `step_secs`, two-sided at tolerance 0: the hardest case for
 /// the false-rollback promise.
 fn rule_set(alpha: f64, looks: u32, step_secs: i64) -> RuleSet {
+    rule_text(alpha, looks, &format!("step: {step_secs}s\nwindow: 30m\n"))
+}
+
+/// The series rule set of [`rule_set`] with `top` as its top-level settings.
+fn rule_text(alpha: f64, looks: u32, top: &str) -> RuleSet {
     let text = format!(
         "alpha: {alpha}\n\
-         step: {step_secs}s\n\
-         window: 30m\n\
+         {top}\
          metrics:\n\
          \x20 - name: cpu\n\
          \x20   kind: series\n\
@@ -137,7 +141,7 @@ fn conclusion(report: &MetricReport) -> String {
 
 // Pins that a result cannot change between checkpoints: a canary that regresses just
 // after checkpoint 1 (7 min 30 s) gets checkpoint 1's answer at every ask until
-// checkpoint 2 (15 min), though the samples of a final look at 14 min already roll it back.
+// checkpoint 2 (15 min), final or not, though its samples by 14 min already roll it back.
 #[test]
 fn asks_between_two_checkpoints_get_the_same_answer() {
     let rules = rule_set(0.01, 4, 15);
@@ -169,11 +173,14 @@ fn asks_between_two_checkpoints_get_the_same_answer() {
         assert_eq!(later.verdict, at_checkpoint.verdict, "ask at {elapsed} s");
     }
     let final_look = ask(&rules, &samples, 14 * 60, true);
+    assert_eq!(conclusion(&final_look.metrics[0]), conclusion(cpu));
+    let fixed_horizon = rule_text(0.01, 1, "");
+    let every_sample = ask(&fixed_horizon, &samples, 14 * 60, true);
     assert_eq!(
-        final_look.verdict,
+        every_sample.verdict,
         Outcome::Rollback,
         "{}",
-        final_look.reason
+        every_sample.reason
     );
     let next = ask(&rules, &samples, 15 * 60, false);
     assert_eq!(next.verdict, Outcome::Rollback, "{}", next.reason);

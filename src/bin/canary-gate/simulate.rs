@@ -43,6 +43,10 @@ pub struct SideTraffic {
     pub pods: u32,
     /// Seconds after the start at which the first pod restarts, resetting its counters.
     pub restart_after_secs: Option<i64>,
+    /// Seconds between restarts of every pod of the side, from the start (a
+    /// crash loop): each pod serves until the restart instant, then its
+    /// counters start again from zero.
+    pub restart_every_secs: Option<i64>,
     /// Seconds after the start after which every series of the side stops
     /// being scraped, as if its pods were gone.
     pub vanish_after_secs: Option<i64>,
@@ -61,6 +65,7 @@ impl SideTraffic {
             slow_ratio: 0.05,
             pods: 2,
             restart_after_secs: None,
+            restart_every_secs: None,
             vanish_after_secs: None,
         }
     }
@@ -194,6 +199,15 @@ impl PodCounters {
     }
 }
 
+/// The instants in `(after, until]` that are whole multiples of `every_secs`.
+fn restarts_between(every_secs: Option<i64>, after: i64, until: i64) -> Vec<i64> {
+    let Some(every) = every_secs.filter(|every| *every > 0) else {
+        return Vec::new();
+    };
+    let first = (after.div_euclid(every) + 1) * every;
+    (first..=until).step_by(every as usize).collect()
+}
+
 fn draw_binomial(rng: &mut StdRng, trials: u64, p: f64) -> u64 {
     if trials == 0 || p <= 0.0 {
         return 0;
@@ -259,7 +273,15 @@ pub fn write_openmetrics(simulation: &Simulation, out: &mut impl Write) -> io::R
             let elapsed = scrape * interval;
             for (index, pod) in pods.iter_mut().enumerate() {
                 if scrape > 0 {
-                    pod.serve(&mut rng, side, interval);
+                    // Serve up to each crash-loop restart in this interval, reset, go on.
+                    let mut served_until = elapsed - interval;
+                    for restart in restarts_between(side.restart_every_secs, served_until, elapsed)
+                    {
+                        pod.serve(&mut rng, side, restart - served_until);
+                        *pod = PodCounters::default();
+                        served_until = restart;
+                    }
+                    pod.serve(&mut rng, side, elapsed - served_until);
                 }
                 if index == 0
                     && side
@@ -362,6 +384,16 @@ pub fn write_openmetrics(simulation: &Simulation, out: &mut impl Write) -> io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Crash-loop restarts fall at the multiples of the period inside each scrape interval.
+    #[test]
+    fn restarts_fall_at_multiples_of_the_period() {
+        assert_eq!(restarts_between(Some(20), 15, 30), vec![20]);
+        assert_eq!(restarts_between(Some(20), 45, 60), vec![60]);
+        assert_eq!(restarts_between(Some(5), 0, 15), vec![5, 10, 15]);
+        assert!(restarts_between(Some(20), 0, 15).is_empty());
+        assert!(restarts_between(None, 0, 15).is_empty());
+    }
 
     // The histogram's +Inf bucket counts every request, and 5xx counts track the error ratio.
     #[test]
