@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::http::state::AppState;
@@ -30,14 +31,32 @@ pub async fn ready<S: MetricSource>(
     State(state): State<Arc<AppState<S>>>,
 ) -> (StatusCode, Json<Readiness>) {
     let loaded = state.rules.current();
-    let source = state.source.ready().await;
-    let ready = source.is_ok() && !loaded.sets.is_empty();
+    let sources = state.sources();
+    let answers = join_all(
+        sources
+            .iter()
+            .map(|(name, source)| async move { (name, source.ready().await) }),
+    )
+    .await;
+    let all_ready = answers.iter().all(|(_, answer)| answer.is_ok());
+    // One source says just its state; several say each one's by name.
+    let words: Vec<String> = answers
+        .iter()
+        .map(|(name, answer)| {
+            let state = match answer {
+                Ok(()) => "ready".to_string(),
+                Err(e) => e.to_string(),
+            };
+            match answers.len() {
+                1 => state,
+                _ => format!("{name}: {state}"),
+            }
+        })
+        .collect();
+    let ready = all_ready && !loaded.sets.is_empty();
     let readiness = Readiness {
         ready,
-        prometheus: match source {
-            Ok(()) => "ready".into(),
-            Err(e) => e.to_string(),
-        },
+        prometheus: words.join("; "),
         rule_sets: loaded.sets.keys().cloned().collect(),
         rule_errors: loaded.errors.iter().map(|e| e.to_string()).collect(),
     };

@@ -123,5 +123,5 @@ async fn list_rules<S: MetricSource>(State(state): State<Arc<AppState<S>>>) -> J
 async fn reload_rules<S: MetricSource>(
     State(state): State<Arc<AppState<S>>>,
 ) -> Json<ReloadSummary> {
-    Json(store::reload(&state.rules).await)
+    Json(state.reload().await)
 }

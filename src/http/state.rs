@@ -2,7 +2,7 @@
 //! with the error type: it uses no handler.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::http::{HeaderMap, header};
 
@@ -10,13 +10,20 @@ use crate::http::admission::VerdictLimits;
 use crate::http::auth::AccessPolicy;
 use crate::report;
 use crate::rules::RulesStore;
-use crate::source::MetricSource;
+use crate::rules::store::{self, ReloadSummary};
+use crate::source::{MetricSource, Sources};
 use crate::verdict::Verdict;
 use crate::verdict::log::VerdictLog;
 
-/// The source, the rules, the log and the policies of one server.
+/// Builds the sources again from their configuration (secrets read anew), for a reload.
+pub type SourcesLoader<S> = Box<dyn Fn() -> Result<Sources<S>, String> + Send + Sync>;
+
+/// The sources, the rules, the log and the policies of one server.
 pub struct AppState<S> {
-    pub source: S,
+    /// The metric sources in force, replaced whole by a reload.
+    sources: RwLock<Arc<Sources<S>>>,
+    /// How a reload builds them again; `None` keeps them as they are.
+    reload_sources: Option<SourcesLoader<S>>,
     /// The rule sets in force, reloaded in place.
     pub rules: Arc<RulesStore>,
     pub log: VerdictLog,
@@ -30,10 +37,17 @@ pub struct AppState<S> {
 }
 
 impl<S: MetricSource> AppState<S> {
-    /// State with the rules loaded from `rules_dir`; load errors are logged, not fatal.
+    /// State with one metric source, the default, and the rules loaded from
+    /// `rules_dir`; load errors are logged, not fatal.
     pub fn new(source: S, rules_dir: PathBuf, log: VerdictLog) -> AppState<S> {
+        AppState::with_sources(Sources::single(source), rules_dir, log)
+    }
+
+    /// [`AppState::new`] with named sources.
+    pub fn with_sources(sources: Sources<S>, rules_dir: PathBuf, log: VerdictLog) -> AppState<S> {
         AppState {
-            source,
+            sources: RwLock::new(Arc::new(sources)),
+            reload_sources: None,
             rules: Arc::new(RulesStore::open(rules_dir)),
             log,
             access: Arc::new(AccessPolicy::default()),
@@ -52,6 +66,48 @@ impl<S: MetricSource> AppState<S> {
     pub fn with_limits(mut self, limits: VerdictLimits) -> AppState<S> {
         self.limits = Arc::new(limits);
         self
+    }
+
+    /// The same state, building its sources again with `loader` at every reload.
+    pub fn with_sources_loader(mut self, loader: SourcesLoader<S>) -> AppState<S> {
+        self.reload_sources = Some(loader);
+        self
+    }
+
+    /// The sources in force now.
+    pub fn sources(&self) -> Arc<Sources<S>> {
+        self.sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Builds the sources again (their secrets read anew) and puts them in
+    /// force; on a failure the sources in force stay, and the error is returned.
+    pub fn reload_sources(&self) -> Result<(), String> {
+        let Some(loader) = &self.reload_sources else {
+            return Ok(());
+        };
+        let fresh = loader()?;
+        *self.sources.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
+        Ok(())
+    }
+
+    /// Reads the sources' configuration (and secrets) and the rules folder
+    /// again, and puts what is good in force: what `SIGHUP` and
+    /// `POST /v1/rules/reload` do. A config that fails keeps the sources in
+    /// force, and its error joins the summary's errors.
+    pub async fn reload(self: &Arc<Self>) -> ReloadSummary {
+        let state = self.clone();
+        let sources = tokio::task::spawn_blocking(move || state.reload_sources())
+            .await
+            .unwrap_or_else(|e| Err(format!("the source reload task failed: {e}")));
+        let mut summary = store::reload(&self.rules).await;
+        if let Err(error) = sources {
+            tracing::error!(%error, "the config file's sources failed to reload; the sources in force stay");
+            summary.errors.push(error);
+        }
+        summary
     }
 
     /// The same state, with reports linked under `public_url`.

@@ -34,7 +34,7 @@ pub async fn create<S: MetricSource>(
     })?;
     let rules = state.rules.current();
     let now = OffsetDateTime::now_utc();
-    let verdict = pipe::judge(&state.source, &rules, Some(&state.log), request, now).await?;
+    let verdict = pipe::judge(&state.sources(), &rules, Some(&state.log), request, now).await?;
     Ok(Json(state.with_report_url(&headers, verdict)))
 }
 

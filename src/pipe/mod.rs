@@ -17,7 +17,7 @@ pub use analyze::analyze;
 use crate::plan::PlanError;
 use crate::request::{Judgement, MAX_WINDOW_SECS, RequestError, VerdictRequest};
 use crate::rules::LoadedRules;
-use crate::source::MetricSource;
+use crate::source::{MetricSource, Sources};
 use crate::verdict::Verdict;
 use crate::verdict::log::{LogRecord, VerdictLog};
 
@@ -39,6 +39,9 @@ pub enum PipeError {
     /// The rule set's queries cannot be made for this request (its vars, its sides).
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The rule set asks for a metric source the server was not given.
+    #[error("{0}")]
+    UnknownSource(String),
     /// The verdict log could not be read to find the window's start.
     #[error("the verdict log cannot be read: {0}")]
     LogUnreadable(#[source] io::Error),
@@ -47,11 +50,12 @@ pub enum PipeError {
     LogUnwritable(#[source] io::Error),
 }
 
-/// Judges `request` with the rule sets of `rules` and data from `source`, as of
-/// `now`, and appends the verdict to `log` before returning it. A request
-/// without `start` opens its window at the deployment's first logged look.
+/// Judges `request` with the rule sets of `rules` and data from the source
+/// its rule set names among `sources`, as of `now`, and appends the verdict to
+/// `log` before returning it. A request without `start` opens its window at
+/// the deployment's first logged look.
 pub async fn judge<S: MetricSource>(
-    source: &S,
+    sources: &Sources<S>,
     rules: &LoadedRules,
     log: Option<&VerdictLog>,
     request: VerdictRequest,
@@ -68,6 +72,9 @@ pub async fn judge<S: MetricSource>(
             rule_errors: rules.errors.iter().map(|e| e.to_string()).collect(),
         });
     };
+    let (_, source) = sources
+        .pick(rule_set.source.as_deref())
+        .map_err(PipeError::UnknownSource)?;
     let verdict = analyze(source, rule_set, &judgement, now).await?;
     let Some(log) = log else {
         return Ok(verdict);

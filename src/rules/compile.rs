@@ -24,9 +24,8 @@ pub const MAX_ALPHA: f64 = 0.5;
 pub const DEFAULT_STEP_SECS: u64 = 15;
 /// The coarsest `step` accepted.
 pub const MAX_STEP_SECS: u64 = 3600;
-/// The longest `window`: as long as the longest window a verdict may cover
-/// (`request::MAX_WINDOW_SECS`, which depends on this module, not the reverse).
-pub const MAX_WINDOW_SECS: u64 = 7 * 24 * 3600;
+/// The longest `window`: the longest window a verdict may cover.
+pub const MAX_WINDOW_SECS: u64 = crate::request::MAX_WINDOW_SECS as u64;
 /// Kayenta score needed to pass, in percent, when the file gives none.
 pub const DEFAULT_PASS_PERCENT: f64 = 95.0;
 /// Kayenta score needed to be marginal, in percent, when the file gives none.
@@ -200,6 +199,17 @@ fn compile_set(
         .window
         .as_ref()
         .and_then(|window| compile_duration(ctx, window, "window", MAX_WINDOW_SECS));
+    let source = raw.source.as_ref().and_then(|source| {
+        if is_plain_name(&source.value) {
+            Some(source.value.clone())
+        } else {
+            ctx.err(
+                source,
+                "source must name a metric source of the config file: lowercase letters, digits, `-` and `_`",
+            );
+            None
+        }
+    });
     let scoring = compile_scoring(ctx, &raw);
 
     let declared_groups = compile_groups(ctx, raw.groups.as_ref());
@@ -315,6 +325,7 @@ fn compile_set(
         on_nodata,
         step_secs,
         window_secs,
+        source,
         scoring,
         groups,
         metrics,
@@ -886,7 +897,7 @@ fn compile_series(
         Some(looks) => {
             ctx.err(
                 looks,
-                format!("looks must be a whole number from 1 to {MAX_LOOKS}; 1 judges on the final look only"),
+                format!("looks must be a whole number from 1 to {MAX_LOOKS}; 1 judges once, at the end of the window (or the final look)"),
             );
             None
         }
@@ -959,12 +970,6 @@ fn compile_threshold(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // Pins that the longest `window` is the longest window a verdict may cover.
-    #[test]
-    fn window_limit_matches_the_request_limit() {
-        assert_eq!(MAX_WINDOW_SECS as i64, crate::request::MAX_WINDOW_SECS);
-    }
 
     /// The errors of a rule file with one series metric of `looks`, and `top` above it.
     fn series_with_looks(top: &str, looks: u32) -> Result<super::super::RuleSet, Vec<String>> {

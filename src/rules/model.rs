@@ -25,6 +25,9 @@ pub struct RuleSet {
     /// the checkpoints that divide it evenly, so asking more often runs no
     /// more tests.
     pub window_secs: Option<u64>,
+    /// The metric source (a name in the config file) the rule set is judged
+    /// against; `None` for the default source.
+    pub source: Option<String>,
     /// Score thresholds of the weighted verdict.
     pub scoring: Scoring,
     /// Metric groups and their weights; without declared groups, one group per metric.

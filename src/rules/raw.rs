@@ -23,6 +23,7 @@ pub(super) struct RawRuleSet {
     pub on_nodata: Field<String>,
     pub step: Field<Scalar>,
     pub window: Field<Scalar>,
+    pub source: Field<String>,
     pub scoring: Field<RawScoring>,
     pub groups: Field<Vec<Spanned<RawGroup>>>,
     pub metrics: Field<Vec<Spanned<RawMetric>>>,

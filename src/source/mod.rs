@@ -10,6 +10,7 @@ pub mod config;
 mod contract;
 mod prometheus;
 mod retry;
+pub mod sources;
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ pub use config::{SourceSettings, SourcesConfig};
 pub use contract::{MetricSource, RangeSpec, Series, SourceError};
 pub use prometheus::{DEFAULT_QUERY_TIMEOUT, PrometheusSource};
 pub use retry::{FIRST_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, RetryPolicy, Retrying};
+pub use sources::Sources;
 
 /// The source both doors judge with: Prometheus, each query retried while its
 /// faults are transient, and identical queries of concurrent verdicts sent once.

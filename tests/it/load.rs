@@ -114,7 +114,13 @@ async fn identical_queries_are_coalesced() {
         .collect();
     let joiners = ((VERDICTS - 1) * DISTINCT) as u64;
     eventually("every verdict joined the queries in flight", || {
-        state.source.joined() == joiners
+        state
+            .sources()
+            .pick(None)
+            .expect("the default source")
+            .1
+            .joined()
+            == joiners
     })
     .await;
     double.release();

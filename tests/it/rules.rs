@@ -242,7 +242,7 @@ fn metric_shape_errors() {
             "19:5: metric has no `name`; add one such as `name: error-rate`",
             "22:16: tolerance `+5%` is one-sided but direction is `either`; write '±5%'",
             "23:23: allowed_increase is a ratio of means and must be at least 1, such as 1.1",
-            "24:12: looks must be a whole number from 1 to 1000; 1 judges on the final look only",
+            "24:12: looks must be a whole number from 1 to 1000; 1 judges once, at the end of the window (or the final look)",
         ]
     );
 }

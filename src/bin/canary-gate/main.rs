@@ -541,7 +541,13 @@ fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let now = OffsetDateTime::now_utc();
     let verdict = runtime
-        .block_on(pipe::judge(&source, &rules, log.as_ref(), request, now))
+        .block_on(pipe::judge(
+            &source::Sources::single(source),
+            &rules,
+            log.as_ref(),
+            request,
+            now,
+        ))
         .map_err(|error| match error {
             PipeError::UnknownRules {
                 message,
