@@ -186,6 +186,9 @@ struct JudgeArgs {
     /// Base URL of Prometheus or a Prometheus-compatible store.
     #[arg(long, env = "PROMETHEUS_URL", default_value = "http://127.0.0.1:9090")]
     prometheus: String,
+    /// PEM file of CA certificates to trust for an https Prometheus, beside the system's.
+    #[arg(long, env = "CANARY_GATE_PROMETHEUS_CA_FILE")]
+    prometheus_ca_file: Option<PathBuf>,
     /// Folder of rule files.
     #[arg(long, env = "CANARY_GATE_RULES_DIR", default_value = "rules")]
     rules_dir: PathBuf,
@@ -255,6 +258,9 @@ struct ServeArgs {
     /// Base URL of Prometheus or a Prometheus-compatible store.
     #[arg(long, env = "PROMETHEUS_URL", default_value = "http://127.0.0.1:9090")]
     prometheus_url: String,
+    /// PEM file of CA certificates to trust for an https Prometheus, beside the system's.
+    #[arg(long, env = "CANARY_GATE_PROMETHEUS_CA_FILE")]
+    prometheus_ca_file: Option<PathBuf>,
     /// Folder of rule files (`<name>.yaml`, one rule set each).
     #[arg(long, env = "CANARY_GATE_RULES_DIR", default_value = "rules")]
     rules_dir: PathBuf,
@@ -359,8 +365,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let source = PrometheusSource::new(&args.prometheus_url, args.query_timeout)
-            .with_context(|| format!("--prometheus-url {}", args.prometheus_url))?;
+        let source = prometheus_source(
+            &args.prometheus_url,
+            args.query_timeout,
+            args.prometheus_ca_file.as_deref(),
+        )
+        .with_context(|| format!("--prometheus-url {}", args.prometheus_url))?;
         let source = Coalescing::new(Retrying::new(source, RetryPolicy::default()));
         let log = VerdictLog::open(&args.log_dir)?.with_max_bytes(args.log_max_bytes);
         let limits = VerdictLimits::new(args.max_concurrent_verdicts, args.max_queued_verdicts);
@@ -496,6 +506,21 @@ fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(verdict.verdict.exit_code()))
 }
 
+/// The Prometheus source at `url`, also trusting the CA certificates in `ca_file`.
+fn prometheus_source(
+    url: &str,
+    timeout: Duration,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<PrometheusSource> {
+    let Some(path) = ca_file else {
+        return Ok(PrometheusSource::new(url, timeout)?);
+    };
+    let pem = std::fs::read(path)
+        .with_context(|| format!("cannot read --prometheus-ca-file {}", path.display()))?;
+    PrometheusSource::with_root_certificates(url, timeout, &pem)
+        .with_context(|| format!("--prometheus-ca-file {}", path.display()))
+}
+
 fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read --token-file {}", path.display()))?;
@@ -527,8 +552,12 @@ fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
             }
             message
         })?;
-    let source = PrometheusSource::new(&args.prometheus, args.query_timeout)
-        .with_context(|| format!("--prometheus {}", args.prometheus))?;
+    let source = prometheus_source(
+        &args.prometheus,
+        args.query_timeout,
+        args.prometheus_ca_file.as_deref(),
+    )
+    .with_context(|| format!("--prometheus {}", args.prometheus))?;
     let source = Retrying::new(source, RetryPolicy::default());
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let verdict = runtime.block_on(canary_gate::analyze::analyze(

@@ -7,6 +7,7 @@
 mod coalesce;
 mod prometheus;
 mod retry;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::future::Future;

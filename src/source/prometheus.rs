@@ -10,9 +10,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use prometheus_http_query::{Client, Error as ClientError, response::Data, response::PromqlResult};
+use rustls::pki_types::CertificateDer;
 use serde::Deserialize;
 
-use super::{MetricSource, RangeSpec, Series, SourceError};
+use super::{MetricSource, RangeSpec, Series, SourceError, tls};
 
 /// Default client-side deadline for one query.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,10 +57,32 @@ struct Envelope {
 
 impl PrometheusSource {
     /// A client for the server at `url` (e.g. `http://127.0.0.1:9090`) whose
-    /// queries give up after `timeout`, whatever Prometheus itself does.
+    /// queries give up after `timeout`, whatever Prometheus itself does. An
+    /// https server's certificate must chain to one of the system's CAs.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, SourceError> {
+        PrometheusSource::build(url, timeout, Vec::new())
+    }
+
+    /// [`PrometheusSource::new`], also trusting the CA certificates in the PEM
+    /// text `ca_pem` (for a store whose certificate a private CA signed).
+    pub fn with_root_certificates(
+        url: &str,
+        timeout: Duration,
+        ca_pem: &[u8],
+    ) -> Result<Self, SourceError> {
+        let roots = tls::read_pem_certificates(ca_pem)
+            .map_err(|e| SourceError::Unreachable(format!("the CA certificates: {e}")))?;
+        PrometheusSource::build(url, timeout, roots)
+    }
+
+    fn build(
+        url: &str,
+        timeout: Duration,
+        extra_roots: Vec<CertificateDer<'static>>,
+    ) -> Result<Self, SourceError> {
         let http = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .tls_backend_preconfigured(tls::client_config(extra_roots))
             .build()
             .map_err(|e| SourceError::Unreachable(e.to_string()))?;
         let client = Client::from(http, url).map_err(|e| {

@@ -16,4 +16,5 @@ mod report;
 mod rules;
 mod stats;
 mod support;
+mod tls;
 mod verdicts;
