@@ -1,7 +1,8 @@
 //! The rules store: the rule sets in force, loaded from the rules folder and
-//! read again on a file change (watched), on SIGHUP and on
-//! `POST /v1/rules/reload`; each reload replaces the rules in force one rule
-//! set at a time. The HTTP door holds a store; nothing here knows about HTTP.
+//! read again on a file change (watched here), and on SIGHUP and
+//! `POST /v1/rules/reload` (which the doors call [`reload`] for); each reload
+//! replaces the rules in force one rule set at a time. The HTTP door holds a
+//! store; nothing here knows about HTTP.
 //!
 //! A rule set whose file now fails validation keeps its last good version in
 //! force (and its errors are shown at `GET /v1/rules`); a new good file is
@@ -205,18 +206,6 @@ pub fn watch(store: Arc<RulesStore>) -> notify::Result<tokio::task::JoinHandle<(
         loop {
             changed.notified().await;
             tokio::time::sleep(DEBOUNCE).await;
-            reload(&store).await;
-        }
-    }))
-}
-
-/// Reloads on every SIGHUP, until the returned task is aborted.
-#[cfg(unix)]
-pub fn on_sighup(store: Arc<RulesStore>) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    Ok(tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the rules");
             reload(&store).await;
         }
     }))

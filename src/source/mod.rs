@@ -11,6 +11,7 @@ mod contract;
 mod prometheus;
 mod retry;
 pub mod sources;
+mod tls;
 
 use std::time::Duration;
 
@@ -24,6 +25,17 @@ pub use sources::Sources;
 /// The source both doors judge with: Prometheus, each query retried while its
 /// faults are transient, and identical queries of concurrent verdicts sent once.
 pub type PrometheusStack = Coalescing<Retrying<PrometheusSource>>;
+
+/// A [`PrometheusStack`] for every source of `config`, by name.
+pub fn prometheus_sources(config: &SourcesConfig) -> Result<Sources<PrometheusStack>, SourceError> {
+    let mut stacks = std::collections::BTreeMap::new();
+    for (name, settings) in &config.sources {
+        let source = PrometheusSource::from_settings(settings)?;
+        let stack = Coalescing::new(Retrying::new(source, RetryPolicy::default()));
+        stacks.insert(name.clone(), stack);
+    }
+    Sources::new(stacks, &config.default_source).map_err(SourceError::Unreachable)
+}
 
 /// [`PrometheusStack`] for the server at `url`, each query given up after
 /// `query_timeout`.

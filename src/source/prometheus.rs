@@ -7,12 +7,17 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_http_query::{Client, Error as ClientError, response::Data, response::PromqlResult};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
+use super::config::{Auth, DEFAULT_SOURCE, SourceSettings};
 use super::contract::{MetricSource, RangeSpec, Series, SourceError};
+use super::tls;
 
 /// Default client-side deadline for one query.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -31,6 +36,8 @@ const QUOTED_BODY_CHARS: usize = 200;
 pub struct PrometheusSource {
     client: Client,
     timeout: Duration,
+    /// At most this many queries in flight, when the source sets a limit.
+    slots: Option<Arc<Semaphore>>,
 }
 
 impl std::fmt::Debug for PrometheusSource {
@@ -56,16 +63,47 @@ struct Envelope {
 
 impl PrometheusSource {
     /// A client for the server at `url` (e.g. `http://127.0.0.1:9090`) whose
-    /// queries give up after `timeout`, whatever Prometheus itself does.
+    /// queries give up after `timeout`, whatever Prometheus itself does. An
+    /// https server's certificate must chain to one of the system's CAs.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, SourceError> {
+        PrometheusSource::from_settings(&SourceSettings::plain(DEFAULT_SOURCE, url, timeout))
+    }
+
+    /// [`PrometheusSource::new`], also trusting the CA certificates in the PEM
+    /// text `ca_pem` (for a store whose certificate a private CA signed).
+    pub fn with_root_certificates(
+        url: &str,
+        timeout: Duration,
+        ca_pem: &[u8],
+    ) -> Result<Self, SourceError> {
+        let mut settings = SourceSettings::plain(DEFAULT_SOURCE, url, timeout);
+        settings.tls.ca_pem = Some(ca_pem.to_vec());
+        PrometheusSource::from_settings(&settings)
+    }
+
+    /// A client for the source `settings` describe: its credentials and
+    /// headers on every request, its TLS, its deadline and its concurrency.
+    pub fn from_settings(settings: &SourceSettings) -> Result<Self, SourceError> {
+        let unusable =
+            |what: String| SourceError::Unreachable(format!("source `{}`: {what}", settings.name));
+        let tls = tls::client_config(&settings.tls).map_err(unusable)?;
         let http = reqwest::Client::builder()
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .connect_timeout(settings.query_timeout.min(Duration::from_secs(5)))
+            .tls_backend_preconfigured(tls)
+            .default_headers(request_headers(settings).map_err(unusable)?)
             .build()
-            .map_err(|e| SourceError::Unreachable(e.to_string()))?;
+            .map_err(|e| unusable(e.to_string()))?;
+        let url = &settings.url;
         let client = Client::from(http, url).map_err(|e| {
             SourceError::Unreachable(format!("`{url}` is not a usable Prometheus URL: {e}"))
         })?;
-        Ok(PrometheusSource { client, timeout })
+        Ok(PrometheusSource {
+            client,
+            timeout: settings.query_timeout,
+            slots: settings
+                .max_concurrent_queries
+                .map(|most| Arc::new(Semaphore::new(most))),
+        })
     }
 
     /// The server's base URL.
@@ -79,6 +117,11 @@ impl PrometheusSource {
         send: impl Future<Output = Result<reqwest::Response, ClientError>>,
     ) -> Result<Vec<Series>, SourceError> {
         let attempt = async {
+            // The permit lives until the answer is read.
+            let _slot = match &self.slots {
+                Some(slots) => slots.clone().acquire_owned().await.ok(),
+                None => None,
+            };
             let response = send.await.map_err(|e| self.map_error(e))?;
             let status = response.status().as_u16();
             let body = response.bytes().await.map_err(|e| {
@@ -117,6 +160,35 @@ impl PrometheusSource {
             other => SourceError::BadResponse(other.to_string()),
         }
     }
+}
+
+/// The headers every request to the source carries: its own, and its
+/// credentials, marked sensitive so no debug output shows them.
+fn request_headers(settings: &SourceSettings) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &settings.headers {
+        let name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("header `{name}`: {e}"))?;
+        let value = HeaderValue::from_str(value).map_err(|e| format!("header `{name}`: {e}"))?;
+        headers.insert(name, value);
+    }
+    let credentials = match &settings.auth {
+        None => return Ok(headers),
+        Some(Auth::Bearer(token)) => format!("Bearer {}", token.reveal()),
+        Some(Auth::Basic { username, password }) => {
+            use base64::Engine as _;
+            let pair = format!("{username}:{}", password.reveal());
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        }
+    };
+    let mut value = HeaderValue::from_str(&credentials)
+        .map_err(|_| "the credentials hold characters a header cannot carry".to_string())?;
+    value.set_sensitive(true);
+    headers.insert(AUTHORIZATION, value);
+    Ok(headers)
 }
 
 /// The start of an unreadable body, for an error message.
@@ -255,7 +327,7 @@ impl PrometheusSource {
                 range.step_secs as f64,
             )
             .timeout(self.timeout.as_millis() as i64)
-            .get_raw();
+            .post_raw();
         self.answer(send).await
     }
 }
@@ -285,7 +357,7 @@ impl MetricSource for PrometheusSource {
             .query(promql)
             .at(at_secs)
             .timeout(self.timeout.as_millis() as i64)
-            .get_raw();
+            .post_raw();
         self.answer(send).await
     }
 

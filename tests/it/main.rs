@@ -17,4 +17,5 @@ mod rules;
 mod series_looks;
 mod stats;
 mod support;
+mod tls;
 mod verdicts;

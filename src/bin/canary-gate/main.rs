@@ -27,7 +27,7 @@ use canary_gate::http::{self, AppState};
 use canary_gate::pipe::{self, PipeError};
 use canary_gate::request::{SideSelector, SideSpec, TimeSpec, VerdictRequest};
 use canary_gate::rules::store;
-use canary_gate::source;
+use canary_gate::source::{self, Sources, SourcesConfig};
 use canary_gate::verdict::history;
 use canary_gate::verdict::log::VerdictLog;
 use canary_gate::verdict::{Outcome, Verdict};
@@ -184,6 +184,71 @@ struct WaitArgs {
     output: Output,
 }
 
+/// Where the metrics come from: one Prometheus URL, or the named sources of a
+/// config file.
+#[derive(Debug, clap::Args)]
+struct SourceArgs {
+    /// Base URL of Prometheus or a Prometheus-compatible store (the one-source
+    /// shortcut; --config replaces it).
+    #[arg(
+        long,
+        visible_alias = "prometheus",
+        env = "PROMETHEUS_URL",
+        default_value = "http://127.0.0.1:9090"
+    )]
+    prometheus_url: String,
+    /// PEM file of CA certificates to trust for an https --prometheus-url, beside the system's.
+    #[arg(long, env = "CANARY_GATE_PROMETHEUS_CA_FILE")]
+    prometheus_ca_file: Option<PathBuf>,
+    /// Client-side deadline for each query to --prometheus-url, e.g. `30s`.
+    #[arg(long, env = "CANARY_GATE_QUERY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    query_timeout: Duration,
+    /// Config file (YAML) declaring named metric sources: URLs, credentials,
+    /// headers such as X-Scope-OrgID, TLS. Replaces --prometheus-url; see
+    /// docs/deploying.md.
+    #[arg(long, env = "CANARY_GATE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    /// The sources these arguments declare, their secrets and files read now.
+    fn load(&self) -> anyhow::Result<SourcesConfig> {
+        if let Some(path) = &self.config {
+            return SourcesConfig::load(path, &|name| std::env::var(name).ok()).map_err(|errors| {
+                let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                anyhow::anyhow!("the config file has problems:\n  {}", lines.join("\n  "))
+            });
+        }
+        let mut config = SourcesConfig::single(&self.prometheus_url, self.query_timeout);
+        if let Some(path) = &self.prometheus_ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read --prometheus-ca-file {}", path.display()))?;
+            for settings in config.sources.values_mut() {
+                settings.tls.ca_pem = Some(pem.clone());
+            }
+        }
+        Ok(config)
+    }
+
+    /// The clients for [`SourceArgs::load`]'s sources.
+    fn build(&self) -> anyhow::Result<Sources<source::PrometheusStack>> {
+        let config = self.load()?;
+        let what = match &self.config {
+            Some(path) => format!("--config {}", path.display()),
+            None => format!("--prometheus-url {}", self.prometheus_url),
+        };
+        source::prometheus_sources(&config).with_context(|| what)
+    }
+
+    /// Where the sources come from, for the start-up log line.
+    fn origin(&self) -> String {
+        match &self.config {
+            Some(path) => path.display().to_string(),
+            None => self.prometheus_url.clone(),
+        }
+    }
+}
+
 /// Judge a canary once, in process, straight against Prometheus: no server
 /// needed. Prints the verdict on stdout.
 ///
@@ -196,9 +261,8 @@ struct WaitArgs {
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 struct JudgeArgs {
-    /// Base URL of Prometheus or a Prometheus-compatible store.
-    #[arg(long, env = "PROMETHEUS_URL", default_value = "http://127.0.0.1:9090")]
-    prometheus: String,
+    #[command(flatten)]
+    sources: SourceArgs,
     /// Folder of rule files.
     #[arg(long, env = "CANARY_GATE_RULES_DIR", default_value = "rules")]
     rules_dir: PathBuf,
@@ -213,9 +277,6 @@ struct JudgeArgs {
     /// Also append the verdict to the verdict log in this folder.
     #[arg(long, env = "CANARY_GATE_LOG_DIR")]
     log_dir: Option<PathBuf>,
-    /// Client-side deadline for each Prometheus query.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    query_timeout: Duration,
     /// Format of the verdict on stdout.
     #[arg(long, value_enum, default_value = "json")]
     output: Output,
@@ -274,18 +335,14 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CANARY_GATE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Base URL of Prometheus or a Prometheus-compatible store.
-    #[arg(long, env = "PROMETHEUS_URL", default_value = "http://127.0.0.1:9090")]
-    prometheus_url: String,
+    #[command(flatten)]
+    sources: SourceArgs,
     /// Folder of rule files (`<name>.yaml`, one rule set each).
     #[arg(long, env = "CANARY_GATE_RULES_DIR", default_value = "rules")]
     rules_dir: PathBuf,
     /// Folder the verdict log is appended to (`verdicts-YYYY-MM-DD.jsonl`).
     #[arg(long, env = "CANARY_GATE_LOG_DIR", default_value = "verdicts")]
     log_dir: PathBuf,
-    /// Client-side deadline for each Prometheus query, e.g. `30s`.
-    #[arg(long, env = "CANARY_GATE_QUERY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
-    query_timeout: Duration,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CANARY_GATE_LOG_JSON")]
     log_json: bool,
@@ -380,12 +437,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let source = source::prometheus_stack(&args.prometheus_url, args.query_timeout)
-            .with_context(|| format!("--prometheus-url {}", args.prometheus_url))?;
+        let sources = args.sources.build()?;
         let log = VerdictLog::open(&args.log_dir)?.with_max_bytes(args.log_max_bytes);
         let limits = VerdictLimits::new(args.max_concurrent_verdicts, args.max_queued_verdicts);
+        let origin = args.sources.origin();
+        let reload_args = args.sources;
+        // A reload reads the config file and its secrets again.
+        let loader = Box::new(move || reload_args.build().map_err(|e| format!("{e:#}")));
         let state = Arc::new(
-            AppState::new(source, args.rules_dir.clone(), log)
+            AppState::with_sources(sources, args.rules_dir.clone(), log)
+                .with_sources_loader(loader)
                 .with_limits(limits)
                 .with_public_url(args.public_url)
                 .with_access(access),
@@ -394,16 +455,30 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::warn!(%error, "cannot watch the rules folder; reload with SIGHUP or POST /v1/rules/reload");
         }
         #[cfg(unix)]
-        store::on_sighup(state.rules.clone()).context("cannot listen for SIGHUP")?;
+        reload_on_sighup(state.clone()).context("cannot listen for SIGHUP")?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
-        tracing::info!(%address, prometheus = %args.prometheus_url, "canary-gate is serving");
+        tracing::info!(%address, sources = %origin, "canary-gate is serving");
         http::run(listener, state, shutdown_signal()).await?;
         tracing::info!("canary-gate stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Reads the config's sources and the rules folder again on every SIGHUP.
+#[cfg(unix)]
+fn reload_on_sighup(
+    state: Arc<AppState<source::PrometheusStack>>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the sources and the rules");
+            state.reload().await;
+        }
+    }))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -532,8 +607,7 @@ fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     request.end = args.end.clone().map(TimeSpec::Text);
     request.is_final = args.is_final;
     let rules = canary_gate::rules::load_dir(&args.rules_dir);
-    let source = source::prometheus_stack(&args.prometheus, args.query_timeout)
-        .with_context(|| format!("--prometheus {}", args.prometheus))?;
+    let sources = args.sources.build()?;
     let log = match &args.log_dir {
         Some(dir) => Some(VerdictLog::open(dir)?),
         None => None,
@@ -541,13 +615,7 @@ fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let now = OffsetDateTime::now_utc();
     let verdict = runtime
-        .block_on(pipe::judge(
-            &source::Sources::single(source),
-            &rules,
-            log.as_ref(),
-            request,
-            now,
-        ))
+        .block_on(pipe::judge(&sources, &rules, log.as_ref(), request, now))
         .map_err(|error| match error {
             PipeError::UnknownRules {
                 message,

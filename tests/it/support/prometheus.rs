@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::simulate::{self, Simulation};
 
 /// Longest wait for Prometheus to say it is ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The folder holding `prometheus` and `promtool`, installed once per test run.
 fn binaries() -> &'static Path {
@@ -48,6 +48,24 @@ impl TestPrometheus {
 
     /// Backfills OpenMetrics `text` and starts Prometheus on it.
     pub fn start_with_openmetrics(text: &[u8]) -> TestPrometheus {
+        let prometheus = TestPrometheus::launch(text, None);
+        prometheus.wait_ready();
+        prometheus
+    }
+
+    /// Backfills `simulation`'s traffic and starts Prometheus serving HTTPS
+    /// only, with the PEM certificate (chain) `cert_pem` and its key `key_pem`.
+    /// Returns once the process is started: the readiness probe here speaks
+    /// plain HTTP, so the caller waits with a client that trusts the certificate.
+    pub fn start_https(simulation: &Simulation, cert_pem: &str, key_pem: &str) -> TestPrometheus {
+        let mut text = Vec::new();
+        simulate::write_openmetrics(simulation, &mut text).expect("write OpenMetrics");
+        TestPrometheus::launch(&text, Some((cert_pem, key_pem)))
+    }
+
+    /// Backfills `text` and starts Prometheus on it, serving HTTPS with
+    /// `tls`'s certificate and key when given, without waiting for it.
+    fn launch(text: &[u8], tls: Option<(&str, &str)>) -> TestPrometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data.om");
         std::fs::write(&data, text).expect("write data");
@@ -74,22 +92,42 @@ impl TestPrometheus {
         )
         .expect("write config");
         let port = free_port();
-        let child = Command::new(binaries().join("prometheus"))
+        let mut command = Command::new(binaries().join("prometheus"));
+        command
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", tsdb.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--storage.tsdb.retention.time=100y")
+            .arg("--storage.tsdb.retention.time=100y");
+        let scheme = match tls {
+            None => "http",
+            Some((cert_pem, key_pem)) => {
+                let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+                std::fs::write(&cert, cert_pem).expect("write certificate");
+                std::fs::write(&key, key_pem).expect("write key");
+                let web_config = dir.path().join("web.yml");
+                std::fs::write(
+                    &web_config,
+                    format!(
+                        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                        cert.display(),
+                        key.display()
+                    ),
+                )
+                .expect("write web config");
+                command.arg(format!("--web.config.file={}", web_config.display()));
+                "https"
+            }
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("prometheus.log")).expect("log file"))
             .spawn()
             .expect("start prometheus");
-        let prometheus = TestPrometheus {
-            url: format!("http://127.0.0.1:{port}"),
+        TestPrometheus {
+            url: format!("{scheme}://127.0.0.1:{port}"),
             dir,
             child,
-        };
-        prometheus.wait_ready();
-        prometheus
+        }
     }
 
     fn wait_ready(&self) {
@@ -101,9 +139,15 @@ impl TestPrometheus {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let log =
-            std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default();
-        panic!("Prometheus did not become ready within {READY_TIMEOUT:?}:\n{log}");
+        panic!(
+            "Prometheus did not become ready within {READY_TIMEOUT:?}:\n{}",
+            self.server_log()
+        );
+    }
+
+    /// What Prometheus has written to stderr so far.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
     }
 
     /// The queries Prometheus has run so far, from its query log.
