@@ -7,6 +7,7 @@
 
 mod coalesce;
 mod contract;
+pub mod memory;
 mod prometheus;
 mod retry;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 pub use coalesce::Coalescing;
 pub use contract::{MetricSource, RangeSpec, Series, SourceError};
+pub use memory::MemorySource;
 pub use prometheus::{DEFAULT_QUERY_TIMEOUT, PrometheusSource};
 pub use retry::{FIRST_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, RetryPolicy, Retrying};
 
