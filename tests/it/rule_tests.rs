@@ -378,10 +378,11 @@ async fn memory_source_agrees_with_prometheus_on_the_table() {
 const STALE_SERIES: &[(&str, &str)] = &[
     (r#"up{pod="a"}"#, "1 1 1 stale 1 1 _x3 1 stale _x30 1"),
     (r#"up{pod="b"}"#, "1x10 stale _x5 2x10"),
+    (r#"up{pod="c"}"#, "1 _x25 2 _x30 3 stale"),
     (r#"hits{pod="a"}"#, "0+5x8 stale 40+5x8 stale 0+1x8"),
 ];
 
-/// Instant queries over [`STALE_SERIES`], each asked at every 5 s for 3 minutes.
+/// Instant queries over [`STALE_SERIES`], each asked at every 5 s for 15 minutes.
 const STALE_CASES: &[&str] = &[
     "up",
     "up offset 20s",
@@ -392,6 +393,9 @@ const STALE_CASES: &[&str] = &[
     "max_over_time(hits[1m])",
     "hits",
     "present_over_time(up[30s])",
+    "increase(hits[1m])",
+    "irate(hits[30s])",
+    "rate(hits[45s] offset 10s)",
 ];
 
 /// A value as a YAML number promtool reads back exactly.
@@ -436,7 +440,7 @@ async fn staleness_agrees_with_promtool() {
     file.push_str("    promql_expr_test:\n");
     let mut cases = 0;
     for query in STALE_CASES {
-        for at_secs in (0..=180).step_by(5) {
+        for at_secs in (0..=900).step_by(5) {
             let answer = memory
                 .instant_query(query, at_secs)
                 .await
