@@ -391,8 +391,21 @@ impl Suite {
         }
 
         let mut tests = Vec::new();
-        for test in &raw.tests {
-            let test = &test.value;
+        if raw.tests.is_empty() {
+            problem(
+                raw.rules.referenced,
+                "the file has no tests under `tests`".into(),
+            );
+        }
+        for spanned_test in &raw.tests {
+            let test = &spanned_test.value;
+            // A test that checks nothing would pass whatever the rules do.
+            if test.evals.is_empty() {
+                problem(
+                    test.name.referenced,
+                    format!("test `{}` has no looks under `evals`", test.name.value),
+                );
+            }
             let start_secs = match &test.start {
                 None => 0,
                 Some(start) => duration_secs(start).unwrap_or_else(|message| {
@@ -464,6 +477,9 @@ impl Suite {
                                 "outcome `{outcome}` is not pass, fail, inconclusive, nodata or error"
                             ),
                         );
+                    }
+                    if expectation.within.is_some() && expectation.estimate.is_none() {
+                        problem(at, "`within` needs an `estimate` to be within of".into());
                     }
                     metrics.push(Expectation {
                         metric: metric.clone(),
@@ -644,6 +660,40 @@ fn duration_secs(text: &Spanned<String>) -> Result<i64, String> {
         })
 }
 
+/// `text` with each `$name` and `${name}` replaced by its value in `vars`, the
+/// way rule files read them: a name is the longest run of letters, digits and `_`.
+fn fill_vars(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut filled = String::new();
+    let mut rest = text;
+    while let Some(dollar) = rest.find('$') {
+        filled.push_str(&rest[..dollar]);
+        let after = &rest[dollar + 1..];
+        let (name, len) = match after.strip_prefix('{') {
+            Some(braced) => {
+                let end = braced.find('}').ok_or("a `${` has no closing `}`")?;
+                (&braced[..end], end + 2)
+            }
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], end)
+            }
+        };
+        if name.is_empty() {
+            filled.push('$');
+        } else {
+            let value = vars
+                .get(name)
+                .ok_or_else(|| format!("var `{name}` has no value under `vars`"))?;
+            filled.push_str(value);
+        }
+        rest = &after[len..];
+    }
+    filled.push_str(rest);
+    Ok(filled)
+}
+
 /// One input series of a side: its labels from `metric{...}` with `$vars`
 /// filled in, the side's equality labels added, checked to belong to the side.
 fn side_series(
@@ -655,36 +705,9 @@ fn side_series(
 ) -> Result<StoredSeries, (Location, String)> {
     let at = raw.series.referenced;
     let bad = |message: String| (at, message);
-    let expr = promql_parser::parser::parse(&raw.series.value).map_err(|e| {
-        bad(format!(
-            "`{}` is not a series such as `metric{{label=\"value\"}}`: {e}",
-            raw.series.value
-        ))
-    })?;
-    let promql_parser::parser::Expr::VectorSelector(selector) = expr else {
-        return Err(bad(format!(
-            "`{}` is not a series such as `metric{{label=\"value\"}}`",
-            raw.series.value
-        )));
-    };
-    let mut labels = BTreeMap::new();
-    if let Some(name) = &selector.name {
-        labels.insert("__name__".to_string(), name.clone());
-    }
-    for matcher in &selector.matchers.matchers {
-        if matcher.op != promql_parser::label::MatchOp::Equal || selector.offset.is_some() {
-            return Err(bad(format!(
-                "`{}`: a series gives its labels with `=` only",
-                raw.series.value
-            )));
-        }
-        let mut value = matcher.value.clone();
-        for (name, given) in vars {
-            value = value
-                .replace(&format!("${{{name}}}"), given)
-                .replace(&format!("${name}"), given);
-        }
-        labels.insert(matcher.name.clone(), value);
+    let mut labels = memory::parse_series(&raw.series.value).map_err(bad)?;
+    for value in labels.values_mut() {
+        *value = fill_vars(value, vars).map_err(|e| bad(format!("`{}`: {e}", raw.series.value)))?;
     }
     for matcher in &side.matchers {
         if matcher.op == promql_parser::label::MatchOp::Equal {

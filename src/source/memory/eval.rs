@@ -35,6 +35,7 @@ pub fn is_stale(value: f64) -> bool {
 /// its samples in time order, staleness markers included.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredSeries {
+    /// Every label, the metric name as `__name__`.
     pub labels: BTreeMap<String, String>,
     /// `(unix milliseconds, value)`, strictly increasing in time; a value
     /// whose bits are [`STALE_NAN_BITS`] is a staleness marker.
@@ -90,6 +91,14 @@ pub type Matrix = Vec<(Labels, Vec<(i64, f64)>)>;
 enum Value {
     Scalar(f64),
     Vector(Vector),
+}
+
+/// Parses PromQL text; a panic of the parser (on a duration past
+/// `Duration`'s range) becomes an error, since the text may come from a file.
+pub fn parse(promql: &str) -> Result<Expr, EvalError> {
+    std::panic::catch_unwind(|| promql_parser::parser::parse(promql))
+        .unwrap_or_else(|_| Err("the PromQL parser failed on this text".into()))
+        .map_err(EvalError::Parse)
 }
 
 /// Refuses, by name, the first construct of `expr` outside the subset.

@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use eval::parse;
 pub use eval::{EvalError, LOOKBACK_DELTA_MS, STALE_NAN_BITS, StoredSeries, is_stale};
-pub use notation::SeriesValue;
+pub use notation::{SeriesValue, parse_series};
 
 use super::contract::{MetricSource, RangeSpec, Series, SourceError};
 
@@ -103,14 +104,6 @@ pub fn series_from_values(
         })
         .collect();
     StoredSeries { labels, samples }
-}
-
-fn parse(promql: &str) -> Result<promql_parser::parser::Expr, EvalError> {
-    // The parser panics on durations past Duration's range; a query from a
-    // test file must get an error instead.
-    std::panic::catch_unwind(|| promql_parser::parser::parse(promql))
-        .unwrap_or_else(|_| Err("the PromQL parser failed on this text".into()))
-        .map_err(EvalError::Parse)
 }
 
 /// Refusals and failures as a source reports them, in Prometheus's own error kinds.

@@ -8,6 +8,44 @@
 //! - `stale` is a staleness marker, which ends the series until its next sample;
 //! - plain numbers (`1.5`, `-2`, `Inf`, `NaN`) are one sample each.
 
+use std::collections::BTreeMap;
+
+use promql_parser::label::{METRIC_NAME, MatchOp};
+use promql_parser::parser::Expr;
+
+use super::eval;
+
+/// The labels of a series written as promtool writes one,
+/// `metric{label="value", ...}` (the name as `__name__`), equalities only.
+pub fn parse_series(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let not_a_series = |why: String| {
+        format!("`{text}` is not a series such as `metric{{label=\"value\"}}` ({why})")
+    };
+    let expr = eval::parse(text).map_err(|e| not_a_series(e.to_string()))?;
+    let Expr::VectorSelector(selector) = expr else {
+        return Err(not_a_series("it is an expression, not a series".into()));
+    };
+    if selector.offset.is_some()
+        || selector.at.is_some()
+        || !selector.matchers.or_matchers.is_empty()
+    {
+        return Err(not_a_series("only a name and labels".into()));
+    }
+    let mut labels = BTreeMap::new();
+    if let Some(name) = &selector.name {
+        labels.insert(METRIC_NAME.to_string(), name.clone());
+    }
+    for matcher in &selector.matchers.matchers {
+        if matcher.op != MatchOp::Equal {
+            return Err(not_a_series(format!(
+                "`{matcher}`: give labels with `=` only"
+            )));
+        }
+        labels.insert(matcher.name.clone(), matcher.value.clone());
+    }
+    Ok(labels)
+}
+
 /// One scrape's worth of a series as written in a test file.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SeriesValue {
@@ -146,6 +184,20 @@ mod tests {
         );
         assert!(matches!(expand("NaN").unwrap()[0], Value(v) if v.is_nan()));
         assert_eq!(expand("-Inf").unwrap(), [Value(f64::NEG_INFINITY)]);
+    }
+
+    // Pins that a series gives a name and equalities, and nothing else.
+    #[test]
+    fn series_are_a_name_and_equalities() {
+        let labels = parse_series(r#"http_requests_total{code="500", pod="a"}"#).unwrap();
+        assert_eq!(labels["__name__"], "http_requests_total");
+        assert_eq!(labels["code"], "500");
+        for odd in [r#"x{code=~"5.."}"#, "rate(x[1m])", "x offset 1m", "x{"] {
+            assert!(
+                parse_series(odd).unwrap_err().contains("is not a series"),
+                "{odd}"
+            );
+        }
     }
 
     // Pins that unreadable words are named rather than skipped.
