@@ -8,6 +8,7 @@
 mod coalesce;
 pub mod config;
 mod contract;
+pub mod memory;
 mod prometheus;
 mod retry;
 pub mod sources;
@@ -18,6 +19,7 @@ use std::time::Duration;
 pub use coalesce::Coalescing;
 pub use config::{SourceSettings, SourcesConfig};
 pub use contract::{MetricSource, RangeSpec, Series, SourceError};
+pub use memory::MemorySource;
 pub use prometheus::{DEFAULT_QUERY_TIMEOUT, PrometheusSource};
 pub use retry::{FIRST_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, RetryPolicy, Retrying};
 pub use sources::Sources;

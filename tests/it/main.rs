@@ -13,6 +13,7 @@ mod pipeline;
 mod plan;
 mod reload;
 mod report;
+mod rule_tests;
 mod rules;
 mod series_looks;
 mod stats;

@@ -7,6 +7,7 @@
 //! invalid), for every command; `main` maps every error to 3 in one place.
 
 mod check;
+mod rule_test;
 mod simulate;
 mod wait;
 
@@ -57,6 +58,7 @@ enum Command {
     Check(CheckArgs),
     Log(LogArgs),
     Simulate(SimulateArgs),
+    Test(TestArgs),
 }
 
 /// Validate rule files like `promtool check rules`: every problem as
@@ -83,6 +85,25 @@ struct CheckArgs {
     /// Example value for a `$var`: `name=value` (repeatable); others show as `$name`.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     vars: Vec<String>,
+}
+
+/// Run rule unit tests, like `promtool test rules`: each test file names a
+/// rule file and gives the canary's and the baseline's series in the expanding
+/// notation (`0+10x180`, `_`, `stale`), and the looks with the verdict and
+/// metric outcomes they must give. Each look runs through the same pipe as a
+/// real verdict, against an in-memory source that evaluates the planned PromQL.
+/// Prints `ok` or the failure, with its figures, per look; exit 0 when all
+/// pass, 3 when any fails or a file is invalid. See docs/rules.md, "Testing rules".
+///
+/// Example:
+///   canary-gate test rules/tests/
+///   canary-gate test rules/tests/http.yaml
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+struct TestArgs {
+    /// Test files or folders of them.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
 }
 
 /// What to judge: the same fields as a `POST /v1/verdicts` body.
@@ -423,6 +444,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check(args),
         Command::Log(args) => log(args),
         Command::Simulate(args) => simulate(args),
+        Command::Test(args) => test(args),
     }
 }
 
@@ -678,6 +700,17 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let mut errors = std::io::stderr().lock();
     let good = check::check(&args.paths, &example, &mut out, &mut errors)?;
+    Ok(if good {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_ERROR)
+    })
+}
+
+fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let mut errors = std::io::stderr().lock();
+    let good = rule_test::run(&args.paths, &mut out, &mut errors)?;
     Ok(if good {
         ExitCode::SUCCESS
     } else {
