@@ -8,6 +8,7 @@ mod faults;
 mod hostile;
 mod kinds;
 mod load;
+mod monitoring;
 mod openapi;
 mod pipeline;
 mod plan;

@@ -39,17 +39,22 @@ pub async fn svc_app(
     timeout: Duration,
     limits: VerdictLimits,
 ) -> (TestApp, Arc<AppState<ServiceSource>>) {
+    let (state, log_dir) = svc_state(url, timeout);
+    let state = Arc::new(state.with_limits(limits));
+    (spawn_state(Arc::clone(&state), log_dir).await, state)
+}
+
+/// The state [`svc_app`] serves, with a fresh verdict log folder, for tests
+/// that adjust it (a verdict timeout, access) before serving it.
+pub fn svc_state(url: &str, timeout: Duration) -> (AppState<ServiceSource>, tempfile::TempDir) {
     let log_dir = tempfile::tempdir().expect("temp dir");
     let log = VerdictLog::open(log_dir.path()).expect("log dir");
-    let state = Arc::new(
-        AppState::new(
-            service_source(url, timeout),
-            repo_root().join("tests/fixtures/faults"),
-            log,
-        )
-        .with_limits(limits),
+    let state = AppState::new(
+        service_source(url, timeout),
+        repo_root().join("tests/fixtures/faults"),
+        log,
     );
-    (spawn_state(Arc::clone(&state), log_dir).await, state)
+    (state, log_dir)
 }
 
 /// The final look at the `svc` canary (rules in `tests/fixtures/faults`) over the last half hour.

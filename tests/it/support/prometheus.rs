@@ -48,6 +48,23 @@ impl TestPrometheus {
 
     /// Backfills OpenMetrics `text` and starts Prometheus on it.
     pub fn start_with_openmetrics(text: &[u8]) -> TestPrometheus {
+        TestPrometheus::start_configured(text, "")
+    }
+
+    /// Backfills `simulation`'s traffic and starts Prometheus on it, scraping
+    /// `target` (`host:port`, its `/metrics`) every second as job `canary-gate`.
+    pub fn start_scraping(simulation: &Simulation, target: &str) -> TestPrometheus {
+        let mut text = Vec::new();
+        simulate::write_openmetrics(simulation, &mut text).expect("write OpenMetrics");
+        let scrape = format!(
+            "scrape_configs:\n  - job_name: canary-gate\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        TestPrometheus::start_configured(&text, &scrape)
+    }
+
+    /// Backfills OpenMetrics `text` and starts Prometheus on it with
+    /// `extra_config` appended to its configuration file.
+    fn start_configured(text: &[u8], extra_config: &str) -> TestPrometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data.om");
         std::fs::write(&data, text).expect("write data");
@@ -68,7 +85,7 @@ impl TestPrometheus {
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 15s\n  query_log_file: {}\n",
+                "global:\n  scrape_interval: 15s\n  query_log_file: {}\n{extra_config}",
                 dir.path().join("queries.log").display()
             ),
         )
