@@ -1,6 +1,6 @@
 //! canary-gate's own health: `/metrics` counts what the server did, a real
-//! Prometheus scrapes it, and the logs carry the verdict's span and no colour
-//! codes off a terminal.
+//! Prometheus scrapes it, the shipped alerting rules pass `promtool`, and the
+//! logs carry the verdict's span and no colour codes off a terminal.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -282,6 +282,29 @@ async fn real_prometheus_scrapes_the_verdicts_just_made() {
     let expected = |verdict: &str| ("http".to_string(), verdict.to_string(), "1".to_string());
     assert_eq!(found, [expected("promote"), expected("rollback")]);
     app.stop().await;
+}
+
+// The shipped alerting rules are valid Prometheus rules and fire on the series canary-gate
+// serves, as their unit tests say (CI runs the same two checks).
+#[test]
+fn shipped_alerting_rules_pass_promtool() {
+    let deploy = repo_root().join("deploy/prometheus");
+    for (command, file) in [
+        ("check", "canary-gate-alerts.yaml"),
+        ("test", "canary-gate-alerts.test.yaml"),
+    ] {
+        let output = std::process::Command::new(TestPrometheus::binary_dir().join("promtool"))
+            .args([command, "rules"])
+            .arg(deploy.join(file))
+            .output()
+            .expect("run promtool");
+        assert!(
+            output.status.success(),
+            "promtool {command} rules {file}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 // The server's text logs, written to a file (not a terminal), carry no ANSI colour codes,

@@ -134,6 +134,11 @@ impl TestPrometheus {
 }
 
 impl TestPrometheus {
+    /// The folder holding `prometheus` and `promtool`.
+    pub fn binary_dir() -> &'static Path {
+        binaries()
+    }
+
     /// Fails the test when any query reached Prometheus.
     pub fn assert_no_queries(&self) {
         let log = self.query_log();
