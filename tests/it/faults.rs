@@ -383,3 +383,33 @@ async fn hang_is_answered_at_the_verdict_deadline() {
     assert!(reason.contains("will not promote"), "{reason}");
     app.stop().await;
 }
+
+// The one-shot CLI keeps the same budget: against a Prometheus that never answers,
+// `judge --verdict-timeout` answers inconclusive (exit 2) naming the deadline.
+#[tokio::test]
+async fn judge_cli_hang_is_answered_at_the_verdict_deadline() {
+    let double = FaultyPrometheus::start(vec![Fault::Hang]).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_canary-gate"))
+        .arg("judge")
+        .args(["--prometheus", &double.url])
+        .arg("--rules-dir")
+        .arg(repo_root().join("tests/fixtures/faults"))
+        .args(["--rules", "svc", "--deployment", "svc-1"])
+        .args(["--canary", "track=canary", "--baseline", "track=baseline"])
+        .args(["--start", &(now - 1800).to_string()])
+        .args(["--end", &(now - 60).to_string()])
+        .args([
+            "--final",
+            "--query-timeout",
+            "30s",
+            "--verdict-timeout",
+            "1s",
+        ])
+        .output()
+        .await
+        .expect("run canary-gate judge");
+    let verdict: Value = serde_json::from_slice(&output.stdout).expect("a JSON verdict");
+    assert_eq!(output.status.code(), Some(2), "{verdict:#}");
+    assert_held_back(&verdict, "error", "the verdict deadline of 1s");
+}

@@ -217,8 +217,8 @@ struct JudgeArgs {
     query_timeout: Duration,
     /// Budget of the whole verdict, every query and retry included; a query
     /// unanswered by then is an error and the verdict is never promote.
-    #[arg(long, env = "CANARY_GATE_VERDICT_TIMEOUT", default_value = "8s", value_parser = humantime::parse_duration)]
-    verdict_timeout: Duration,
+    #[arg(long, env = "CANARY_GATE_VERDICT_TIMEOUT", default_value_t = pipe::DEFAULT_VERDICT_TIMEOUT.into())]
+    verdict_timeout: humantime::Duration,
     /// Format of the verdict on stdout.
     #[arg(long, value_enum, default_value = "json")]
     output: Output,
@@ -291,8 +291,8 @@ struct ServeArgs {
     query_timeout: Duration,
     /// Budget of each whole verdict, every query and retry included, e.g. `8s`;
     /// a query unanswered by then is an error and the verdict is never promote.
-    #[arg(long, env = "CANARY_GATE_VERDICT_TIMEOUT", default_value = "8s", value_parser = humantime::parse_duration)]
-    verdict_timeout: Duration,
+    #[arg(long, env = "CANARY_GATE_VERDICT_TIMEOUT", default_value_t = pipe::DEFAULT_VERDICT_TIMEOUT.into())]
+    verdict_timeout: humantime::Duration,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CANARY_GATE_LOG_JSON")]
     log_json: bool,
@@ -395,7 +395,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             AppState::new(source, args.rules_dir.clone(), log)
                 .with_limits(limits)
                 .with_public_url(args.public_url)
-                .with_verdict_timeout(args.verdict_timeout)
+                .with_verdict_timeout(args.verdict_timeout.into())
                 .with_access(access),
         );
         if !args.no_watch && let Err(error) = store::watch(state.rules.clone()) {
@@ -550,7 +550,7 @@ fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     let verdict = runtime
         .block_on(async {
-            let run = pipe::Run::within(args.verdict_timeout, &NoRecorder);
+            let run = pipe::Run::within(args.verdict_timeout.into(), &NoRecorder);
             pipe::judge(&source, &rules, log.as_ref(), request, now, run).await
         })
         .map_err(|error| match error {
