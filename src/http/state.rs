@@ -42,9 +42,9 @@ impl<S: MetricSource> AppState<S> {
         let metrics = Arc::new(Metrics::new());
         let counted = Arc::clone(&metrics);
         let rules = RulesStore::open(rules_dir).with_reload_hook(Box::new(move |summary| {
-            counted.rules_loaded(summary.errors.is_empty(), true)
+            counted.rules_reloaded(summary.errors.is_empty())
         }));
-        metrics.rules_loaded(rules.current().errors.is_empty(), false);
+        metrics.rules_loaded_at_start(rules.current().errors.is_empty());
         AppState {
             source,
             rules: Arc::new(rules),

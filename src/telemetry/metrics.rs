@@ -184,14 +184,17 @@ impl Metrics {
         self.refused.clone()
     }
 
-    /// A (re)load of the rules folder ended; `accepted` when no file was refused.
-    /// The first load at start-up sets the state without counting a reload.
-    pub fn rules_loaded(&self, accepted: bool, reload: bool) {
-        if reload {
-            self.rule_reloads.inc();
-            if !accepted {
-                self.rule_reload_failures.inc();
-            }
+    /// The first load of the rules folder, at start-up, ended; `accepted`
+    /// when no rule file was refused. Sets the state; it is not a reload.
+    pub fn rules_loaded_at_start(&self, accepted: bool) {
+        self.rules_last_reload_ok.set(i64::from(accepted));
+    }
+
+    /// A reload of the rules folder ended; `accepted` when no rule file was refused.
+    pub fn rules_reloaded(&self, accepted: bool) {
+        self.rule_reloads.inc();
+        if !accepted {
+            self.rule_reload_failures.inc();
         }
         self.rules_last_reload_ok.set(i64::from(accepted));
     }
@@ -268,7 +271,7 @@ mod tests {
         metrics.metric_outcome("http", "errors", "pass");
         metrics.query(0.01, Some("unreachable"));
         metrics.refusals().inc();
-        metrics.rules_loaded(false, true);
+        metrics.rules_reloaded(false);
         metrics.log_write_failed();
         let text = metrics.encode(2, 3);
         for line in [
