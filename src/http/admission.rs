@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Semaphore;
 
 use crate::http::error::ApiError;
@@ -30,6 +31,8 @@ pub struct VerdictLimits {
     max_concurrent: usize,
     queued: AtomicUsize,
     max_queued: usize,
+    /// Counts the 503 refusals, for `/metrics`.
+    refused: Counter,
 }
 
 impl Default for VerdictLimits {
@@ -56,7 +59,14 @@ impl VerdictLimits {
             max_concurrent,
             queued: AtomicUsize::new(0),
             max_queued,
+            refused: Counter::default(),
         }
+    }
+
+    /// The same limits, counting each refusal on `refused`.
+    pub fn counting_refusals(mut self, refused: Counter) -> Self {
+        self.refused = refused;
+        self
     }
 
     /// Verdicts being judged now.
@@ -98,6 +108,7 @@ pub async fn limit_verdicts(
     match limits.admit().await {
         Some(_slot) => next.run(request).await,
         None => {
+            limits.refused.inc();
             tracing::warn!(
                 running = limits.running(),
                 queued = limits.queued(),

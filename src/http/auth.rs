@@ -28,8 +28,9 @@ pub const MAX_TOKENS: usize = 1000;
 /// The environment variable holding comma-separated tokens.
 pub const TOKENS_ENV: &str = "CANARY_GATE_TOKENS";
 /// Paths that stay open even with `--protect-reads`: probes that cannot send
-/// tokens (a kubelet's liveness check) and the API description.
-pub const ALWAYS_OPEN: [&str; 3] = ["/healthz", "/readyz", "/openapi.json"];
+/// tokens (a kubelet's liveness check), Prometheus's scrape of `/metrics`, and
+/// the API description.
+pub const ALWAYS_OPEN: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
 /// Flagger's webhook: Flagger sends no headers of its own, so its token may
 /// come in the payload's `metadata.token` instead of `Authorization`.
 pub const FLAGGER_PATH: &str = "/v1/flagger";

@@ -116,7 +116,16 @@ pub async fn webhook<S: MetricSource>(
     let request = to_request(&payload).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let rules = state.rules.current();
     let now = OffsetDateTime::now_utc();
-    let verdict = pipe::judge(&state.sources(), &rules, Some(&state.log), request, now).await?;
+    let run = state.run();
+    let verdict = pipe::judge(
+        &state.sources(),
+        &rules,
+        Some(&state.log),
+        request,
+        now,
+        run,
+    )
+    .await?;
     let status = status_for(&verdict);
     Ok((status, Json(state.with_report_url(&headers, verdict))))
 }

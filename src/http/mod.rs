@@ -4,7 +4,8 @@
 //! Inside `http/`, imports only go down: [`error`] and [`state`] at the bottom
 //! (with [`admission`] and [`auth`], the layers every request passes), the
 //! handlers above them ([`verdicts`], [`flagger`], [`rules`], [`pages`],
-//! [`health`], [`openapi`]), and this file, which routes to the handlers.
+//! [`health`], [`metrics`], [`openapi`]), and this file, which routes to the
+//! handlers.
 //! [`run`] takes its listener and its shutdown signal from the caller, so
 //! tests start the real server on port 0.
 
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod error;
 pub mod flagger;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod rules;
@@ -52,6 +54,7 @@ pub fn router<S: MetricSource>(state: Arc<AppState<S>>) -> Router {
         .route("/verdicts/{id}", get(pages::report::<S>))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready::<S>))
+        .route("/metrics", get(metrics::serve::<S>))
         .route("/openapi.json", get(openapi::serve))
         .merge(rules::routes::<S>())
         .fallback(openapi::not_found)

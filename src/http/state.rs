@@ -3,15 +3,18 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
 
 use crate::http::admission::VerdictLimits;
 use crate::http::auth::AccessPolicy;
+use crate::pipe::{DEFAULT_VERDICT_TIMEOUT, Run};
 use crate::report;
 use crate::rules::RulesStore;
 use crate::rules::store::{self, ReloadSummary};
 use crate::source::{MetricSource, Sources};
+use crate::telemetry::metrics::Metrics;
 use crate::verdict::Verdict;
 use crate::verdict::log::VerdictLog;
 
@@ -34,6 +37,10 @@ pub struct AppState<S> {
     /// Base URL people reach this server at, for `report_url`; when `None`,
     /// the request's Host header is used.
     pub public_url: Option<String>,
+    /// The budget of one whole verdict, queries and retries included.
+    pub verdict_timeout: Duration,
+    /// The server's own metrics, served at `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl<S: MetricSource> AppState<S> {
@@ -45,14 +52,25 @@ impl<S: MetricSource> AppState<S> {
 
     /// [`AppState::new`] with named sources.
     pub fn with_sources(sources: Sources<S>, rules_dir: PathBuf, log: VerdictLog) -> AppState<S> {
+        let metrics = Arc::new(Metrics::new());
+        for (name, _) in sources.iter() {
+            metrics.declare_source(name);
+        }
+        let counted = Arc::clone(&metrics);
+        let rules = RulesStore::open(rules_dir).with_reload_hook(Box::new(move |summary| {
+            counted.rules_reloaded(summary.errors.is_empty())
+        }));
+        metrics.rules_loaded_at_start(rules.current().errors.is_empty());
         AppState {
             sources: RwLock::new(Arc::new(sources)),
             reload_sources: None,
-            rules: Arc::new(RulesStore::open(rules_dir)),
+            rules: Arc::new(rules),
             log,
             access: Arc::new(AccessPolicy::default()),
-            limits: Arc::new(VerdictLimits::default()),
+            limits: Arc::new(VerdictLimits::default().counting_refusals(metrics.refusals())),
             public_url: None,
+            verdict_timeout: DEFAULT_VERDICT_TIMEOUT,
+            metrics,
         }
     }
 
@@ -64,7 +82,13 @@ impl<S: MetricSource> AppState<S> {
 
     /// The same state with other verdict limits.
     pub fn with_limits(mut self, limits: VerdictLimits) -> AppState<S> {
-        self.limits = Arc::new(limits);
+        self.limits = Arc::new(limits.counting_refusals(self.metrics.refusals()));
+        self
+    }
+
+    /// The same state with another budget per verdict.
+    pub fn with_verdict_timeout(mut self, verdict_timeout: Duration) -> AppState<S> {
+        self.verdict_timeout = verdict_timeout;
         self
     }
 
@@ -89,6 +113,9 @@ impl<S: MetricSource> AppState<S> {
             return Ok(());
         };
         let fresh = loader()?;
+        for (name, _) in fresh.iter() {
+            self.metrics.declare_source(name);
+        }
         *self.sources.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
         Ok(())
     }
@@ -118,6 +145,12 @@ impl<S: MetricSource> AppState<S> {
 }
 
 impl<S> AppState<S> {
+    /// How a verdict asked of this server now is run: within the verdict
+    /// timeout from now, counted in the server's metrics.
+    pub fn run(&self) -> Run<'_> {
+        Run::within(self.verdict_timeout, self.metrics.as_ref())
+    }
+
     /// `verdict` with its `report_url`: under `--public-url` when given, else
     /// under the Host the request was sent to, else a path relative to this server.
     pub fn with_report_url(&self, headers: &HeaderMap, mut verdict: Verdict) -> Verdict {

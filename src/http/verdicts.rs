@@ -34,7 +34,16 @@ pub async fn create<S: MetricSource>(
     })?;
     let rules = state.rules.current();
     let now = OffsetDateTime::now_utc();
-    let verdict = pipe::judge(&state.sources(), &rules, Some(&state.log), request, now).await?;
+    let run = state.run();
+    let verdict = pipe::judge(
+        &state.sources(),
+        &rules,
+        Some(&state.log),
+        request,
+        now,
+        run,
+    )
+    .await?;
     Ok(Json(state.with_report_url(&headers, verdict)))
 }
 

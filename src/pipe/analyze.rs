@@ -1,22 +1,27 @@
 //! The inner pipe: a judgement and its rule set in, a verdict out.
 //!
 //! plan -> source -> measure -> judge, each a plain call on plain data; the
-//! queries of all metrics are sent at the same time, each distinct one once.
+//! queries of all metrics are sent at the same time, each distinct one once,
+//! and each is answered within the verdict's deadline or counted as not
+//! answered. Judging is CPU work, so it runs off the async workers.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use futures_util::future::join_all;
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use crate::judge::{self, Measured, MetricInput, VerdictFrame};
 use crate::measure::{self, Drops, MeasureError};
+use crate::pipe::run::{Deadline, Run};
 use crate::plan::{self, PlanError, PlannedQuery, Role};
 use crate::request::Judgement;
 use crate::rules::{MetricKind, Query, RuleSet};
 use crate::source::{MetricSource, RangeSpec, Series, SourceError};
 use crate::stats::counts::StepCounts;
 use crate::text;
-use crate::verdict::{SentQuery, Side, Verdict, Window};
+use crate::verdict::{Outcome, SentQuery, Side, Verdict, Window};
 
 /// One query to send: a range query over the window, or an instant query at its end.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -25,12 +30,53 @@ enum Fetch {
     Instant(String),
 }
 
-/// Judges `judgement` against `rules` with data from `source`, as of `now`.
+/// Why a query has no series to measure.
+#[derive(Debug)]
+enum Unanswered {
+    /// The source answered with an error.
+    Source(SourceError),
+    /// The verdict's deadline came first.
+    Deadline(Deadline),
+}
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unanswered::Source(error) => error.fmt(f),
+            Unanswered::Deadline(deadline) => {
+                write!(f, "Prometheus had not answered by {deadline}")
+            }
+        }
+    }
+}
+
+impl Unanswered {
+    /// The kind it is counted under, one of [`crate::telemetry::ERROR_KINDS`].
+    fn kind(&self) -> &'static str {
+        match self {
+            Unanswered::Source(SourceError::Unreachable(_)) => "unreachable",
+            Unanswered::Source(SourceError::Timeout(_)) => "timeout",
+            Unanswered::Source(SourceError::Http { .. }) => "http",
+            Unanswered::Source(SourceError::Query { .. }) => "query",
+            Unanswered::Source(SourceError::Partial(_)) => "partial",
+            Unanswered::Source(SourceError::BadResponse(_)) => "bad_response",
+            Unanswered::Deadline(_) => "deadline",
+        }
+    }
+}
+
+/// Judges `judgement` against `rules` with data from `source` (a name and
+/// its client), as of `now`,
+/// as the verdict `id`, within `run`'s deadline. A query still unanswered at
+/// the deadline is an error of its metrics; such a verdict is never promote,
+/// and its reason names the deadline.
 pub async fn analyze<S: MetricSource>(
-    source: &S,
-    rules: &RuleSet,
+    (source_name, source): (&str, &S),
+    rules: &Arc<RuleSet>,
     judgement: &Judgement,
     now: OffsetDateTime,
+    id: String,
+    run: Run<'_>,
 ) -> Result<Verdict, PlanError> {
     let plan = plan::plan(
         rules,
@@ -50,14 +96,43 @@ pub async fn analyze<S: MetricSource>(
             }
         }
     }
-    let answers = join_all(fetches.iter().map(|fetch| async {
-        match fetch {
-            Fetch::Range(promql) => source.range_query(promql, range).await,
-            Fetch::Instant(promql) => source.instant_query(promql, range.end_secs).await,
+    let deadline = run.deadline;
+    let answers = join_all(fetches.iter().map(|fetch| {
+        let (kind, promql) = match fetch {
+            Fetch::Range(promql) => ("range", promql),
+            Fetch::Instant(promql) => ("instant", promql),
+        };
+        let span = tracing::info_span!("query", kind, promql = %promql);
+        async move {
+            let started = std::time::Instant::now();
+            let query = async {
+                match fetch {
+                    Fetch::Range(promql) => source.range_query(promql, range).await,
+                    Fetch::Instant(promql) => source.instant_query(promql, range.end_secs).await,
+                }
+            };
+            // The retries run inside the one budget: at the deadline the query
+            // is given up, and the answers that came in time are kept.
+            let answer = match tokio::time::timeout_at(deadline.at, query).await {
+                Ok(answer) => answer.map_err(Unanswered::Source),
+                Err(_) => Err(Unanswered::Deadline(deadline)),
+            };
+            let error_kind = answer.as_ref().err().map(Unanswered::kind);
+            if let Err(error) = &answer {
+                tracing::warn!(%error, "query unanswered");
+            }
+            run.recorder
+                .query(source_name, started.elapsed().as_secs_f64(), error_kind);
+            answer
         }
+        .instrument(span)
     }))
     .await;
-    let results: HashMap<Fetch, Result<Vec<Series>, SourceError>> =
+    let missed = answers
+        .iter()
+        .filter(|a| matches!(a, Err(Unanswered::Deadline(_))))
+        .count();
+    let results: HashMap<Fetch, Result<Vec<Series>, Unanswered>> =
         fetches.into_iter().zip(answers).collect();
 
     let mut inputs = Vec::with_capacity(rules.metrics.len());
@@ -88,7 +163,7 @@ pub async fn analyze<S: MetricSource>(
     }
 
     let frame = VerdictFrame {
-        id: uuid::Uuid::now_v7().to_string(),
+        id,
         judged_at: text::time(now.unix_timestamp()),
         canary: judgement.canary.to_string(),
         baseline: judgement.baseline.to_string(),
@@ -100,7 +175,62 @@ pub async fn analyze<S: MetricSource>(
             step_secs: range.step_secs,
         },
     };
-    Ok(judge::judge(rules, judgement, inputs, frame))
+    let verdict = judge_off_the_workers(rules, judgement, inputs, frame).await;
+    Ok(held_at_the_deadline(
+        verdict,
+        deadline,
+        missed,
+        results.len(),
+    ))
+}
+
+/// [`judge::judge`] on tokio's blocking pool: it is pure CPU work that grows
+/// with the window, and on the async workers it would stall every other
+/// request (`/healthz` among them) while it runs.
+async fn judge_off_the_workers(
+    rules: &Arc<RuleSet>,
+    judgement: &Judgement,
+    inputs: Vec<MetricInput>,
+    frame: VerdictFrame,
+) -> Verdict {
+    let (rules, judgement) = (Arc::clone(rules), judgement.clone());
+    let span = tracing::info_span!("judge", metrics = inputs.len());
+    let task = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| judge::judge(&rules, &judgement, inputs, frame))
+    });
+    match task.await {
+        Ok(verdict) => verdict,
+        // A panic in the judge stays a panic, as if it had run here.
+        Err(error) => match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(error) => panic!("the judging task did not run: {error}"),
+        },
+    }
+}
+
+/// `verdict` as it stands once `missed` of its `sent` queries found the
+/// deadline first: never promote, and its reason names the deadline.
+fn held_at_the_deadline(
+    mut verdict: Verdict,
+    deadline: Deadline,
+    missed: usize,
+    sent: usize,
+) -> Verdict {
+    if missed == 0 {
+        return verdict;
+    }
+    let note = format!(
+        "{missed} of {sent} queries were still unanswered at {deadline}, so canary-gate will not promote."
+    );
+    if verdict.verdict == Outcome::Promote {
+        // Unreachable while an errored metric blocks promotion; kept so no
+        // rule-set setting can ever promote past a missed deadline.
+        verdict.verdict = Outcome::Inconclusive;
+        verdict.reason = format!("Inconclusive: {note}");
+    } else {
+        verdict.reason = format!("{} {note}", verdict.reason.trim_end());
+    }
+    verdict
 }
 
 fn fetch_for(kind: &MetricKind, query: &PlannedQuery) -> Fetch {

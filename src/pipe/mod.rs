@@ -4,15 +4,19 @@
 //! [`analyze`] (plan -> source -> measure -> judge) -> the verdict log.
 //!
 //! The HTTP server and the `judge` command differ only in where the source,
-//! the rules and the log come from; everything between is here, once.
+//! the rules and the log come from, and in what records the verdict;
+//! everything between is here, once.
 
 pub mod analyze;
+pub mod run;
 
 use std::io;
 
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 pub use analyze::analyze;
+pub use run::{DEFAULT_VERDICT_TIMEOUT, Deadline, Run};
 
 use crate::plan::PlanError;
 use crate::request::{Judgement, MAX_WINDOW_SECS, RequestError, VerdictRequest};
@@ -51,15 +55,49 @@ pub enum PipeError {
 }
 
 /// Judges `request` with the rule sets of `rules` and data from the source
-/// its rule set names among `sources`, as of `now`, and appends the verdict to
-/// `log` before returning it. A request without `start` opens its window at
-/// the deployment's first logged look.
+/// its rule set names among `sources`, as of `now`, within `run`'s deadline,
+/// and appends the verdict to `log` before returning it. A request without `start` opens its window at the
+/// deployment's first logged look. The whole verdict is one tracing span,
+/// `verdict`, carrying its id, deployment and rule set.
 pub async fn judge<S: MetricSource>(
     sources: &Sources<S>,
     rules: &LoadedRules,
     log: Option<&VerdictLog>,
     request: VerdictRequest,
     now: OffsetDateTime,
+    run: Run<'_>,
+) -> Result<Verdict, PipeError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let span = tracing::info_span!(
+        "verdict",
+        id = %id,
+        deployment = %request.deployment,
+        rules = %request.rules,
+    );
+    let started = std::time::Instant::now();
+    let verdict = judge_in_span(sources, rules, log, request, now, id, run)
+        .instrument(span)
+        .await?;
+    run.recorder.verdict(
+        &verdict.rules,
+        verdict.verdict.as_str(),
+        started.elapsed().as_secs_f64(),
+    );
+    for metric in &verdict.metrics {
+        run.recorder
+            .metric_outcome(&verdict.rules, &metric.name, metric.outcome.word());
+    }
+    Ok(verdict)
+}
+
+async fn judge_in_span<S: MetricSource>(
+    sources: &Sources<S>,
+    rules: &LoadedRules,
+    log: Option<&VerdictLog>,
+    request: VerdictRequest,
+    now: OffsetDateTime,
+    id: String,
+    run: Run<'_>,
 ) -> Result<Verdict, PipeError> {
     let first = match (&request.start, log) {
         (None, Some(log)) => first_start(log, &request, now.unix_timestamp()).await?,
@@ -72,22 +110,21 @@ pub async fn judge<S: MetricSource>(
             rule_errors: rules.errors.iter().map(|e| e.to_string()).collect(),
         });
     };
-    let (_, source) = sources
+    let source = sources
         .pick(rule_set.source.as_deref())
         .map_err(PipeError::UnknownSource)?;
-    let verdict = analyze(source, rule_set, &judgement, now).await?;
+    let verdict = analyze(source, rule_set, &judgement, now, id, run).await?;
     let Some(log) = log else {
         return Ok(verdict);
     };
     let record = LogRecord { verdict, request };
     log.append_async(record.clone()).await.map_err(|e| {
         tracing::error!(error = %e, "could not record a verdict");
+        run.recorder.log_write_failed();
         PipeError::LogUnwritable(e)
     })?;
+    // The span carries the id, the deployment and the rule set.
     tracing::info!(
-        id = %record.verdict.id,
-        deployment = %record.verdict.deployment,
-        rules = %record.verdict.rules,
         verdict = record.verdict.verdict.as_str(),
         reason = %record.verdict.reason,
         "verdict"

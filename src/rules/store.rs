@@ -88,13 +88,26 @@ pub fn kept_last_good(loaded: &LoadedRules) -> Vec<String> {
         .collect()
 }
 
+/// Told the summary of every reload, whatever started it: how the door
+/// that holds the store counts reloads without this module knowing it.
+pub type ReloadHook = Box<dyn Fn(&ReloadSummary) + Send + Sync>;
+
 /// The rule sets in force and the folder they come from.
-#[derive(Debug)]
 pub struct RulesStore {
     dir: PathBuf,
     loaded: RwLock<Arc<LoadedRules>>,
     /// One reload at a time, so a slow read of the folder never overwrites a newer one.
     reloading: Mutex<()>,
+    on_reload: Option<ReloadHook>,
+}
+
+impl std::fmt::Debug for RulesStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RulesStore")
+            .field("dir", &self.dir)
+            .field("on_reload", &self.on_reload.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RulesStore {
@@ -109,7 +122,14 @@ impl RulesStore {
             dir,
             loaded: RwLock::new(Arc::new(loaded)),
             reloading: Mutex::new(()),
+            on_reload: None,
         }
+    }
+
+    /// The same store, telling `hook` the summary of every reload.
+    pub fn with_reload_hook(mut self, hook: ReloadHook) -> RulesStore {
+        self.on_reload = Some(hook);
+        self
     }
 
     /// The rules folder.
@@ -148,6 +168,9 @@ impl RulesStore {
             removed = ?summary.removed,
             "rules reloaded"
         );
+        if let Some(hook) = &self.on_reload {
+            hook(&summary);
+        }
         summary
     }
 }

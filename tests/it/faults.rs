@@ -1,6 +1,7 @@
 //! Prometheus faults: each gets a defined metric outcome whose reason names
 //! the cause, and none lets a canary through, not even on the final look.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::simulate::{SideTraffic, Simulation};
@@ -8,9 +9,11 @@ use canary_gate::http::admission::VerdictLimits;
 use canary_gate::source::MAX_ATTEMPTS;
 use serde_json::{Value, json};
 
-use crate::support::fault::{Fault, FaultyPrometheus, svc_app, svc_final_look};
+use crate::support::fault::{Fault, FaultyPrometheus, svc_app, svc_final_look, svc_state};
 use crate::support::prometheus::TestPrometheus;
-use crate::support::{MINUTES, TestApp, repo_root, request, spawn_app, two_services, window_start};
+use crate::support::{
+    MINUTES, TestApp, repo_root, request, spawn_app, spawn_state, two_services, window_start,
+};
 
 /// Client-side deadline of each query in these tests.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -403,4 +406,52 @@ async fn crash_looping_canary_under_sum_says_it_restarted() {
         assert!(!reason.contains("baseline's summed counter"), "{reason}");
     }
     app.stop().await;
+}
+
+// A Prometheus that never answers gets an answer within the verdict's deadline, not after 3
+// client deadlines: the metric is an error naming the deadline, the verdict inconclusive.
+#[tokio::test]
+async fn hang_is_answered_at_the_verdict_deadline() {
+    let double = FaultyPrometheus::start(vec![Fault::Hang]).await;
+    let (state, log_dir) = svc_state(&double.url, Duration::from_secs(30));
+    let state = state.with_verdict_timeout(Duration::from_millis(500));
+    let app = spawn_state(Arc::new(state), log_dir).await;
+    let (status, verdict) = app.post_verdict(&svc_final_look()).await;
+    assert_eq!(status, 200, "{verdict:#}");
+    assert_held_back(&verdict, "error", "the verdict deadline of 500ms");
+    assert_eq!(verdict["verdict"], "inconclusive", "{verdict:#}");
+    let reason = verdict["reason"].as_str().expect("reason");
+    assert!(reason.contains("verdict deadline of 500ms"), "{reason}");
+    assert!(reason.contains("will not promote"), "{reason}");
+    app.stop().await;
+}
+
+// The one-shot CLI keeps the same budget: against a Prometheus that never answers,
+// `judge --verdict-timeout` answers inconclusive (exit 2) naming the deadline.
+#[tokio::test]
+async fn judge_cli_hang_is_answered_at_the_verdict_deadline() {
+    let double = FaultyPrometheus::start(vec![Fault::Hang]).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_canary-gate"))
+        .arg("judge")
+        .args(["--prometheus", &double.url])
+        .arg("--rules-dir")
+        .arg(repo_root().join("tests/fixtures/faults"))
+        .args(["--rules", "svc", "--deployment", "svc-1"])
+        .args(["--canary", "track=canary", "--baseline", "track=baseline"])
+        .args(["--start", &(now - 1800).to_string()])
+        .args(["--end", &(now - 60).to_string()])
+        .args([
+            "--final",
+            "--query-timeout",
+            "30s",
+            "--verdict-timeout",
+            "1s",
+        ])
+        .output()
+        .await
+        .expect("run canary-gate judge");
+    let verdict: Value = serde_json::from_slice(&output.stdout).expect("a JSON verdict");
+    assert_eq!(output.status.code(), Some(2), "{verdict:#}");
+    assert_held_back(&verdict, "error", "the verdict deadline of 1s");
 }

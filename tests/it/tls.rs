@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use canary_gate::log::VerdictLog;
-use canary_gate::server::AppState;
+use canary_gate::http::AppState;
 use canary_gate::source::{MetricSource, PrometheusSource};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use canary_gate::verdict::log::VerdictLog;
 use serde_json::Value;
 
+use crate::support::ca::{PrivateCa, private_ca};
 use crate::support::prometheus::{READY_TIMEOUT, TestPrometheus};
 use crate::support::{
     MINUTES, TestApp, repo_root, request, spawn_state, two_services, window_start,
@@ -17,37 +17,6 @@ use crate::support::{
 
 /// Client-side deadline of each query in these tests.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A private CA and a server certificate it signed, all as PEM.
-struct PrivateCa {
-    ca_pem: String,
-    server_cert_pem: String,
-    server_key_pem: String,
-}
-
-/// A fresh CA, and a certificate from it for `127.0.0.1` and `localhost`.
-fn private_ca() -> PrivateCa {
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "canary-gate test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().expect("server key");
-    let server_params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
-        .expect("server params");
-    let server_cert = server_params
-        .signed_by(&server_key, &issuer)
-        .expect("server certificate");
-    PrivateCa {
-        ca_pem: ca_cert.pem(),
-        server_cert_pem: server_cert.pem(),
-        server_key_pem: server_key.serialize_pem(),
-    }
-}
 
 /// Prometheus over https with [`two_services`]' data, once it is ready, and
 /// the CA that signed its certificate.

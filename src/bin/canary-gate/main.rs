@@ -29,6 +29,7 @@ use canary_gate::pipe::{self, PipeError};
 use canary_gate::request::{SideSelector, SideSpec, TimeSpec, VerdictRequest};
 use canary_gate::rules::store;
 use canary_gate::source::{self, Sources, SourcesConfig};
+use canary_gate::telemetry::{LogStyle, NoRecorder};
 use canary_gate::verdict::history;
 use canary_gate::verdict::log::VerdictLog;
 use canary_gate::verdict::{Outcome, Verdict};
@@ -298,6 +299,10 @@ struct JudgeArgs {
     /// Also append the verdict to the verdict log in this folder.
     #[arg(long, env = "CANARY_GATE_LOG_DIR")]
     log_dir: Option<PathBuf>,
+    /// Budget of the whole verdict, every query and retry included; a query
+    /// unanswered by then is an error and the verdict is never promote.
+    #[arg(long, env = "CANARY_GATE_VERDICT_TIMEOUT", default_value_t = pipe::DEFAULT_VERDICT_TIMEOUT.into())]
+    verdict_timeout: humantime::Duration,
     /// Format of the verdict on stdout.
     #[arg(long, value_enum, default_value = "json")]
     output: Output,
@@ -364,6 +369,10 @@ struct ServeArgs {
     /// Folder the verdict log is appended to (`verdicts-YYYY-MM-DD.jsonl`).
     #[arg(long, env = "CANARY_GATE_LOG_DIR", default_value = "verdicts")]
     log_dir: PathBuf,
+    /// Budget of each whole verdict, every query and retry included, e.g. `8s`;
+    /// a query unanswered by then is an error and the verdict is never promote.
+    #[arg(long, env = "CANARY_GATE_VERDICT_TIMEOUT", default_value_t = pipe::DEFAULT_VERDICT_TIMEOUT.into())]
+    verdict_timeout: humantime::Duration,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "CANARY_GATE_LOG_JSON")]
     log_json: bool,
@@ -371,7 +380,7 @@ struct ServeArgs {
     /// (more can be given comma-separated in CANARY_GATE_TOKENS).
     #[arg(long, env = "CANARY_GATE_TOKEN_FILE")]
     token_file: Option<PathBuf>,
-    /// Require a token for the read endpoints too (all but /healthz, /readyz, /openapi.json).
+    /// Require a token for the read endpoints too (all but /healthz, /readyz, /metrics, /openapi.json).
     #[arg(long, env = "CANARY_GATE_PROTECT_READS")]
     protect_reads: bool,
     /// Serve on a non-loopback address without tokens (something in front checks access).
@@ -449,7 +458,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    canary_gate::telemetry::init(std::io::stderr, args.log_json);
+    canary_gate::telemetry::init(std::io::stderr, LogStyle::for_stderr(args.log_json));
     let tokens_env = std::env::var(auth::TOKENS_ENV).ok();
     let tokens = Tokens::from_sources(args.token_file.as_deref(), tokens_env.as_deref())?;
     auth::check_listen(args.listen, &tokens, args.insecure_no_auth).map_err(anyhow::Error::msg)?;
@@ -471,6 +480,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .with_sources_loader(loader)
                 .with_limits(limits)
                 .with_public_url(args.public_url)
+                .with_verdict_timeout(args.verdict_timeout.into())
                 .with_access(access),
         );
         if !args.no_watch && let Err(error) = store::watch(state.rules.clone()) {
@@ -637,7 +647,10 @@ fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let now = OffsetDateTime::now_utc();
     let verdict = runtime
-        .block_on(pipe::judge(&sources, &rules, log.as_ref(), request, now))
+        .block_on(async {
+            let run = pipe::Run::within(args.verdict_timeout.into(), &NoRecorder);
+            pipe::judge(&sources, &rules, log.as_ref(), request, now, run).await
+        })
         .map_err(|error| match error {
             PipeError::UnknownRules {
                 message,

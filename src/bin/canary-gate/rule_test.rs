@@ -19,9 +19,15 @@ use canary_gate::pipe;
 use canary_gate::plan;
 use canary_gate::request::{SideSelector, SideSpec, TimeSpec, VerdictRequest};
 use canary_gate::rules::{self, LoadedRules, RuleSet};
-use canary_gate::source::MemorySource;
+use canary_gate::source::config::DEFAULT_SOURCE;
 use canary_gate::source::memory::{self, StoredSeries, notation};
+use canary_gate::source::{MemorySource, Sources};
+use canary_gate::telemetry::NoRecorder;
 use canary_gate::verdict::{MetricReport, Outcome, Verdict};
+
+/// The budget of one look of a rule test: the in-memory source answers at
+/// once, so this only stops a runaway evaluation.
+const RULE_TEST_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Time 0 of every test: the first sample of each series, and the canary's
 /// start unless the test gives `start`. Any fixed instant would do; this one
@@ -536,7 +542,15 @@ impl Suite {
         };
         let now = OffsetDateTime::from_unix_timestamp(TEST_EPOCH_SECS + look.at_secs)
             .expect("a test's time lies in the years after 2026");
-        pipe::judge(&test.source, &self.rules, None, request, now).await
+        // The test's series stand for whichever source the rule set names.
+        let name = self.rule_set.source.as_deref().unwrap_or(DEFAULT_SOURCE);
+        let sources = Sources::new(
+            BTreeMap::from([(name.to_string(), test.source.clone())]),
+            name,
+        )
+        .expect("the one source is the default");
+        let run = pipe::Run::within(RULE_TEST_BUDGET, &NoRecorder);
+        pipe::judge(&sources, &self.rules, None, request, now, run).await
     }
 }
 

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -39,17 +39,22 @@ pub async fn svc_app(
     timeout: Duration,
     limits: VerdictLimits,
 ) -> (TestApp, Arc<AppState<ServiceSource>>) {
+    let (state, log_dir) = svc_state(url, timeout);
+    let state = Arc::new(state.with_limits(limits));
+    (spawn_state(Arc::clone(&state), log_dir).await, state)
+}
+
+/// The state [`svc_app`] serves, with a fresh verdict log folder, for tests
+/// that adjust it (a verdict timeout, access) before serving it.
+pub fn svc_state(url: &str, timeout: Duration) -> (AppState<ServiceSource>, tempfile::TempDir) {
     let log_dir = tempfile::tempdir().expect("temp dir");
     let log = VerdictLog::open(log_dir.path()).expect("log dir");
-    let state = Arc::new(
-        AppState::new(
-            service_source(url, timeout),
-            repo_root().join("tests/fixtures/faults"),
-            log,
-        )
-        .with_limits(limits),
+    let state = AppState::new(
+        service_source(url, timeout),
+        repo_root().join("tests/fixtures/faults"),
+        log,
     );
-    (spawn_state(Arc::clone(&state), log_dir).await, state)
+    (state, log_dir)
 }
 
 /// The final look at the `svc` canary (rules in `tests/fixtures/faults`) over the last half hour.
@@ -98,6 +103,8 @@ struct Shared {
     held: watch::Sender<bool>,
     /// Queries that have arrived, held or not.
     arrived: watch::Sender<usize>,
+    /// The method and headers of every query, in arrival order.
+    requests: Mutex<Vec<(Method, HeaderMap)>>,
 }
 
 /// A running double.
@@ -117,10 +124,11 @@ impl FaultyPrometheus {
             }),
             held: watch::channel(false).0,
             arrived: watch::channel(0).0,
+            requests: Mutex::new(Vec::new()),
         });
         let app = Router::new()
-            .route("/api/v1/query_range", get(range_query))
-            .route("/api/v1/query", get(instant_query))
+            .route("/api/v1/query_range", get(range_query).post(range_query))
+            .route("/api/v1/query", get(instant_query).post(instant_query))
             .route(
                 "/-/ready",
                 get(|| async { "Prometheus Server is Ready.\n" }),
@@ -145,6 +153,11 @@ impl FaultyPrometheus {
             .sum()
     }
 
+    /// The method and headers of every query that arrived, in order.
+    pub fn requests(&self) -> Vec<(Method, HeaderMap)> {
+        self.shared.requests.lock().expect("requests lock").clone()
+    }
+
     /// From now on, queries wait until [`FaultyPrometheus::release`].
     pub fn hold(&self) {
         self.shared.held.send_replace(true);
@@ -165,18 +178,34 @@ impl FaultyPrometheus {
     }
 }
 
+// `Form` reads a GET's query string and a POST's form body, as Prometheus does.
 async fn range_query(
     State(shared): State<Arc<Shared>>,
-    Query(params): Query<HashMap<String, String>>,
+    method: Method,
+    headers: HeaderMap,
+    Form(params): Form<HashMap<String, String>>,
 ) -> Response {
+    record(&shared, method, headers);
     answer(shared, params, true).await
 }
 
 async fn instant_query(
     State(shared): State<Arc<Shared>>,
-    Query(params): Query<HashMap<String, String>>,
+    method: Method,
+    headers: HeaderMap,
+    Form(params): Form<HashMap<String, String>>,
 ) -> Response {
+    record(&shared, method, headers);
     answer(shared, params, false).await
+}
+
+/// Keeps a query's method and headers, for tests of what reached the store.
+fn record(shared: &Shared, method: Method, headers: HeaderMap) {
+    shared
+        .requests
+        .lock()
+        .expect("requests lock")
+        .push((method, headers));
 }
 
 async fn answer(shared: Arc<Shared>, params: HashMap<String, String>, range: bool) -> Response {

@@ -1,6 +1,7 @@
 //! Test support: a real Prometheus with backfilled data, and the real server on port 0.
 
 pub mod binary;
+pub mod ca;
 pub mod fault;
 pub mod prometheus;
 /// The traffic generator of `canary-gate simulate`, the same file the binary builds.

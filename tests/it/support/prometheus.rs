@@ -31,6 +31,15 @@ fn binaries() -> &'static Path {
     })
 }
 
+/// What Prometheus's `--web.config.file` asks of clients.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Web<'a> {
+    /// Serve HTTPS only, with this PEM certificate (chain) and key.
+    pub tls: Option<(&'a str, &'a str)>,
+    /// Require basic auth of this user, whose password has this bcrypt hash.
+    pub basic_auth: Option<(&'a str, &'a str)>,
+}
+
 /// A Prometheus process that is killed when dropped.
 pub struct TestPrometheus {
     pub url: String,
@@ -48,7 +57,20 @@ impl TestPrometheus {
 
     /// Backfills OpenMetrics `text` and starts Prometheus on it.
     pub fn start_with_openmetrics(text: &[u8]) -> TestPrometheus {
-        let prometheus = TestPrometheus::launch(text, None);
+        let prometheus = TestPrometheus::launch(text, &Web::default(), "");
+        prometheus.wait_ready();
+        prometheus
+    }
+
+    /// Backfills `simulation`'s traffic and starts Prometheus on it, scraping
+    /// `target` (`host:port`, its `/metrics`) every second as job `canary-gate`.
+    pub fn start_scraping(simulation: &Simulation, target: &str) -> TestPrometheus {
+        let mut text = Vec::new();
+        simulate::write_openmetrics(simulation, &mut text).expect("write OpenMetrics");
+        let scrape = format!(
+            "scrape_configs:\n  - job_name: canary-gate\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['{target}']\n"
+        );
+        let prometheus = TestPrometheus::launch(&text, &Web::default(), &scrape);
         prometheus.wait_ready();
         prometheus
     }
@@ -58,14 +80,25 @@ impl TestPrometheus {
     /// Returns once the process is started: the readiness probe here speaks
     /// plain HTTP, so the caller waits with a client that trusts the certificate.
     pub fn start_https(simulation: &Simulation, cert_pem: &str, key_pem: &str) -> TestPrometheus {
-        let mut text = Vec::new();
-        simulate::write_openmetrics(simulation, &mut text).expect("write OpenMetrics");
-        TestPrometheus::launch(&text, Some((cert_pem, key_pem)))
+        let web = Web {
+            tls: Some((cert_pem, key_pem)),
+            basic_auth: None,
+        };
+        TestPrometheus::start_web(simulation, &web)
     }
 
-    /// Backfills `text` and starts Prometheus on it, serving HTTPS with
-    /// `tls`'s certificate and key when given, without waiting for it.
-    fn launch(text: &[u8], tls: Option<(&str, &str)>) -> TestPrometheus {
+    /// Backfills `simulation`'s traffic and starts Prometheus with the web
+    /// settings `web` (TLS, basic auth), without waiting for it.
+    pub fn start_web(simulation: &Simulation, web: &Web<'_>) -> TestPrometheus {
+        let mut text = Vec::new();
+        simulate::write_openmetrics(simulation, &mut text).expect("write OpenMetrics");
+        TestPrometheus::launch(&text, web, "")
+    }
+
+    /// Backfills `text` and starts Prometheus on it, with `web`'s TLS and
+    /// basic auth and `extra_config` appended to its configuration file,
+    /// without waiting for it.
+    fn launch(text: &[u8], web: &Web<'_>, extra_config: &str) -> TestPrometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data.om");
         std::fs::write(&data, text).expect("write data");
@@ -86,7 +119,7 @@ impl TestPrometheus {
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 15s\n  query_log_file: {}\n",
+                "global:\n  scrape_interval: 15s\n  query_log_file: {}\n{extra_config}",
                 dir.path().join("queries.log").display()
             ),
         )
@@ -98,26 +131,26 @@ impl TestPrometheus {
             .arg(format!("--storage.tsdb.path={}", tsdb.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--storage.tsdb.retention.time=100y");
-        let scheme = match tls {
-            None => "http",
-            Some((cert_pem, key_pem)) => {
-                let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
-                std::fs::write(&cert, cert_pem).expect("write certificate");
-                std::fs::write(&key, key_pem).expect("write key");
-                let web_config = dir.path().join("web.yml");
-                std::fs::write(
-                    &web_config,
-                    format!(
-                        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
-                        cert.display(),
-                        key.display()
-                    ),
-                )
-                .expect("write web config");
-                command.arg(format!("--web.config.file={}", web_config.display()));
-                "https"
-            }
-        };
+        let mut web_config = String::new();
+        if let Some((cert_pem, key_pem)) = web.tls {
+            let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+            std::fs::write(&cert, cert_pem).expect("write certificate");
+            std::fs::write(&key, key_pem).expect("write key");
+            web_config.push_str(&format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
+        if let Some((user, bcrypt_hash)) = web.basic_auth {
+            web_config.push_str(&format!("basic_auth_users:\n  {user}: '{bcrypt_hash}'\n"));
+        }
+        if !web_config.is_empty() {
+            let path = dir.path().join("web.yml");
+            std::fs::write(&path, web_config).expect("write web config");
+            command.arg(format!("--web.config.file={}", path.display()));
+        }
+        let scheme = if web.tls.is_some() { "https" } else { "http" };
         let child = command
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("prometheus.log")).expect("log file"))
@@ -161,6 +194,11 @@ impl TestPrometheus {
 }
 
 impl TestPrometheus {
+    /// The folder holding `prometheus` and `promtool`.
+    pub fn binary_dir() -> &'static Path {
+        binaries()
+    }
+
     /// Fails the test when any query reached Prometheus.
     pub fn assert_no_queries(&self) {
         let log = self.query_log();
