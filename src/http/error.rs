@@ -58,9 +58,7 @@ impl ApiError {
             ApiError::Pipe(error) => match error {
                 PipeError::Request(_) | PipeError::Plan(_) => StatusCode::BAD_REQUEST,
                 PipeError::UnknownRules { .. } => StatusCode::NOT_FOUND,
-                PipeError::LogUnreadable(_) | PipeError::UnknownSource(_) => {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
+                PipeError::UnknownSource(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 PipeError::LogUnwritable(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -79,7 +77,6 @@ impl ApiError {
             ApiError::Pipe(error) => match error {
                 PipeError::Request(_) | PipeError::Plan(_) => "bad_request",
                 PipeError::UnknownRules { .. } => "unknown_rules",
-                PipeError::LogUnreadable(_) => "log_unreadable",
                 PipeError::UnknownSource(_) => "unknown_source",
                 PipeError::LogUnwritable(_) => "log_unwritable",
             },

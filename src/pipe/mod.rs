@@ -9,6 +9,7 @@
 
 pub mod analyze;
 pub mod run;
+pub mod start;
 
 use std::io;
 
@@ -18,8 +19,8 @@ use tracing::Instrument;
 pub use analyze::analyze;
 pub use run::{DEFAULT_VERDICT_TIMEOUT, Deadline, Run};
 
-use crate::plan::PlanError;
-use crate::request::{Judgement, MAX_WINDOW_SECS, RequestError, VerdictRequest};
+use crate::plan::{self, PlanError, Role};
+use crate::request::{Judgement, RequestError, VerdictRequest};
 use crate::rules::LoadedRules;
 use crate::source::{MetricSource, Sources};
 use crate::verdict::Verdict;
@@ -46,9 +47,6 @@ pub enum PipeError {
     /// The rule set asks for a metric source the server was not given.
     #[error("{0}")]
     UnknownSource(String),
-    /// The verdict log could not be read to find the window's start.
-    #[error("the verdict log cannot be read: {0}")]
-    LogUnreadable(#[source] io::Error),
     /// The verdict could not be recorded, so it is not given.
     #[error("the verdict could not be recorded in the verdict log, so it is not given: {0}")]
     LogUnwritable(#[source] io::Error),
@@ -99,11 +97,10 @@ async fn judge_in_span<S: MetricSource>(
     id: String,
     run: Run<'_>,
 ) -> Result<Verdict, PipeError> {
-    let first = match (&request.start, log) {
-        (None, Some(log)) => first_start(log, &request, now.unix_timestamp()).await?,
-        _ => None,
-    };
-    let judgement = Judgement::parse(&request, now.unix_timestamp(), first)?;
+    // Checked first with an empty window, so a bad request is told what to
+    // fix before anything is asked.
+    let now_secs = now.unix_timestamp();
+    let mut judgement = Judgement::parse(&request, now_secs, None)?;
     let Some(rule_set) = rules.sets.get(&judgement.rules) else {
         return Err(PipeError::UnknownRules {
             message: rules.missing(&judgement.rules),
@@ -113,6 +110,10 @@ async fn judge_in_span<S: MetricSource>(
     let source = sources
         .pick(rule_set.source.as_deref())
         .map_err(PipeError::UnknownSource)?;
+    if request.start.is_none() {
+        let found = derived_start(source.1, rule_set, &judgement, run).await?;
+        judgement = Judgement::parse(&request, now_secs, found)?;
+    }
     let verdict = analyze(source, rule_set, &judgement, now, id, run).await?;
     let Some(log) = log else {
         return Ok(verdict);
@@ -132,18 +133,40 @@ async fn judge_in_span<S: MetricSource>(
     Ok(record.verdict)
 }
 
-/// The start of the first logged verdict of the request's deployment under its
-/// rule set that could still open a window ending at `now_secs`.
-async fn first_start(
-    log: &VerdictLog,
-    request: &VerdictRequest,
-    now_secs: i64,
+/// The start of a window the request left out: the first sample of the
+/// canary's current run in the store (see [`start`]), asked with the rule
+/// set's first planned canary query that counts all events (a `bad` counter
+/// may have no series until the first error). `None` when the store has no
+/// sample of the canary, or could not be asked in time: the window is then
+/// empty, and its verdict inconclusive, with the store's error in the
+/// metrics' reasons if it failed.
+async fn derived_start<S: MetricSource>(
+    source: &S,
+    rule_set: &crate::rules::RuleSet,
+    judgement: &Judgement,
+    run: Run<'_>,
 ) -> Result<Option<i64>, PipeError> {
-    // A window spans at most MAX_WINDOW_SECS, so a first look older than that
-    // (and a day's slack for the file boundary) cannot start a valid one.
-    let since_secs = now_secs - MAX_WINDOW_SECS - 24 * 3600;
-    let (deployment, rules) = (request.deployment.clone(), request.rules.clone());
-    log.blocking(move |log| log.first_start(&deployment, &rules, since_secs))
-        .await
-        .map_err(PipeError::LogUnreadable)
+    let plan = plan::plan(
+        rule_set,
+        &judgement.canary,
+        &judgement.baseline,
+        &judgement.vars,
+    )?;
+    let query = plan
+        .metrics
+        .iter()
+        .flat_map(|metric| &metric.canary)
+        .find(|query| query.role != Role::Bad);
+    let Some(query) = query else {
+        return Ok(None);
+    };
+    let search = start::canary_start(source, &query.promql, judgement.end_secs);
+    match tokio::time::timeout_at(run.deadline.at, search).await {
+        Ok(Ok(found)) => Ok(found),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "could not find the canary's first sample; judging an empty window");
+            Ok(None)
+        }
+        Err(_) => Ok(None),
+    }
 }

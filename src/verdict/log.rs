@@ -316,32 +316,6 @@ impl VerdictLog {
         Ok(found)
     }
 
-    /// The earliest window start among the verdicts of `deployment` under
-    /// `rules` judged on or after the day of `since_secs`.
-    pub fn first_start(
-        &self,
-        deployment: &str,
-        rules: &str,
-        since_secs: i64,
-    ) -> io::Result<Option<i64>> {
-        let since_day = day_of(since_secs).unwrap_or_default();
-        let mut first: Option<i64> = None;
-        let mut unreadable = Vec::new();
-        for path in log_files(&self.dir)? {
-            if file_day(&path).is_some_and(|day| day < since_day) {
-                continue;
-            }
-            scan_file(&path, &mut unreadable, |key, _, _| {
-                if key.deployment == deployment && key.rules == rules {
-                    let start = key.window.start_secs;
-                    first = Some(first.map_or(start, |f| f.min(start)));
-                }
-                true
-            })?;
-        }
-        Ok(first)
-    }
-
     /// Runs `read` on a blocking thread with this log, for async callers.
     pub async fn blocking<T: Send + 'static>(
         &self,

@@ -66,11 +66,11 @@ async fn metrics_count_verdicts_and_their_queries() {
         ),
         // Two counters on two sides: four distinct queries.
         (
-            "canary_gate_store_query_duration_seconds_count{source=\"prometheus\"}",
+            "canary_gate_store_query_duration_seconds_count{source=\"default\"}",
             4.0,
         ),
         (
-            "canary_gate_store_query_errors_total{source=\"prometheus\",kind=\"unreachable\"}",
+            "canary_gate_store_query_errors_total{source=\"default\",kind=\"unreachable\"}",
             0.0,
         ),
         ("canary_gate_verdicts_in_flight", 0.0),
@@ -103,7 +103,7 @@ async fn deadline_misses_are_counted_by_kind() {
         &app,
         &[
             (
-                "canary_gate_store_query_errors_total{source=\"prometheus\",kind=\"deadline\"}",
+                "canary_gate_store_query_errors_total{source=\"default\",kind=\"deadline\"}",
                 2.0,
             ),
             (

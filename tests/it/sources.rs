@@ -227,7 +227,10 @@ async fn basic_auth_over_tls_with_a_private_ca() {
     }
     // A 401 is not transient: no retry warning for it.
     let stderr = server.stderr();
-    assert!(!stderr.contains("asking again"), "a 401 was retried:\n{stderr}");
+    assert!(
+        !stderr.contains("asking again"),
+        "a 401 was retried:\n{stderr}"
+    );
     let shown = everything_shown(&server, &[verdict.to_string()]);
     assert!(
         !shown.contains(wrong) && !shown.contains(PASSWORD),
