@@ -4,7 +4,7 @@ use super::{Finding, chart, words};
 use crate::request::Judgement;
 use crate::rules::{CountsRule, RuleSet, TimeoutPolicy};
 use crate::stats::Direction;
-use crate::stats::counts::{Decision, RatioTest, StepCounts, ratio_test};
+use crate::stats::counts::{Decision, RatioOutcome, RatioTest, StepCounts, ratio_test};
 use crate::verdict::{Estimate, Evidence, MetricOutcome, SideFigures, Window};
 
 /// The band of canary/baseline ratios a rule tolerates.
@@ -22,6 +22,29 @@ fn band_words(low: f64, high: f64) -> String {
         (false, true) => words::times(high),
         (true, false) => words::times(low),
         (false, false) => "any ratio".into(),
+    }
+}
+
+/// Why an undecided metric is undecided, in words that match its bounds: the
+/// interval reaches past an edge of the band (it straddles it), or it lies
+/// inside the band while the evidence of safety, which uses its own
+/// alternatives, has not yet reached the threshold.
+fn undecided_words(
+    outcome: &RatioOutcome,
+    range_words: &str,
+    band: &str,
+    tolerated_lower: f64,
+    tolerated_upper: f64,
+) -> String {
+    let inside = outcome.ratio_lower >= tolerated_lower && outcome.ratio_upper <= tolerated_upper;
+    if inside {
+        format!(
+            "{range_words}, inside the {band} tolerated, but the evidence that it is within tolerance reached {}, short of the {} needed",
+            words::number(outcome.safety_evidence),
+            words::number(outcome.threshold)
+        )
+    } else {
+        format!("{range_words}, which straddles the {band} tolerated")
     }
 }
 
@@ -89,7 +112,9 @@ pub(crate) fn judge_counts(
         },
     );
     let (tolerated_lower, tolerated_upper) = tolerated_band(rule.direction, rule.tolerance);
-    let confidence = 1.0 - alpha;
+    // The level at which the pair of bounds holds together: what the interval
+    // shown beside the estimate guarantees (one bound alone holds at more).
+    let confidence = outcome.confidence;
     let estimate = Estimate {
         unit: "ratio".into(),
         value: outcome.ratio_estimate,
@@ -191,7 +216,14 @@ pub(crate) fn judge_counts(
         Decision::Undecided => (
             MetricOutcome::Inconclusive,
             format!(
-                "Not decided yet: {observed}; {range_words}, which straddles the {band} tolerated."
+                "Not decided yet: {observed}; {}.",
+                undecided_words(
+                    &outcome,
+                    &range_words,
+                    &band,
+                    tolerated_lower,
+                    tolerated_upper
+                )
             ),
         ),
     };
@@ -209,5 +241,131 @@ pub(crate) fn judge_counts(
             Some(outcome.threshold),
             outcome.decided_at_step,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::SideSelector;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    /// A rule set with one ratio metric of the given direction and tolerance.
+    fn rules(direction: &str, tolerance: &str) -> RuleSet {
+        let text = format!(
+            "metrics:\n\
+             \x20 - name: errors\n\
+             \x20   kind: ratio\n\
+             \x20   bad: errors_total\n\
+             \x20   total: requests_total\n\
+             \x20   direction: {direction}\n\
+             \x20   tolerance: {tolerance}\n\
+             \x20   min_requests: 100\n"
+        );
+        crate::rules::load_str(Path::new("test.yaml"), &text).expect("valid rules")
+    }
+
+    fn judgement() -> Judgement {
+        let side = |track: &str| {
+            SideSelector::from_map(&BTreeMap::from([("track".to_string(), track.to_string())]))
+                .expect("valid side")
+        };
+        Judgement {
+            rules: "test".into(),
+            deployment: "d-1".into(),
+            canary: side("canary"),
+            baseline: side("baseline"),
+            start_secs: 0,
+            end_secs: 240,
+            vars: BTreeMap::new(),
+            is_final: false,
+        }
+    }
+
+    fn window() -> Window {
+        Window {
+            start: String::new(),
+            end: String::new(),
+            start_secs: 0,
+            end_secs: 240,
+            step_secs: 15,
+        }
+    }
+
+    fn judged(rules: &RuleSet, steps: &[StepCounts], alpha: f64) -> Finding {
+        judge_counts(
+            ratio_rule(rules),
+            steps,
+            alpha,
+            &window(),
+            rules,
+            &judgement(),
+            "rate of bad events",
+        )
+    }
+
+    fn ratio_rule(rules: &RuleSet) -> &CountsRule {
+        match &rules.metrics[0].kind {
+            crate::rules::MetricKind::Ratio { rule, .. } => rule,
+            other => panic!("expected a ratio metric, got {other:?}"),
+        }
+    }
+
+    /// Sixteen steps of 1000 requests a side, 16 canary and 10 baseline errors.
+    fn sixteen_to_ten() -> Vec<StepCounts> {
+        vec![
+            StepCounts {
+                canary_bad: 16.0,
+                canary_total: 1000.0,
+                baseline_bad: 10.0,
+                baseline_total: 1000.0,
+            };
+            16
+        ]
+    }
+
+    // Regression (issue 11): with `either`, tolerance 10% and alpha 0.005, 16 steps of
+    // 16 against 10 errors gave "straddles the band" while the lower bound was above it.
+    #[test]
+    fn either_reason_never_says_straddles_when_the_interval_is_past_the_band() {
+        let rules = rules("either", "10%");
+        let finding = judged(&rules, &sixteen_to_ten(), 0.005);
+        let estimate = finding.estimate.expect("judged");
+        let past_the_band =
+            estimate.lower > estimate.tolerated_upper || estimate.upper < estimate.tolerated_lower;
+        if finding.reason.contains("straddles") {
+            assert!(!past_the_band, "{} {estimate:?}", finding.reason);
+        }
+        // The bounds of `either` are each at alpha / 2, so an interval past the
+        // band means the averaged harm evidence crossed: the reason says harm.
+        if past_the_band {
+            assert_eq!(finding.outcome, MetricOutcome::Fail, "{}", finding.reason);
+        }
+        for prefix in 1..=16 {
+            let finding = judged(&rules, &sixteen_to_ten()[..prefix], 0.005);
+            let estimate = finding.estimate.expect("judged");
+            let past = estimate.lower > estimate.tolerated_upper
+                || estimate.upper < estimate.tolerated_lower;
+            assert!(
+                !(past && finding.outcome == MetricOutcome::Inconclusive),
+                "after {prefix} steps: {} {estimate:?}",
+                finding.reason
+            );
+        }
+    }
+
+    // Regression (issue 11): the counts interval was captioned 1 - alpha (99.5% at alpha
+    // 0.005) while the pair of bounds holds at 1 - 2 alpha (99%), and 1 - alpha for either.
+    #[test]
+    fn counts_interval_confidence_is_that_of_the_pair_of_bounds() {
+        let steps = sixteen_to_ten();
+        let increase = judged(&rules("increase", "10%"), &steps, 0.005);
+        let confidence = increase.estimate.expect("judged").confidence;
+        assert!((confidence - 0.99).abs() < 1e-12, "{confidence}");
+        assert!(!increase.reason.contains("99.5%"), "{}", increase.reason);
+        let either = judged(&rules("either", "10%"), &steps, 0.005);
+        let confidence = either.estimate.expect("judged").confidence;
+        assert!((confidence - 0.995).abs() < 1e-12, "{confidence}");
     }
 }
