@@ -18,7 +18,7 @@ mod scrape;
 mod simulate;
 
 use canary_gate::stats::Direction;
-use canary_gate::stats::counts::RatioTest;
+use canary_gate::stats::counts::{Decision, RatioTest, final_look_test, ratio_decision};
 use scrape::{Kind, Timing, simulate_scraped_window};
 use simulate::{seeded, summarise, time_to_rollback_secs};
 
@@ -43,6 +43,27 @@ fn times(timing: &Timing, canaries: usize, seed: u64) -> Vec<Option<u64>> {
     (0..canaries)
         .map(|_| time_to_rollback_secs(&simulate_scraped_window(timing, &mut rng), &test()))
         .collect()
+}
+
+/// Steps of the final-look window: the whole 30-minute canary.
+const FINAL_STEPS: usize = (scrape::WINDOW_SECS / scrape::STEP_SECS) as usize;
+
+/// Whether a canary is rolled back within the window by the sequential test
+/// at half the alpha or the final-look test at the other half.
+fn rolled_back_with_final_look(timing: &Timing, canaries: usize, seed: u64) -> f64 {
+    let half = RatioTest {
+        alpha: ALPHA / 2.0,
+        ..test()
+    };
+    let mut rng = seeded(seed);
+    let rolled_back = (0..canaries)
+        .filter(|_| {
+            let steps = simulate_scraped_window(timing, &mut rng);
+            ratio_decision(&steps, &half).0 == Decision::Harm
+                || final_look_test(&steps, &half, FINAL_STEPS).is_some_and(|f| f.harm)
+        })
+        .count();
+    rolled_back as f64 / canaries as f64
 }
 
 fn format_secs(secs: f64) -> String {
@@ -170,26 +191,41 @@ fn main() {
 
     println!();
     println!(
-        "Thin traffic: 1 request/s per side, 0.5% base errors, {POWER_CANARIES} canaries per row."
+        "Thin traffic: 1 request/s per side, 0.5% base errors, {POWER_CANARIES} canaries per row ({AA_CANARIES} at 1x)."
     );
     println!();
-    println!("| true ratio | timing | rolled back within 30 min | median |");
-    println!("|---|---|---|---|");
-    for (seed, (ratio, messy)) in [(3.0, false), (3.0, true), (5.0, false)]
-        .into_iter()
-        .enumerate()
+    println!(
+        "| true ratio | timing | rolled back within 30 min, sequential only | median | rolled back with the final look (alpha split in halves) |"
+    );
+    println!("|---|---|---|---|---|");
+    for (seed, (ratio, messy)) in [
+        (1.0, true),
+        (2.0, false),
+        (3.0, false),
+        (3.0, true),
+        (5.0, false),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let timing = if messy {
             Timing::messy(1.0, 0.005, ratio)
         } else {
             Timing::aligned(1.0, 0.005, ratio)
         };
-        let summary = summarise(&times(&timing, POWER_CANARIES, 3000 + seed as u64));
+        let canaries = if ratio == 1.0 {
+            AA_CANARIES
+        } else {
+            POWER_CANARIES
+        };
+        let summary = summarise(&times(&timing, canaries, 3000 + seed as u64));
+        let with_final = rolled_back_with_final_look(&timing, canaries, 3000 + seed as u64);
         println!(
-            "| {ratio}x | {} | {:.2}% | {} |",
+            "| {ratio}x | {} | {:.2}% | {} | {:.2}% |",
             if messy { "every nuisance" } else { "aligned" },
             100.0 * summary.rolled_back,
             format_secs(summary.median_secs),
+            100.0 * with_final,
         );
     }
 }

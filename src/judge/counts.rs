@@ -4,8 +4,14 @@ use super::{Finding, chart, words};
 use crate::request::Judgement;
 use crate::rules::{CountsRule, RuleSet, TimeoutPolicy};
 use crate::stats::Direction;
-use crate::stats::counts::{Decision, RatioOutcome, RatioTest, StepCounts, ratio_test};
+use crate::stats::counts::{
+    Decision, RatioOutcome, RatioTest, StepCounts, final_look_test, ratio_test,
+};
 use crate::verdict::{Estimate, Evidence, MetricOutcome, SideFigures, Window};
+
+/// Share of a metric's alpha that a rule's final-look test gets
+/// (`final_test_after`); the sequential test keeps the rest.
+pub(crate) const FINAL_LOOK_ALPHA_SHARE: f64 = 0.5;
 
 /// The band of canary/baseline ratios a rule tolerates.
 pub(crate) fn tolerated_band(direction: Direction, tolerance: f64) -> (f64, f64) {
@@ -103,14 +109,31 @@ pub(crate) fn judge_counts(
         };
     }
 
-    let outcome = ratio_test(
-        steps,
-        &RatioTest {
-            direction: rule.direction,
-            tolerance: rule.tolerance,
-            alpha,
-        },
-    );
+    // With a final-look test, the metric's alpha is shared: a false rollback
+    // needs one of the two tests to err, at most the sum of their alphas.
+    let (sequential_alpha, final_look) = match rule.final_test_after_secs {
+        Some(after_secs) => (
+            alpha * (1.0 - FINAL_LOOK_ALPHA_SHARE),
+            Some((
+                (after_secs / window.step_secs.max(1)).max(1) as usize,
+                after_secs,
+            )),
+        ),
+        None => (alpha, None),
+    };
+    let test = RatioTest {
+        direction: rule.direction,
+        tolerance: rule.tolerance,
+        alpha: sequential_alpha,
+    };
+    let outcome = ratio_test(steps, &test);
+    let final_outcome = final_look.and_then(|(final_steps, after_secs)| {
+        let final_test = RatioTest {
+            alpha: alpha * FINAL_LOOK_ALPHA_SHARE,
+            ..test
+        };
+        final_look_test(steps, &final_test, final_steps).map(|f| (f, final_test.alpha, after_secs))
+    });
     let (tolerated_lower, tolerated_upper) = tolerated_band(rule.direction, rule.tolerance);
     // The level at which the pair of bounds holds together: what the interval
     // shown beside the estimate guarantees (one bound alone holds at more).
@@ -189,6 +212,19 @@ pub(crate) fn judge_counts(
             MetricOutcome::Fail,
             format!("Worse than tolerated: {observed}; {harm_words}."),
         ),
+        _ if let Some((final_outcome, final_alpha, after_secs)) = final_outcome
+            && final_outcome.harm =>
+        {
+            (
+                MetricOutcome::Fail,
+                format!(
+                    "Worse than tolerated by the final-look test after {}: {observed}; were it within the {band} tolerated, bad events would fall on the canary this lopsidedly with chance {}, at most the {} this test is given.",
+                    words::duration(after_secs as i64),
+                    words::number(final_outcome.p_value),
+                    words::number(final_alpha),
+                ),
+            )
+        }
         Decision::WithinTolerance if rule.early_promotion || judgement.is_final => (
             MetricOutcome::Pass,
             format!("Within tolerance: {observed}; {safe_words}."),
@@ -367,5 +403,50 @@ mod tests {
         let either = judged(&rules("either", "10%"), &steps, 0.005);
         let confidence = either.estimate.expect("judged").confidence;
         assert!((confidence - 0.995).abs() < 1e-12, "{confidence}");
+    }
+
+    // Pins the final-look test of `final_test_after`: thin evidence the sequential test
+    // cannot settle (30 canary against 8 baseline errors over 120 steps) fails the metric
+    // once the window has its 30 minutes, and not before.
+    #[test]
+    fn final_look_test_rolls_back_thin_lopsided_evidence_at_its_window() {
+        let text = "metrics:\n\
+             \x20 - name: errors\n\
+             \x20   kind: ratio\n\
+             \x20   bad: errors_total\n\
+             \x20   total: requests_total\n\
+             \x20   direction: increase\n\
+             \x20   tolerance: 0%\n\
+             \x20   min_requests: 100\n\
+             \x20   final_test_after: 30m\n";
+        let rules = crate::rules::load_str(Path::new("test.yaml"), text).expect("valid rules");
+        assert_eq!(ratio_rule(&rules).final_test_after_secs, Some(1800));
+        let steps: Vec<StepCounts> = (0..120)
+            .map(|i| StepCounts {
+                canary_bad: if i % 4 == 0 { 1.0 } else { 0.0 },
+                canary_total: 15.0,
+                baseline_bad: if i % 15 == 0 { 1.0 } else { 0.0 },
+                baseline_total: 15.0,
+            })
+            .collect();
+        let before = judged(&rules, &steps[..119], 0.005);
+        assert_eq!(
+            before.outcome,
+            MetricOutcome::Inconclusive,
+            "{}",
+            before.reason
+        );
+        let at_window = judged(&rules, &steps, 0.005);
+        assert_eq!(
+            at_window.outcome,
+            MetricOutcome::Fail,
+            "{}",
+            at_window.reason
+        );
+        assert!(
+            at_window.reason.contains("final-look test after 30m"),
+            "{}",
+            at_window.reason
+        );
     }
 }

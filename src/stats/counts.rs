@@ -821,6 +821,161 @@ fn walk(steps: &[StepCounts], test: &RatioTest) -> Walk {
     }
 }
 
+/// The result of [`final_look_test`].
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct FinalLookOutcome {
+    /// Chance, were the canary at the tolerance boundary, of bad events
+    /// falling on the canary at least as lopsidedly as they did.
+    pub p_value: f64,
+    /// Whether `p_value` is at most the test's alpha: the canary is worse
+    /// than tolerated.
+    pub harm: bool,
+}
+
+/// Total bad events above which [`final_look_test`] bounds its tail with
+/// Chernoff's inequality instead of summing it exactly (the exact sum costs
+/// the square of the count); such windows are decided by the sequential
+/// test long before.
+const FINAL_LOOK_EXACT_LIMIT: f64 = 4000.0;
+
+/// A fixed-horizon test of the same hypothesis as [`ratio_test`], run once
+/// on the first `final_steps` steps, and `None` until the window has them.
+///
+/// Beside the anytime test it buys power where evidence is thin (1 request/s
+/// per side): a single test at a horizon fixed in advance needs far less
+/// evidence than one that may stop at any step. Because the steps it reads
+/// are fixed by `final_steps`, every later look reruns the same test on the
+/// same counts, so any number of looks is one test, at `test.alpha`. The
+/// statistic is the canary's share of the bad events summed over the steps
+/// (carried as in [`ratio_test`]); under the boundary ratio it is a sum of
+/// independent binomials (the conditional model of the module notes), whose
+/// tail is summed exactly. Counts are rounded to whole events.
+pub fn final_look_test(
+    steps: &[StepCounts],
+    test: &RatioTest,
+    final_steps: usize,
+) -> Option<FinalLookOutcome> {
+    if final_steps == 0 || steps.len() < final_steps || !parameters_ok(test) {
+        return None;
+    }
+    let blocks: Vec<Informative> = aligned_steps(&steps[..final_steps])
+        .filter_map(|s| s.evidence)
+        .collect();
+    let upper = (1.0 + test.tolerance).ln();
+    let lower = (1.0 - test.tolerance).max(0.0).ln();
+    let p_value = match test.direction {
+        Direction::Increase => tail_probability(&blocks, upper, Tail::Upper),
+        Direction::Decrease => tail_probability(&blocks, lower, Tail::Lower),
+        Direction::Either => (2.0
+            * tail_probability(&blocks, upper, Tail::Upper).min(tail_probability(
+                &blocks,
+                lower,
+                Tail::Lower,
+            )))
+        .min(1.0),
+    };
+    Some(FinalLookOutcome {
+        p_value,
+        harm: p_value <= test.alpha,
+    })
+}
+
+/// Which tail of the canary's count [`tail_probability`] measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tail {
+    /// At least the observed count: evidence of a higher ratio.
+    Upper,
+    /// At most the observed count: evidence of a lower ratio.
+    Lower,
+}
+
+/// P(S >= observed) (or <=) for S the sum over blocks of
+/// Binomial(K_t, logistic(log_ratio + log_share_odds_t)); 1 when there is no
+/// evidence, and 1 for a boundary ratio of 0 (no harmful decrease exists).
+fn tail_probability(blocks: &[Informative], log_ratio: f64, tail: Tail) -> f64 {
+    if !log_ratio.is_finite() || blocks.is_empty() {
+        return 1.0;
+    }
+    let trials: Vec<(u64, f64)> = blocks
+        .iter()
+        .map(|b| {
+            let p = 1.0 / (1.0 + (-(log_ratio + b.log_share_odds)).exp());
+            ((b.canary_bad + b.baseline_bad).round() as u64, p)
+        })
+        .collect();
+    let observed: u64 = blocks.iter().map(|b| b.canary_bad.round() as u64).sum();
+    let total: u64 = trials.iter().map(|(k, _)| k).sum();
+    if total as f64 > FINAL_LOOK_EXACT_LIMIT {
+        return chernoff_tail(&trials, observed as f64, tail);
+    }
+    // The law of S, convolved one block at a time.
+    let mut law = vec![1.0_f64];
+    for (k, p) in &trials {
+        let binomial = binomial_pmf(*k, *p);
+        let mut next = vec![0.0; law.len() + binomial.len() - 1];
+        for (i, a) in law.iter().enumerate() {
+            for (j, b) in binomial.iter().enumerate() {
+                next[i + j] += a * b;
+            }
+        }
+        law = next;
+    }
+    let observed = observed as usize;
+    let sum: f64 = match tail {
+        Tail::Upper => law.iter().skip(observed).sum(),
+        Tail::Lower => law.iter().take(observed + 1).sum(),
+    };
+    sum.min(1.0)
+}
+
+/// Binomial(k, p) probabilities of 0..=k, by the ratio recurrence.
+fn binomial_pmf(k: u64, p: f64) -> Vec<f64> {
+    let p = p.clamp(0.0, 1.0);
+    if p == 0.0 || p == 1.0 {
+        let mut pmf = vec![0.0; k as usize + 1];
+        pmf[if p == 0.0 { 0 } else { k as usize }] = 1.0;
+        return pmf;
+    }
+    // In logs: ln C(k, i) + i ln p + (k - i) ln(1 - p), stable for large k.
+    let mut log_term = k as f64 * (1.0 - p).ln();
+    let log_odds = (p / (1.0 - p)).ln();
+    let mut pmf = Vec::with_capacity(k as usize + 1);
+    for i in 0..=k {
+        pmf.push(log_term.exp());
+        log_term += ((k - i) as f64 / (i + 1) as f64).ln() + log_odds;
+    }
+    pmf
+}
+
+/// Chernoff's bound on the tail: inf over lambda of
+/// exp(-lambda s) prod_t (1 - p_t + p_t e^lambda)^K_t, with lambda >= 0 for
+/// the upper tail and <= 0 for the lower (Chernoff 1952); found by golden
+/// section on the convex log bound.
+fn chernoff_tail(trials: &[(u64, f64)], observed: f64, tail: Tail) -> f64 {
+    let log_bound = |lambda: f64| {
+        trials
+            .iter()
+            .map(|(k, p)| *k as f64 * (1.0 - p + p * lambda.exp()).ln())
+            .sum::<f64>()
+            - lambda * observed
+    };
+    let (mut low, mut high) = match tail {
+        Tail::Upper => (0.0, LOG_RATIO_LIMIT),
+        Tail::Lower => (-LOG_RATIO_LIMIT, 0.0),
+    };
+    let ratio = 0.5 * (5.0_f64.sqrt() - 1.0);
+    while high - low > 1e-9 {
+        let left = high - ratio * (high - low);
+        let right = low + ratio * (high - low);
+        if log_bound(left) < log_bound(right) {
+            high = right;
+        } else {
+            low = left;
+        }
+    }
+    log_bound(0.5 * (low + high)).min(0.0).exp()
+}
+
 /// Bad over total events per side, pooled over the steps whose counts are all
 /// finite and not negative.
 fn pooled_rates(steps: &[StepCounts]) -> (f64, f64) {
@@ -1051,6 +1206,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    // Pins the final-look tail: one block of 10 bad events at an even split gives
+    // P(Binomial(10, 1/2) >= 8) = 56/1024 exactly, and Chernoff's bound lies above it.
+    #[test]
+    fn final_look_tail_is_the_binomial_tail() {
+        let block = Informative {
+            canary_bad: 8.0,
+            baseline_bad: 2.0,
+            log_share_odds: 0.0,
+        };
+        let exact = tail_probability(&[block], 0.0, Tail::Upper);
+        assert!((exact - 56.0 / 1024.0).abs() < 1e-12, "{exact}");
+        let lower = tail_probability(&[block], 0.0, Tail::Lower);
+        assert!((lower - 1013.0 / 1024.0).abs() < 1e-12, "{lower}");
+        let bound = chernoff_tail(&[(10, 0.5)], 8.0, Tail::Upper);
+        assert!(bound >= exact && bound < 1.0, "{bound}");
     }
 
     // Pins that an informative step needs bad events and traffic on both sides.
