@@ -266,19 +266,39 @@ struct AlignedStep {
     advancing: bool,
 }
 
-/// The window's steps with every step in which one side served nothing
-/// carried into the next step in which both did.
+/// Largest factor by which a block's traffic share (canary over baseline
+/// requests) may differ from the share over the steps before it (up to
+/// [`SHARE_REFERENCE_STEPS`]) before the block is carried into the next step
+/// (see [`aligned_steps`]).
+const BLOCK_SHARE_FACTOR: f64 = 1.5;
+
+/// Steps whose pooled traffic share is the reference for [`BLOCK_SHARE_FACTOR`].
+const SHARE_REFERENCE_STEPS: usize = 8;
+
+/// Most steps a block spans because of its share; a block closes at the
+/// next step in which both sides served once it is this long.
+const MAX_BLOCK_STEPS: usize = 4;
+
+/// The window's steps grouped into blocks: a step in which one side served
+/// nothing is carried into the next step, and so is a block whose
+/// canary/baseline request share differs from the share of the steps before
+/// it by more than [`BLOCK_SHARE_FACTOR`] (up to [`MAX_BLOCK_STEPS`]). The
+/// block's counts are judged at the step that closes it.
 ///
-/// Why: a side's counter that was not scraped during a step (a missed or
-/// late scrape) shows no increase there and twice the usual one in the next
-/// step. Without the carry, the other side's events of the empty step would
-/// be dropped, and a shared burst that fell in them would be counted on one
-/// side only, for good. Carried, the block that ends when both sides have
-/// reported again compares the two sides over their scrapes up to then.
-/// Steps with a NaN, infinite or negative count are unknown: they carry no
-/// evidence and are not carried.
+/// Why: a side's counter that was not scraped during a step (a missed scrape,
+/// or a scrape whose jitter moved it across the step's end) shows a short or
+/// no increase there and a long one next. Without the carry, a shared burst
+/// in the short window would be dropped with it, or compared at a traffic
+/// share that does not hold for the burst, and be counted lopsidedly for
+/// good. Blocks are formed from request counts alone, on which the test
+/// conditions, so under the ideal model they keep its validity; a real change
+/// of the traffic split costs at most a few steps of resolution. Steps with a
+/// NaN, infinite or negative count are unknown: they carry no evidence and
+/// are not carried.
 fn aligned_steps(steps: &[StepCounts]) -> impl Iterator<Item = AlignedStep> + '_ {
     let mut carried = StepCounts::default();
+    let mut carried_steps = 0_usize;
+    let mut recent: std::collections::VecDeque<(f64, f64)> = std::collections::VecDeque::new();
     steps.iter().map(move |counts| {
         let values = [
             counts.canary_bad,
@@ -292,19 +312,35 @@ fn aligned_steps(steps: &[StepCounts]) -> impl Iterator<Item = AlignedStep> + '_
                 advancing: false,
             };
         }
+        let (canary_before, baseline_before) = recent
+            .iter()
+            .fold((0.0, 0.0), |(c, b), (rc, rb)| (c + rc, b + rb));
+        if recent.len() == SHARE_REFERENCE_STEPS {
+            recent.pop_front();
+        }
+        recent.push_back((counts.canary_total, counts.baseline_total));
         carried = StepCounts {
             canary_bad: carried.canary_bad + counts.canary_bad,
             canary_total: carried.canary_total + counts.canary_total,
             baseline_bad: carried.baseline_bad + counts.baseline_bad,
             baseline_total: carried.baseline_total + counts.baseline_total,
         };
-        if carried.canary_total <= 0.0 || carried.baseline_total <= 0.0 {
+        carried_steps += 1;
+        let both_served = carried.canary_total > 0.0 && carried.baseline_total > 0.0;
+        let share_off = canary_before > 0.0
+            && baseline_before > 0.0
+            && ((carried.canary_total / carried.baseline_total).ln()
+                - (canary_before / baseline_before).ln())
+            .abs()
+                > BLOCK_SHARE_FACTOR.ln();
+        if !both_served || (share_off && carried_steps < MAX_BLOCK_STEPS) {
             return AlignedStep {
                 evidence: None,
                 advancing: false,
             };
         }
         let block = std::mem::take(&mut carried);
+        carried_steps = 0;
         AlignedStep {
             evidence: informative(&block),
             advancing: true,

@@ -347,28 +347,32 @@ fn ratio_test_matches_numpy_reimplementation() {
         let decision = serde_json::to_value(outcome.decision).expect("serializable");
         assert_eq!(decision, expected["decision"], "{name}");
         assert_eq!(outcome.path.len(), numbers(&expected["harm_path"]).len());
-        // A step in which a side served nothing is now carried into the next
-        // one instead of dropped, which moves the estimate of such a window.
-        let carries = steps
-            .iter()
-            .any(|s| s.canary_total <= 0.0 || s.baseline_total <= 0.0);
-        let fields: &[&str] = if carries {
-            &["canary_rate", "baseline_rate"]
-        } else {
-            &["ratio_estimate", "canary_rate", "baseline_rate"]
-        };
-        for field in fields {
+        // Steps are now grouped into blocks (a side that served nothing, or a jump
+        // of the traffic share, is carried into the next step), which moves the
+        // conditional estimate of such windows a little; the rates are unchanged.
+        for (field, relative) in [
+            ("ratio_estimate", if carries(&steps) { 0.05 } else { 0.01 }),
+            ("canary_rate", 1e-5),
+            ("baseline_rate", 1e-5),
+        ] {
             let actual = serde_json::to_value(&outcome).expect("serializable")[field]
                 .as_f64()
                 .expect("finite");
             assert_close(
                 actual,
                 number(&expected[field]),
-                1e-5,
+                relative,
                 &format!("{name} {field}"),
             );
         }
     }
+}
+
+/// Whether a window has a step in which a side served nothing.
+fn carries(steps: &[StepCounts]) -> bool {
+    steps
+        .iter()
+        .any(|s| s.canary_total <= 0.0 || s.baseline_total <= 0.0)
 }
 
 /// Log-likelihood ratio of one step for alternative `rho1` against `rho0`,
