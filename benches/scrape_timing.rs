@@ -181,7 +181,11 @@ fn main() {
         println!(
             "| {ratio}x | minute {} | {} | {:.2}% | {:.2}% | {} | {} |",
             onset_secs / 60.0,
-            if messy { "every nuisance" } else { "aligned" },
+            if messy {
+                "every nuisance"
+            } else {
+                "aligned, no bursts"
+            },
             100.0 * summary.rolled_back,
             100.0 * summary.within_10_min,
             format_secs(summary.median_secs),
@@ -222,7 +226,11 @@ fn main() {
         let with_final = rolled_back_with_final_look(&timing, canaries, 3000 + seed as u64);
         println!(
             "| {ratio}x | {} | {:.2}% | {} | {:.2}% |",
-            if messy { "every nuisance" } else { "aligned" },
+            if messy {
+                "every nuisance"
+            } else {
+                "aligned, no bursts"
+            },
             100.0 * summary.rolled_back,
             format_secs(summary.median_secs),
             100.0 * with_final,
