@@ -26,9 +26,11 @@
 //! independent, with `q_c <= rho0 q_b` (within tolerance). One step's ratio
 //! is `x^c y^b` with `x = p1 / p0` and `y = (1 - p1) / (1 - p0)`, so
 //!
-//!     E[x^c y^b] = (1 + q_c (x - 1))^n_c (1 + q_b (y - 1))^n_b
-//!                <= exp(n_c q_c (x - 1) + n_b q_b (y - 1))           (1 + u <= e^u)
-//!                 = exp((p1 - p0) (rho0 n_c + n_b) (q_c / rho0 - q_b)) <= 1
+//! ```text
+//! E[x^c y^b] = (1 + q_c (x - 1))^n_c (1 + q_b (y - 1))^n_b
+//!           <= exp(n_c q_c (x - 1) + n_b q_b (y - 1))             (1 + u <= e^u)
+//!            = exp((p1 - p0) (rho0 n_c + n_b) (q_c / rho0 - q_b)) <= 1
+//! ```
 //!
 //! because `p0 = rho0 n_c / (rho0 n_c + n_b)` and, for alternatives above the
 //! boundary, `p1 > p0` (below it both signs flip). This holds at every
@@ -369,7 +371,9 @@ fn step_log_likelihood(step: &Informative, theta: f64) -> f64 {
 /// detection", 2023, section 3). With weights `pi_j` fixed in advance and
 /// summing to 1, and `LR_i` the mixture's per-alternative likelihood ratios,
 ///
-///     D_k = sum_a w_a sum_{j <= k} pi_j prod_{i = j..k} LR_{a,i} + sum_{j > k} pi_j
+/// ```text
+/// D_k = sum_a w_a sum_{j <= k} pi_j prod_{i = j..k} LR_{a,i} + sum_{j > k} pi_j
+/// ```
 ///
 /// Every restart term is 1 until its step and a product of likelihood
 /// ratios after it, so each is a nonnegative supermartingale that starts at
