@@ -48,19 +48,28 @@ fn times(timing: &Timing, canaries: usize, seed: u64) -> Vec<Option<u64>> {
 /// Steps of the final-look window: the whole 30-minute canary.
 const FINAL_STEPS: usize = (scrape::WINDOW_SECS / scrape::STEP_SECS) as usize;
 
-/// Whether a canary is rolled back within the window by the sequential test
-/// at half the alpha or the final-look test at the other half.
-fn rolled_back_with_final_look(timing: &Timing, canaries: usize, seed: u64) -> f64 {
-    let half = RatioTest {
-        alpha: ALPHA / 2.0,
+/// Share of canaries rolled back within the window by the sequential test at
+/// `1 - final_share` of the alpha or the final-look test at `final_share`.
+fn rolled_back_with_final_look(
+    timing: &Timing,
+    canaries: usize,
+    seed: u64,
+    final_share: f64,
+) -> f64 {
+    let sequential = RatioTest {
+        alpha: ALPHA * (1.0 - final_share),
+        ..test()
+    };
+    let final_look = RatioTest {
+        alpha: ALPHA * final_share,
         ..test()
     };
     let mut rng = seeded(seed);
     let rolled_back = (0..canaries)
         .filter(|_| {
             let steps = simulate_scraped_window(timing, &mut rng);
-            ratio_decision(&steps, &half).0 == Decision::Harm
-                || final_look_test(&steps, &half, FINAL_STEPS).is_some_and(|f| f.harm)
+            ratio_decision(&steps, &sequential).0 == Decision::Harm
+                || final_look_test(&steps, &final_look, FINAL_STEPS).is_some_and(|f| f.harm)
         })
         .count();
     rolled_back as f64 / canaries as f64
@@ -223,7 +232,7 @@ fn main() {
             POWER_CANARIES
         };
         let summary = summarise(&times(&timing, canaries, 3000 + seed as u64));
-        let with_final = rolled_back_with_final_look(&timing, canaries, 3000 + seed as u64);
+        let with_final = rolled_back_with_final_look(&timing, canaries, 3000 + seed as u64, 0.5);
         println!(
             "| {ratio}x | {} | {:.2}% | {} | {:.2}% |",
             if messy {
@@ -235,5 +244,22 @@ fn main() {
             format_secs(summary.median_secs),
             100.0 * with_final,
         );
+    }
+
+    println!();
+    println!(
+        "Share of the metric's alpha given to the final look, 3x at 1 request/s, aligned, no bursts, {POWER_CANARIES} canaries per row:"
+    );
+    println!();
+    println!("| final-look share | rolled back within 30 min |");
+    println!("|---|---|");
+    for share in [0.5, 0.75, 0.9] {
+        let rate = rolled_back_with_final_look(
+            &Timing::aligned(1.0, 0.005, 3.0),
+            POWER_CANARIES,
+            4000,
+            share,
+        );
+        println!("| {share} | {:.2}% |", 100.0 * rate);
     }
 }

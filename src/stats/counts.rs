@@ -640,8 +640,9 @@ impl Persisted {
         }
     }
 
-    /// Records the value after a step; `advancing` says whether both sides
-    /// served traffic in it (so both sides' scrapes moved on).
+    /// Records the value after a step; `advancing` says whether the step
+    /// closed a block (both sides reported, see [`aligned_steps`]), which
+    /// makes it a point.
     fn record(&mut self, log_value: f64, advancing: bool) {
         if advancing {
             if self.recent.len() > PERSISTENCE_STEPS {
@@ -649,8 +650,8 @@ impl Persisted {
             }
             self.recent.push_back(log_value);
         } else if let Some(last) = self.recent.back_mut() {
-            // The value cannot have moved in a step without traffic on both
-            // sides; keep the newest figure exact all the same.
+            // A step that closes no block carries no evidence, so the value
+            // has not moved; the minimum only guards that.
             *last = last.min(log_value);
         }
     }
