@@ -5,9 +5,15 @@ use super::finding::Finding;
 use crate::request::Judgement;
 use crate::rules::{CountsRule, RuleSet, TimeoutPolicy};
 use crate::stats::Direction;
-use crate::stats::counts::{Decision, RatioTest, StepCounts, ratio_test};
+use crate::stats::counts::{
+    Decision, RatioOutcome, RatioTest, StepCounts, final_look_test, ratio_test,
+};
 use crate::text as words;
 use crate::verdict::{Estimate, Evidence, MetricOutcome, SideFigures, Window};
+
+/// Share of a metric's alpha that a rule's final-look test gets
+/// (`final_test_after`); the sequential test keeps the rest.
+pub(crate) const FINAL_LOOK_ALPHA_SHARE: f64 = 0.5;
 
 /// The band of canary/baseline ratios a rule tolerates.
 pub(crate) fn tolerated_band(direction: Direction, tolerance: f64) -> (f64, f64) {
@@ -24,6 +30,29 @@ fn band_words(low: f64, high: f64) -> String {
         (false, true) => words::times(high),
         (true, false) => words::times(low),
         (false, false) => "any ratio".into(),
+    }
+}
+
+/// Why an undecided metric is undecided, in words that match its bounds: the
+/// interval reaches past an edge of the band (it straddles it), or it lies
+/// inside the band while the evidence of safety, which uses its own
+/// alternatives, has not yet reached the threshold.
+fn undecided_words(
+    outcome: &RatioOutcome,
+    range_words: &str,
+    band: &str,
+    tolerated_lower: f64,
+    tolerated_upper: f64,
+) -> String {
+    let inside = outcome.ratio_lower >= tolerated_lower && outcome.ratio_upper <= tolerated_upper;
+    if inside {
+        format!(
+            "{range_words}, inside the {band} tolerated, but the evidence that it is within tolerance reached {}, short of the {} needed",
+            words::number(outcome.safety_evidence),
+            words::number(outcome.threshold)
+        )
+    } else {
+        format!("{range_words}, which straddles the {band} tolerated")
     }
 }
 
@@ -82,16 +111,35 @@ pub(crate) fn judge_counts(
         };
     }
 
-    let outcome = ratio_test(
-        steps,
-        &RatioTest {
-            direction: rule.direction,
-            tolerance: rule.tolerance,
-            alpha,
-        },
-    );
+    // With a final-look test, the metric's alpha is shared: a false rollback
+    // needs one of the two tests to err, at most the sum of their alphas.
+    let (sequential_alpha, final_look) = match rule.final_test_after_secs {
+        Some(after_secs) => (
+            alpha * (1.0 - FINAL_LOOK_ALPHA_SHARE),
+            Some((
+                (after_secs / window.step_secs.max(1)).max(1) as usize,
+                after_secs,
+            )),
+        ),
+        None => (alpha, None),
+    };
+    let test = RatioTest {
+        direction: rule.direction,
+        tolerance: rule.tolerance,
+        alpha: sequential_alpha,
+    };
+    let outcome = ratio_test(steps, &test);
+    let final_outcome = final_look.and_then(|(final_steps, after_secs)| {
+        let final_test = RatioTest {
+            alpha: alpha * FINAL_LOOK_ALPHA_SHARE,
+            ..test
+        };
+        final_look_test(steps, &final_test, final_steps).map(|f| (f, final_test.alpha, after_secs))
+    });
     let (tolerated_lower, tolerated_upper) = tolerated_band(rule.direction, rule.tolerance);
-    let confidence = 1.0 - alpha;
+    // The level at which the pair of bounds holds together: what the interval
+    // shown beside the estimate guarantees (one bound alone holds at more).
+    let confidence = outcome.confidence;
     let estimate = Estimate {
         unit: "ratio".into(),
         value: outcome.ratio_estimate,
@@ -166,6 +214,19 @@ pub(crate) fn judge_counts(
             MetricOutcome::Fail,
             format!("Worse than tolerated: {observed}; {harm_words}."),
         ),
+        _ if let Some((final_outcome, final_alpha, after_secs)) = final_outcome
+            && final_outcome.harm =>
+        {
+            (
+                MetricOutcome::Fail,
+                format!(
+                    "Worse than tolerated by the final-look test after {}: {observed}; were it within the {band} tolerated, bad events would fall on the canary this lopsidedly with chance {}, at most the {} this test is given.",
+                    words::duration(after_secs as i64),
+                    words::number(final_outcome.p_value),
+                    words::number(final_alpha),
+                ),
+            )
+        }
         Decision::WithinTolerance if rule.early_promotion || judgement.is_final => (
             MetricOutcome::Pass,
             format!("Within tolerance: {observed}; {safe_words}."),
@@ -193,7 +254,14 @@ pub(crate) fn judge_counts(
         Decision::Undecided => (
             MetricOutcome::Inconclusive,
             format!(
-                "Not decided yet: {observed}; {range_words}, which straddles the {band} tolerated."
+                "Not decided yet: {observed}; {}.",
+                undecided_words(
+                    &outcome,
+                    &range_words,
+                    &band,
+                    tolerated_lower,
+                    tolerated_upper
+                )
             ),
         ),
     };
@@ -262,4 +330,178 @@ fn left_out(steps: &[StepCounts], step_secs: u64) -> (String, bool) {
         sides.join("; ")
     );
     (sentence, crash_looping)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::SideSelector;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    /// A rule set with one ratio metric of the given direction and tolerance.
+    fn rules(direction: &str, tolerance: &str) -> RuleSet {
+        let text = format!(
+            "metrics:\n\
+             \x20 - name: errors\n\
+             \x20   kind: ratio\n\
+             \x20   bad: errors_total\n\
+             \x20   total: requests_total\n\
+             \x20   direction: {direction}\n\
+             \x20   tolerance: {tolerance}\n\
+             \x20   min_requests: 100\n"
+        );
+        crate::rules::load_str(Path::new("test.yaml"), &text).expect("valid rules")
+    }
+
+    fn judgement() -> Judgement {
+        let side = |track: &str| {
+            SideSelector::from_map(&BTreeMap::from([("track".to_string(), track.to_string())]))
+                .expect("valid side")
+        };
+        Judgement {
+            rules: "test".into(),
+            deployment: "d-1".into(),
+            canary: side("canary"),
+            baseline: side("baseline"),
+            start_secs: 0,
+            end_secs: 240,
+            vars: BTreeMap::new(),
+            is_final: false,
+        }
+    }
+
+    fn window() -> Window {
+        Window {
+            start: String::new(),
+            end: String::new(),
+            start_secs: 0,
+            end_secs: 240,
+            step_secs: 15,
+        }
+    }
+
+    fn judged(rules: &RuleSet, steps: &[StepCounts], alpha: f64) -> Finding {
+        judge_counts(
+            ratio_rule(rules),
+            steps,
+            alpha,
+            &window(),
+            rules,
+            &judgement(),
+            "rate of bad events",
+        )
+    }
+
+    fn ratio_rule(rules: &RuleSet) -> &CountsRule {
+        match &rules.metrics[0].kind {
+            crate::rules::MetricKind::Ratio { rule, .. } => rule,
+            other => panic!("expected a ratio metric, got {other:?}"),
+        }
+    }
+
+    /// Sixteen steps of 1000 requests a side, 16 canary and 10 baseline errors.
+    fn sixteen_to_ten() -> Vec<StepCounts> {
+        vec![
+            StepCounts {
+                canary_bad: 16.0,
+                canary_total: 1000.0,
+                baseline_bad: 10.0,
+                baseline_total: 1000.0,
+            };
+            16
+        ]
+    }
+
+    // Regression (issue 11): with `either`, tolerance 10% and alpha 0.005, 16 steps of
+    // 16 against 10 errors gave "straddles the band" while the lower bound was above it.
+    #[test]
+    fn either_reason_never_says_straddles_when_the_interval_is_past_the_band() {
+        let rules = rules("either", "10%");
+        let finding = judged(&rules, &sixteen_to_ten(), 0.005);
+        let estimate = finding.estimate.expect("judged");
+        let past_the_band =
+            estimate.lower > estimate.tolerated_upper || estimate.upper < estimate.tolerated_lower;
+        if finding.reason.contains("straddles") {
+            assert!(!past_the_band, "{} {estimate:?}", finding.reason);
+        }
+        // The bounds of `either` are each at alpha / 2, so an interval past the
+        // band means the averaged harm evidence crossed: the reason says harm.
+        if past_the_band {
+            assert_eq!(finding.outcome, MetricOutcome::Fail, "{}", finding.reason);
+        }
+        // Every look of a longer window of the same steps: with the bounds at alpha
+        // each, looks 19 and 20 had a lower bound above 1.1 and no decision.
+        let longer: Vec<StepCounts> = sixteen_to_ten().into_iter().cycle().take(40).collect();
+        for prefix in 1..=longer.len() {
+            let finding = judged(&rules, &longer[..prefix], 0.005);
+            let estimate = finding.estimate.expect("judged");
+            let past = estimate.lower > estimate.tolerated_upper
+                || estimate.upper < estimate.tolerated_lower;
+            assert!(
+                !(past && finding.outcome == MetricOutcome::Inconclusive),
+                "after {prefix} steps: {} {estimate:?}",
+                finding.reason
+            );
+        }
+    }
+
+    // Regression (issue 11): the counts interval was captioned 1 - alpha (99.5% at alpha
+    // 0.005) while the pair of bounds holds at 1 - 2 alpha (99%), and 1 - alpha for either.
+    #[test]
+    fn counts_interval_confidence_is_that_of_the_pair_of_bounds() {
+        let steps = sixteen_to_ten();
+        let increase = judged(&rules("increase", "10%"), &steps, 0.005);
+        let confidence = increase.estimate.expect("judged").confidence;
+        assert!((confidence - 0.99).abs() < 1e-12, "{confidence}");
+        assert!(!increase.reason.contains("99.5%"), "{}", increase.reason);
+        let either = judged(&rules("either", "10%"), &steps, 0.005);
+        let confidence = either.estimate.expect("judged").confidence;
+        assert!((confidence - 0.995).abs() < 1e-12, "{confidence}");
+    }
+
+    // Pins the final-look test of `final_test_after`: thin evidence the sequential test
+    // cannot settle (30 canary against 8 baseline errors over 120 steps) fails the metric
+    // once the window has its 30 minutes, and not before.
+    #[test]
+    fn final_look_test_rolls_back_thin_lopsided_evidence_at_its_window() {
+        let text = "metrics:\n\
+             \x20 - name: errors\n\
+             \x20   kind: ratio\n\
+             \x20   bad: errors_total\n\
+             \x20   total: requests_total\n\
+             \x20   direction: increase\n\
+             \x20   tolerance: 0%\n\
+             \x20   min_requests: 100\n\
+             \x20   final_test_after: 30m\n";
+        let rules = crate::rules::load_str(Path::new("test.yaml"), text).expect("valid rules");
+        assert_eq!(ratio_rule(&rules).final_test_after_secs, Some(1800));
+        let steps: Vec<StepCounts> = (0..120)
+            .map(|i| StepCounts {
+                canary_bad: if i % 4 == 0 { 1.0 } else { 0.0 },
+                canary_total: 15.0,
+                baseline_bad: if i % 15 == 0 { 1.0 } else { 0.0 },
+                baseline_total: 15.0,
+            })
+            .collect();
+        let before = judged(&rules, &steps[..119], 0.005);
+        assert_eq!(
+            before.outcome,
+            MetricOutcome::Inconclusive,
+            "{}",
+            before.reason
+        );
+        let at_window = judged(&rules, &steps, 0.005);
+        assert_eq!(
+            at_window.outcome,
+            MetricOutcome::Fail,
+            "{}",
+            at_window.reason
+        );
+        assert!(
+            at_window.reason.contains("final-look test after 30m"),
+            "{}",
+            at_window.reason
+        );
+    }
 }

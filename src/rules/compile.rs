@@ -41,6 +41,9 @@ pub const MAX_LOOKS: i64 = 1000;
 /// The most metrics one rule set may hold.
 pub const MAX_METRICS: usize = 200;
 
+/// Longest window a final-look test may wait for: a day.
+const MAX_FINAL_TEST_AFTER_SECS: u64 = 24 * 3600;
+
 const KINDS: &[&str] = &["ratio", "latency", "series", "threshold"];
 const COMMON_FIELDS: &[&str] = &["name", "kind", "group", "critical"];
 const RATIO_FIELDS: &[&str] = &[
@@ -50,6 +53,7 @@ const RATIO_FIELDS: &[&str] = &[
     "tolerance",
     "min_requests",
     "early_promotion",
+    "final_test_after",
 ];
 const LATENCY_FIELDS: &[&str] = &[
     "histogram",
@@ -58,6 +62,7 @@ const LATENCY_FIELDS: &[&str] = &[
     "tolerance",
     "min_requests",
     "early_promotion",
+    "final_test_after",
 ];
 const SERIES_FIELDS: &[&str] = &[
     "query",
@@ -492,6 +497,7 @@ fn present_fields(raw: &RawMetric) -> Vec<(&'static str, (usize, usize))> {
     add(&mut out, "tolerance", &raw.tolerance);
     add(&mut out, "min_requests", &raw.min_requests);
     add(&mut out, "early_promotion", &raw.early_promotion);
+    add(&mut out, "final_test_after", &raw.final_test_after);
     add(&mut out, "threshold_seconds", &raw.threshold_seconds);
     add(&mut out, "allowed_increase", &raw.allowed_increase);
     add(&mut out, "allowed_decrease", &raw.allowed_decrease);
@@ -813,12 +819,51 @@ fn compile_counts_rule(ctx: &mut Ctx<'_>, metric: &Spanned<RawMetric>) -> Option
             None
         }
     };
+    let final_test_after_secs = match &raw.final_test_after {
+        None => Some(None),
+        Some(after) => compile_final_test_after(ctx, after).map(Some),
+    };
     Some(CountsRule {
         direction: direction?,
         tolerance: tolerance?,
         min_requests: min_requests?,
         early_promotion: raw.early_promotion.as_ref().is_none_or(|e| e.value),
+        final_test_after_secs: final_test_after_secs?,
     })
+}
+
+/// The window of a counts metric's final-look test: a whole number of
+/// seconds from one minute to [`MAX_FINAL_TEST_AFTER_SECS`].
+fn compile_final_test_after(ctx: &mut Ctx<'_>, after: &Spanned<Scalar>) -> Option<u64> {
+    let hint = "write the canary's planned length, such as '30m'";
+    let text = match &after.value {
+        Scalar::Text(text) => text,
+        Scalar::Number(number) => {
+            ctx.err(
+                after,
+                format!("final_test_after `{number}` needs a unit; {hint}"),
+            );
+            return None;
+        }
+    };
+    match humantime::parse_duration(text) {
+        Ok(duration)
+            if duration.subsec_nanos() == 0
+                && (60..=MAX_FINAL_TEST_AFTER_SECS).contains(&duration.as_secs()) =>
+        {
+            Some(duration.as_secs())
+        }
+        _ => {
+            ctx.err(
+                after,
+                format!(
+                    "final_test_after `{text}` must be a whole number of seconds from 1m to {}h; {hint}",
+                    MAX_FINAL_TEST_AFTER_SECS / 3600
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn compile_series(

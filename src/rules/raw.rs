@@ -62,6 +62,7 @@ pub(super) struct RawMetric {
     pub tolerance: Field<Scalar>,
     pub min_requests: Field<f64>,
     pub early_promotion: Field<bool>,
+    pub final_test_after: Field<Scalar>,
     pub threshold_seconds: Field<f64>,
     pub allowed_increase: Field<f64>,
     pub allowed_decrease: Field<f64>,

@@ -18,15 +18,26 @@
 //! rates together.
 //!
 //! When both sides are binomial (a latency fraction is "slow requests out of all
-//! requests") the exact conditional law is Fisher's noncentral hypergeometric.
-//! At `rho = 1` it is the law of sampling without replacement, which Hoeffding
-//! (1963, "Probability inequalities for sums of bounded random variables",
-//! theorem 4) shows is dominated in convex order by sampling with replacement:
-//! every likelihood-ratio e-value below is a convex function of the canary's
-//! count, so its expectation under the hypergeometric law is at most its
-//! binomial expectation, at most 1. The binomial model therefore stays
-//! conservative at `rho = 1` for large bad fractions too; the Monte Carlo tests
-//! check this with binomial draws at a 10% bad fraction.
+//! requests", and errors are "failed requests out of all requests") the exact
+//! conditional law given `K` is Fisher's noncentral hypergeometric, not the
+//! binomial above. The likelihood ratios stay valid all the same, without
+//! conditioning on `K`: given the step's traffic, let the canary's bad count
+//! be `Binomial(n_c, q_c)` and the baseline's `Binomial(n_b, q_b)`,
+//! independent, with `q_c <= rho0 q_b` (within tolerance). One step's ratio
+//! is `x^c y^b` with `x = p1 / p0` and `y = (1 - p1) / (1 - p0)`, so
+//!
+//! ```text
+//! E[x^c y^b] = (1 + q_c (x - 1))^n_c (1 + q_b (y - 1))^n_b
+//!           <= exp(n_c q_c (x - 1) + n_b q_b (y - 1))             (1 + u <= e^u)
+//!            = exp((p1 - p0) (rho0 n_c + n_b) (q_c / rho0 - q_b)) <= 1
+//! ```
+//!
+//! because `p0 = rho0 n_c / (rho0 n_c + n_b)` and, for alternatives above the
+//! boundary, `p1 > p0` (below it both signs flip). This holds at every
+//! tolerance and every bad fraction, for every alternative, so every mixture
+//! below is a supermartingale under binomial draws too; the unit test
+//! `expected_likelihood_ratio_over_both_binomials_is_at_most_one` checks it
+//! by exact summation.
 //!
 //! # The e-processes
 //!
@@ -117,14 +128,15 @@ pub enum Decision {
     Undecided,
 }
 
-/// The evidence after one step.
+/// The evidence after one step, as the decisions read it: each e-value is
+/// the smallest of its last values (see [`PERSISTENCE_STEPS`]).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct EvidencePoint {
     /// Index of the step in the window.
     pub step: usize,
-    /// E-value against "within tolerance" (large means harm).
+    /// Persisted e-value against "within tolerance" (large means harm).
     pub harm: f64,
-    /// E-value against "worse than tolerated" (large means safe).
+    /// Persisted e-value against "worse than tolerated" (large means safe).
     pub safety: f64,
 }
 
@@ -144,22 +156,28 @@ pub struct RatioOutcome {
     pub baseline_rate: f64,
     /// Point estimate of canary rate / baseline rate (conditional maximum likelihood).
     pub ratio_estimate: f64,
-    /// Anytime-valid lower confidence bound for the ratio at level 1 - alpha,
-    /// intersected over the window's steps: the ratio lies above it with
-    /// probability at least 1 - alpha at every look. It is the inversion of the
-    /// e-process that decides on that side, so for a direction of increase
-    /// "harm" and "lower bound above the tolerance" say the same thing.
+    /// Anytime-valid lower confidence bound for the ratio, intersected over
+    /// the window's steps: the ratio lies above it with probability at least
+    /// 1 - alpha (1 - alpha / 2 for `either`) at every look, if it stayed
+    /// constant. It is the inversion of the e-process that decides on that
+    /// side, so for a direction of increase "harm" and "lower bound above the
+    /// tolerance" say the same thing.
     pub ratio_lower: f64,
-    /// Anytime-valid upper confidence bound for the ratio at level 1 - alpha,
-    /// intersected over the window's steps; together with `ratio_lower` a
-    /// (1 - 2 alpha) confidence sequence.
+    /// Anytime-valid upper confidence bound for the ratio, at the same level
+    /// as `ratio_lower` and intersected over the window's steps; the pair
+    /// holds together with `confidence`.
     pub ratio_upper: f64,
-    /// Largest harm e-value seen on the path.
+    /// Largest persisted harm e-value seen on the path.
     pub harm_evidence: f64,
-    /// Largest safety e-value seen on the path.
+    /// Largest persisted safety e-value seen on the path.
     pub safety_evidence: f64,
     /// The e-value a side must reach to decide (1 / alpha).
     pub threshold: f64,
+    /// The confidence with which `ratio_lower` and `ratio_upper` hold
+    /// together, at every look: 1 - 2 alpha for a direction of increase or
+    /// decrease (each bound at 1 - alpha), 1 - alpha for `either` (each bound
+    /// at 1 - alpha / 2).
+    pub confidence: f64,
     /// The evidence after every step.
     pub path: Vec<EvidencePoint>,
 }
@@ -238,6 +256,100 @@ fn informative(counts: &StepCounts) -> Option<Informative> {
     })
 }
 
+/// What one step of the window contributes once steps in which a side
+/// reported nothing are carried forward (see [`aligned_steps`]).
+#[derive(Clone, Copy, Debug)]
+struct AlignedStep {
+    /// The evidence to multiply in at this step, if any.
+    evidence: Option<Informative>,
+    /// Whether both sides served traffic by this step since the last such
+    /// step, so both sides' scrapes have moved on: the points that
+    /// [`Persisted`] and the restarts count.
+    advancing: bool,
+}
+
+/// Largest factor by which a block's traffic share (canary over baseline
+/// requests) may differ from the share over the steps before it (up to
+/// [`SHARE_REFERENCE_STEPS`]) before the block is carried into the next step
+/// (see [`aligned_steps`]).
+const BLOCK_SHARE_FACTOR: f64 = 1.5;
+
+/// Steps whose pooled traffic share is the reference for [`BLOCK_SHARE_FACTOR`].
+const SHARE_REFERENCE_STEPS: usize = 8;
+
+/// Most steps a block spans because of its share; a block closes at the
+/// next step in which both sides served once it is this long.
+const MAX_BLOCK_STEPS: usize = 4;
+
+/// The window's steps grouped into blocks: a step in which one side served
+/// nothing is carried into the next step, and so is a block whose
+/// canary/baseline request share differs from the share of the steps before
+/// it by more than [`BLOCK_SHARE_FACTOR`] (up to [`MAX_BLOCK_STEPS`]). The
+/// block's counts are judged at the step that closes it.
+///
+/// Why: a side's counter that was not scraped during a step (a missed scrape,
+/// or a scrape whose jitter moved it across the step's end) shows a short or
+/// no increase there and a long one next. Without the carry, a shared burst
+/// in the short window would be dropped with it, or compared at a traffic
+/// share that does not hold for the burst, and be counted lopsidedly for
+/// good. Blocks are formed from request counts alone, on which the test
+/// conditions, so under the ideal model they keep its validity; a real change
+/// of the traffic split costs at most a few steps of resolution. Steps with a
+/// NaN, infinite or negative count are unknown: they carry no evidence and
+/// are not carried.
+fn aligned_steps(steps: &[StepCounts]) -> impl Iterator<Item = AlignedStep> + '_ {
+    let mut carried = StepCounts::default();
+    let mut carried_steps = 0_usize;
+    let mut recent: std::collections::VecDeque<(f64, f64)> = std::collections::VecDeque::new();
+    steps.iter().map(move |counts| {
+        let values = [
+            counts.canary_bad,
+            counts.canary_total,
+            counts.baseline_bad,
+            counts.baseline_total,
+        ];
+        if values.iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return AlignedStep {
+                evidence: None,
+                advancing: false,
+            };
+        }
+        let (canary_before, baseline_before) = recent
+            .iter()
+            .fold((0.0, 0.0), |(c, b), (rc, rb)| (c + rc, b + rb));
+        if recent.len() == SHARE_REFERENCE_STEPS {
+            recent.pop_front();
+        }
+        recent.push_back((counts.canary_total, counts.baseline_total));
+        carried = StepCounts {
+            canary_bad: carried.canary_bad + counts.canary_bad,
+            canary_total: carried.canary_total + counts.canary_total,
+            baseline_bad: carried.baseline_bad + counts.baseline_bad,
+            baseline_total: carried.baseline_total + counts.baseline_total,
+        };
+        carried_steps += 1;
+        let both_served = carried.canary_total > 0.0 && carried.baseline_total > 0.0;
+        let share_off = canary_before > 0.0
+            && baseline_before > 0.0
+            && ((carried.canary_total / carried.baseline_total).ln()
+                - (canary_before / baseline_before).ln())
+            .abs()
+                > BLOCK_SHARE_FACTOR.ln();
+        if !both_served || (share_off && carried_steps < MAX_BLOCK_STEPS) {
+            return AlignedStep {
+                evidence: None,
+                advancing: false,
+            };
+        }
+        let block = std::mem::take(&mut carried);
+        carried_steps = 0;
+        AlignedStep {
+            evidence: informative(&block),
+            advancing: true,
+        }
+    })
+}
+
 /// ln(1 + e^x) without overflow.
 fn softplus(x: f64) -> f64 {
     if x > 0.0 {
@@ -254,8 +366,99 @@ fn step_log_likelihood(step: &Informative, theta: f64) -> f64 {
     -step.canary_bad * softplus(-x) - step.baseline_bad * softplus(x)
 }
 
+/// How an e-process restarts its evidence, e-detector style (Shin, Ramdas &
+/// Rinaldo, "E-detectors: a nonparametric framework for sequential change
+/// detection", 2023, section 3). With weights `pi_j` fixed in advance and
+/// summing to 1, and `LR_i` the mixture's per-alternative likelihood ratios,
+///
+/// ```text
+/// D_k = sum_a w_a sum_{j <= k} pi_j prod_{i = j..k} LR_{a,i} + sum_{j > k} pi_j
+/// ```
+///
+/// Every restart term is 1 until its step and a product of likelihood
+/// ratios after it, so each is a nonnegative supermartingale that starts at
+/// 1 under the null, and so is their fixed mixture: Ville's inequality bounds
+/// the chance that `D` ever reaches `1/alpha` by `alpha`, with no horizon. A
+/// regression that starts late is then judged by the restart just before it,
+/// without the healthy steps before it pulling its evidence down.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Restarts {
+    /// Weight of the evidence counted from the window's first step.
+    start_weight: f64,
+    /// Steps between two restart points.
+    every_steps: usize,
+    /// Restart points after the first step; each gets
+    /// `(1 - start_weight) / points` of the weight.
+    points: usize,
+}
+
+impl Restarts {
+    /// No restart: the plain mixture, all weight on the first step.
+    const NONE: Restarts = Restarts {
+        start_weight: 1.0,
+        every_steps: 1,
+        points: 0,
+    };
+
+    /// The weight of the restart at step `index` (0 if none restarts there).
+    fn weight_at(&self, index: usize) -> f64 {
+        if index == 0 {
+            return self.start_weight;
+        }
+        let every = self.every_steps.max(1);
+        if self.points > 0 && index.is_multiple_of(every) && index / every <= self.points {
+            (1.0 - self.start_weight) / self.points as f64
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The harm e-processes' restarts: half the weight on the evidence from the
+/// first step, the other half spread evenly over a restart every minute (at
+/// the default 15 s step) for the first 30 minutes. Weights and points are
+/// fixed before any data is seen, which is all validity needs; the split was
+/// chosen with the late-onset runs of `benches/scrape_timing.rs`.
+const HARM_RESTARTS: Restarts = Restarts {
+    start_weight: 0.5,
+    every_steps: 4,
+    points: 30,
+};
+
+/// Points (steps after which both sides have reported, see
+/// [`aligned_steps`]) over which evidence must persist before it counts: an
+/// e-value as of a step is the smallest of its values at the last
+/// `PERSISTENCE_STEPS + 1` such points, and each restart starts at the least
+/// favourable of its first `PERSISTENCE_STEPS + 1` points.
+///
+/// Why: each side's step increase covers that side's own scrape times, which
+/// can lag the other side's by up to a scrape interval. A shared burst then
+/// lands in one side's step before the other's; the likelihood ratio of that
+/// step is lopsided, and the next point evens it out: there the lagging
+/// side's first sample after the burst has come in (it is after the earlier
+/// step's end, so it is in the next step in which that side reports, and
+/// steps in between are carried). The product over both steps is then that
+/// of the burst counted on both sides in one step, exactly so when the
+/// traffic share is the same in both. One point suffices when the burst falls
+/// between two consecutive scrapes of each side (for a burst shorter than
+/// the scrape interval, a chance of 1 - length / interval per side); a side
+/// that scrapes inside the burst splits it over two points, which the
+/// Monte Carlo runs measure (docs/statistics.md).
+const PERSISTENCE_STEPS: usize = 1;
+
 /// A mixture e-process for the null "log-ratio on one side of `null_log_ratio`",
-/// with alternatives on the other side at the given log offsets.
+/// with alternatives on the other side at the given log offsets, restarted
+/// as `restarts` says.
+///
+/// Each restart's evidence starts at the least favourable of the
+/// `PERSISTENCE_STEPS + 1` informative points from its restart on: with `L`
+/// an alternative's log-likelihood ratio summed from the window's start, the
+/// restart at step `j` contributes `pi_j exp(L_k - max(L_{j-1}, ..., L_{j+w-1}))`
+/// (each term a minimum of products started at `j..=j+w`, so at most the
+/// product started at `j`, which keeps the supermartingale bound). Why: a
+/// restart that fell between the two halves of a burst that the sides'
+/// scrapes split would see only one half, lopsided for ever; one of the
+/// `w + 1` points starts after a whole burst.
 struct MixtureProcess {
     /// Log of the null boundary ratio.
     null_log_ratio: f64,
@@ -263,8 +466,30 @@ struct MixtureProcess {
     alternative_log_ratios: Vec<f64>,
     /// Log prior weights, normalised to sum to 1.
     log_weights: Vec<f64>,
-    /// Running log-likelihood ratio of each alternative against the null.
+    /// Per alternative, the log-likelihood ratio against the null summed from
+    /// the window's start (`L_k`).
     log_likelihood_ratios: Vec<f64>,
+    /// Per alternative, log of sum_j pi_j exp(-max L) over the restarts whose
+    /// starting points are all past.
+    log_closed: Vec<f64>,
+    /// Restarts whose starting points are not all past: the weight, the
+    /// informative points still to fold in, and per alternative the largest
+    /// `L` so far among its starting points.
+    open: Vec<OpenRestart>,
+    /// The restart weights.
+    restarts: Restarts,
+    /// Weight of the restarts still to come: they contribute 1 each.
+    pending_weight: f64,
+}
+
+/// A restart whose starting points are not all past (see [`MixtureProcess`]).
+struct OpenRestart {
+    /// Its weight `pi_j`.
+    weight: f64,
+    /// Informative points still to fold into `max_log_ratios`.
+    points_left: usize,
+    /// Per alternative, the largest `L` among its starting points so far.
+    max_log_ratios: Vec<f64>,
 }
 
 /// Which side of the boundary the alternatives lie on.
@@ -278,7 +503,12 @@ enum Side {
 
 impl MixtureProcess {
     /// A fresh e-process (value 1) with `alternatives` as (factor > 1, weight).
-    fn new(null_log_ratio: f64, side: Side, alternatives: &[(f64, f64)]) -> MixtureProcess {
+    fn new(
+        null_log_ratio: f64,
+        side: Side,
+        alternatives: &[(f64, f64)],
+        restarts: Restarts,
+    ) -> MixtureProcess {
         let total_weight: f64 = alternatives.iter().map(|(_, w)| w).sum();
         let sign = match side {
             Side::Above => 1.0,
@@ -295,33 +525,140 @@ impl MixtureProcess {
                 .map(|(_, w)| (w / total_weight).ln())
                 .collect(),
             log_likelihood_ratios: vec![0.0; alternatives.len()],
+            log_closed: vec![f64::NEG_INFINITY; alternatives.len()],
+            open: Vec::new(),
+            restarts,
+            pending_weight: 1.0,
         }
     }
 
-    /// Multiplies in the likelihood ratios of one informative step.
-    fn update(&mut self, step: &Informative) {
-        let null = step_log_likelihood(step, self.null_log_ratio);
-        for (llr, theta) in self
-            .log_likelihood_ratios
-            .iter_mut()
-            .zip(&self.alternative_log_ratios)
-        {
-            *llr += step_log_likelihood(step, *theta) - null;
+    /// Starts the evidence of the restart at step `index`, if there is one;
+    /// called for every step, informative or not, before [`Self::update`].
+    fn begin_step(&mut self, index: usize) {
+        let weight = self.restarts.weight_at(index);
+        if weight <= 0.0 {
+            return;
+        }
+        self.pending_weight = (self.pending_weight - weight).max(0.0);
+        self.open.push(OpenRestart {
+            weight,
+            points_left: PERSISTENCE_STEPS,
+            max_log_ratios: self.log_likelihood_ratios.clone(),
+        });
+        self.close_finished();
+    }
+
+    /// Multiplies in the likelihood ratios of one step; `step` is `None`
+    /// when it carries no evidence. `advancing` says whether both sides
+    /// served traffic in it (see [`Persisted`]).
+    fn update(&mut self, step: Option<&Informative>, advancing: bool) {
+        if let Some(step) = step {
+            let null = step_log_likelihood(step, self.null_log_ratio);
+            for (llr, theta) in self
+                .log_likelihood_ratios
+                .iter_mut()
+                .zip(&self.alternative_log_ratios)
+            {
+                *llr += step_log_likelihood(step, *theta) - null;
+            }
+        }
+        if advancing {
+            for restart in &mut self.open {
+                for (max, llr) in restart
+                    .max_log_ratios
+                    .iter_mut()
+                    .zip(&self.log_likelihood_ratios)
+                {
+                    *max = max.max(*llr);
+                }
+                restart.points_left = restart.points_left.saturating_sub(1);
+            }
+            self.close_finished();
         }
     }
 
-    /// Natural log of the current e-value, sum_j w_j exp(llr_j), computed stably.
+    /// Moves the restarts whose starting points are all past into `log_closed`.
+    fn close_finished(&mut self) {
+        let (finished, open): (Vec<OpenRestart>, Vec<OpenRestart>) = std::mem::take(&mut self.open)
+            .into_iter()
+            .partition(|r| r.points_left == 0);
+        self.open = open;
+        for restart in finished {
+            for (closed, max) in self.log_closed.iter_mut().zip(&restart.max_log_ratios) {
+                *closed = log_add_exp(*closed, restart.weight.ln() - max);
+            }
+        }
+    }
+
+    /// Natural log of the current e-value, computed stably:
+    /// sum_a w_a sum_j pi_j exp(L_a - max L) + pending_weight.
     fn log_evalue(&self) -> f64 {
-        let terms = self
+        let mut terms = vec![self.pending_weight.ln()];
+        for (a, (weight, llr)) in self
             .log_weights
             .iter()
             .zip(&self.log_likelihood_ratios)
-            .map(|(w, l)| w + l);
-        let max = terms.clone().fold(f64::NEG_INFINITY, f64::max);
+            .enumerate()
+        {
+            terms.push(weight + llr + self.log_closed[a]);
+            for restart in &self.open {
+                terms
+                    .push(weight + restart.weight.ln() + llr - restart.max_log_ratios[a].max(*llr));
+            }
+        }
+        let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         if !max.is_finite() {
             return max;
         }
-        max + terms.map(|t| (t - max).exp()).sum::<f64>().ln()
+        max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln()
+    }
+}
+
+/// ln(e^a + e^b), computed stably.
+fn log_add_exp(a: f64, b: f64) -> f64 {
+    let max = a.max(b);
+    if max == f64::NEG_INFINITY {
+        return max;
+    }
+    max + ((a - max).exp() + (b - max).exp()).ln()
+}
+
+/// The smallest of a log e-value's last `PERSISTENCE_STEPS + 1` values after
+/// steps in which both sides served traffic; it starts at the e-value's
+/// initial 0 (e-value 1). The smallest of values that include the current
+/// one is at most the current one, so Ville's bound still holds for it.
+#[derive(Clone, Debug)]
+struct Persisted {
+    /// The last values, oldest first.
+    recent: std::collections::VecDeque<f64>,
+}
+
+impl Persisted {
+    fn new() -> Persisted {
+        Persisted {
+            recent: std::iter::once(0.0).collect(),
+        }
+    }
+
+    /// Records the value after a step; `advancing` says whether the step
+    /// closed a block (both sides reported, see [`aligned_steps`]), which
+    /// makes it a point.
+    fn record(&mut self, log_value: f64, advancing: bool) {
+        if advancing {
+            if self.recent.len() > PERSISTENCE_STEPS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(log_value);
+        } else if let Some(last) = self.recent.back_mut() {
+            // A step that closes no block carries no evidence, so the value
+            // has not moved; the minimum only guards that.
+            *last = last.min(log_value);
+        }
+    }
+
+    /// The persisted log e-value.
+    fn value(&self) -> f64 {
+        self.recent.iter().copied().fold(f64::INFINITY, f64::min)
     }
 }
 
@@ -339,10 +676,15 @@ impl Processes {
         // A decrease tolerance of 1 or more leaves no harmful ratio; ln(0) is
         // -inf, and such a process never moves off 1 (see `update_all`).
         let lower = (1.0 - test.tolerance).max(0.0).ln();
-        let harm_up = || MixtureProcess::new(upper, Side::Above, &HARM_ALTERNATIVES);
-        let harm_down = || MixtureProcess::new(lower, Side::Below, &HARM_ALTERNATIVES);
-        let safe_up = || MixtureProcess::new(upper, Side::Below, &SAFETY_ALTERNATIVES);
-        let safe_down = || MixtureProcess::new(lower, Side::Above, &SAFETY_ALTERNATIVES);
+        let harm_up = || MixtureProcess::new(upper, Side::Above, &HARM_ALTERNATIVES, HARM_RESTARTS);
+        let harm_down =
+            || MixtureProcess::new(lower, Side::Below, &HARM_ALTERNATIVES, HARM_RESTARTS);
+        // Safety is not restarted: a restart could only add evidence that a
+        // canary is fine, and a late regression must not look fine.
+        let safe_up =
+            || MixtureProcess::new(upper, Side::Below, &SAFETY_ALTERNATIVES, Restarts::NONE);
+        let safe_down =
+            || MixtureProcess::new(lower, Side::Above, &SAFETY_ALTERNATIVES, Restarts::NONE);
         match test.direction {
             Direction::Increase => Processes {
                 harm: vec![harm_up()],
@@ -364,10 +706,11 @@ impl Processes {
         }
     }
 
-    fn update_all(&mut self, step: &Informative) {
+    fn update_all(&mut self, index: usize, step: Option<&Informative>, advancing: bool) {
         for process in self.harm.iter_mut().chain(self.safety.iter_mut()) {
             if process.null_log_ratio.is_finite() {
-                process.update(step);
+                process.begin_step(index);
+                process.update(step, advancing);
             }
         }
     }
@@ -402,9 +745,59 @@ fn evalue(log_value: f64) -> f64 {
 /// both). Invalid levels (alpha outside (0, 1), NaN or negative tolerance)
 /// never decide; build the test with [`RatioTest::new`] to reject them early.
 pub fn ratio_test(steps: &[StepCounts], test: &RatioTest) -> RatioOutcome {
-    let parameters_ok =
-        test.alpha > 0.0 && test.alpha < 1.0 && test.tolerance.is_finite() && test.tolerance >= 0.0;
-    let threshold = if parameters_ok {
+    let walk = walk(steps, test);
+    let evidence: Vec<Informative> = aligned_steps(steps).filter_map(|s| s.evidence).collect();
+    let (canary_rate, baseline_rate) = pooled_rates(steps);
+    let ratio_estimate = conditional_mle(&evidence);
+    let alpha_for_bounds = if parameters_ok(test) {
+        test.alpha
+    } else {
+        0.05
+    };
+    let (ratio_lower, ratio_upper) = confidence_bounds(steps, test.direction, alpha_for_bounds);
+
+    RatioOutcome {
+        decision: walk.decision,
+        decided_at_step: walk.decided_at_step,
+        canary_rate,
+        baseline_rate,
+        ratio_estimate,
+        ratio_lower,
+        ratio_upper,
+        harm_evidence: evalue(walk.harm_max_log),
+        safety_evidence: evalue(walk.safety_max_log),
+        threshold: walk.threshold,
+        confidence: interval_confidence(test.direction, alpha_for_bounds),
+        path: walk.path,
+    }
+}
+
+/// The decision of [`ratio_test`] and the step it was reached at, without
+/// the estimate and the bounds (which cost a bisection each): for callers
+/// that run the test on many windows, such as the Monte Carlo runs.
+pub fn ratio_decision(steps: &[StepCounts], test: &RatioTest) -> (Decision, Option<usize>) {
+    let walk = walk(steps, test);
+    (walk.decision, walk.decided_at_step)
+}
+
+fn parameters_ok(test: &RatioTest) -> bool {
+    test.alpha > 0.0 && test.alpha < 1.0 && test.tolerance.is_finite() && test.tolerance >= 0.0
+}
+
+/// What one pass over the steps finds.
+struct Walk {
+    decision: Decision,
+    decided_at_step: Option<usize>,
+    harm_max_log: f64,
+    safety_max_log: f64,
+    threshold: f64,
+    path: Vec<EvidencePoint>,
+}
+
+/// Runs the e-processes over the steps once: the decision, its step, the
+/// largest persisted e-values and the path.
+fn walk(steps: &[StepCounts], test: &RatioTest) -> Walk {
+    let threshold = if parameters_ok(test) {
         1.0 / test.alpha
     } else {
         f64::INFINITY
@@ -412,24 +805,23 @@ pub fn ratio_test(steps: &[StepCounts], test: &RatioTest) -> RatioOutcome {
     let log_threshold = threshold.ln();
 
     let mut processes = Processes::new(test);
+    let mut harm_persisted = Persisted::new();
+    let mut safety_persisted = vec![Persisted::new(); processes.safety.len()];
     let mut safety_max_logs = vec![0.0_f64; processes.safety.len()];
     let mut harm_max_log = 0.0_f64;
     let mut harm_crossed_at = None;
     let mut safety_crossed_at = None;
-    let mut evidence = Vec::new();
     let mut path = Vec::with_capacity(steps.len());
 
-    for (index, counts) in steps.iter().enumerate() {
-        if let Some(step) = informative(counts) {
-            processes.update_all(&step);
-            evidence.push(step);
+    for (index, aligned) in aligned_steps(steps).enumerate() {
+        let moved_on = aligned.advancing;
+        processes.update_all(index, aligned.evidence.as_ref(), moved_on);
+        harm_persisted.record(processes.log_harm(), moved_on);
+        for (persisted, process) in safety_persisted.iter_mut().zip(&processes.safety) {
+            persisted.record(process.log_evalue(), moved_on);
         }
-        let log_harm = processes.log_harm();
-        let safety_logs: Vec<f64> = processes
-            .safety
-            .iter()
-            .map(MixtureProcess::log_evalue)
-            .collect();
+        let log_harm = harm_persisted.value();
+        let safety_logs: Vec<f64> = safety_persisted.iter().map(Persisted::value).collect();
         harm_max_log = harm_max_log.max(log_harm);
         for (max, current) in safety_max_logs.iter_mut().zip(&safety_logs) {
             *max = max.max(*current);
@@ -457,29 +849,172 @@ pub fn ratio_test(steps: &[StepCounts], test: &RatioTest) -> RatioOutcome {
         (None, Some(at)) => (Decision::WithinTolerance, Some(at)),
         (None, None) => (Decision::Undecided, None),
     };
-    let safety_max_log = safety_max_logs
-        .iter()
-        .copied()
-        .fold(f64::INFINITY, f64::min);
-
-    let (canary_rate, baseline_rate) = pooled_rates(steps);
-    let ratio_estimate = conditional_mle(&evidence);
-    let alpha_for_bounds = if parameters_ok { test.alpha } else { 0.05 };
-    let (ratio_lower, ratio_upper) = confidence_bounds(&evidence, test.direction, alpha_for_bounds);
-
-    RatioOutcome {
+    Walk {
         decision,
         decided_at_step,
-        canary_rate,
-        baseline_rate,
-        ratio_estimate,
-        ratio_lower,
-        ratio_upper,
-        harm_evidence: evalue(harm_max_log),
-        safety_evidence: evalue(safety_max_log),
+        harm_max_log,
+        safety_max_log: safety_max_logs
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min),
         threshold,
         path,
     }
+}
+
+/// The result of [`final_look_test`].
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct FinalLookOutcome {
+    /// Chance, were the canary at the tolerance boundary, of bad events
+    /// falling on the canary at least as lopsidedly as they did.
+    pub p_value: f64,
+    /// Whether `p_value` is at most the test's alpha: the canary is worse
+    /// than tolerated.
+    pub harm: bool,
+}
+
+/// Total bad events above which [`final_look_test`] bounds its tail with
+/// Chernoff's inequality instead of summing it exactly (the exact sum costs
+/// the square of the count); such windows are decided by the sequential
+/// test long before.
+const FINAL_LOOK_EXACT_LIMIT: f64 = 4000.0;
+
+/// A fixed-horizon test of the same hypothesis as [`ratio_test`], run once
+/// on the first `final_steps` steps, and `None` until the window has them.
+///
+/// Beside the anytime test it buys power where evidence is thin (1 request/s
+/// per side): a single test at a horizon fixed in advance needs far less
+/// evidence than one that may stop at any step. Because the steps it reads
+/// are fixed by `final_steps`, every later look reruns the same test on the
+/// same counts, so any number of looks is one test, at `test.alpha`. The
+/// statistic is the canary's share of the bad events summed over the steps
+/// (carried as in [`ratio_test`]); under the boundary ratio it is a sum of
+/// independent binomials (the conditional model of the module notes), whose
+/// tail is summed exactly. Counts are rounded to whole events.
+pub fn final_look_test(
+    steps: &[StepCounts],
+    test: &RatioTest,
+    final_steps: usize,
+) -> Option<FinalLookOutcome> {
+    if final_steps == 0 || steps.len() < final_steps || !parameters_ok(test) {
+        return None;
+    }
+    let blocks: Vec<Informative> = aligned_steps(&steps[..final_steps])
+        .filter_map(|s| s.evidence)
+        .collect();
+    let upper = (1.0 + test.tolerance).ln();
+    let lower = (1.0 - test.tolerance).max(0.0).ln();
+    let p_value = match test.direction {
+        Direction::Increase => tail_probability(&blocks, upper, Tail::Upper),
+        Direction::Decrease => tail_probability(&blocks, lower, Tail::Lower),
+        Direction::Either => (2.0
+            * tail_probability(&blocks, upper, Tail::Upper).min(tail_probability(
+                &blocks,
+                lower,
+                Tail::Lower,
+            )))
+        .min(1.0),
+    };
+    Some(FinalLookOutcome {
+        p_value,
+        harm: p_value <= test.alpha,
+    })
+}
+
+/// Which tail of the canary's count [`tail_probability`] measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tail {
+    /// At least the observed count: evidence of a higher ratio.
+    Upper,
+    /// At most the observed count: evidence of a lower ratio.
+    Lower,
+}
+
+/// P(S >= observed) (or <=) for S the sum over blocks of
+/// Binomial(K_t, logistic(log_ratio + log_share_odds_t)); 1 when there is no
+/// evidence, and 1 for a boundary ratio of 0 (no harmful decrease exists).
+fn tail_probability(blocks: &[Informative], log_ratio: f64, tail: Tail) -> f64 {
+    if !log_ratio.is_finite() || blocks.is_empty() {
+        return 1.0;
+    }
+    let trials: Vec<(u64, f64)> = blocks
+        .iter()
+        .map(|b| {
+            let p = 1.0 / (1.0 + (-(log_ratio + b.log_share_odds)).exp());
+            ((b.canary_bad + b.baseline_bad).round() as u64, p)
+        })
+        .collect();
+    let observed: u64 = blocks.iter().map(|b| b.canary_bad.round() as u64).sum();
+    let total: u64 = trials.iter().map(|(k, _)| k).sum();
+    if total as f64 > FINAL_LOOK_EXACT_LIMIT {
+        return chernoff_tail(&trials, observed as f64, tail);
+    }
+    // The law of S, convolved one block at a time.
+    let mut law = vec![1.0_f64];
+    for (k, p) in &trials {
+        let binomial = binomial_pmf(*k, *p);
+        let mut next = vec![0.0; law.len() + binomial.len() - 1];
+        for (i, a) in law.iter().enumerate() {
+            for (j, b) in binomial.iter().enumerate() {
+                next[i + j] += a * b;
+            }
+        }
+        law = next;
+    }
+    let observed = observed as usize;
+    let sum: f64 = match tail {
+        Tail::Upper => law.iter().skip(observed).sum(),
+        Tail::Lower => law.iter().take(observed + 1).sum(),
+    };
+    sum.min(1.0)
+}
+
+/// Binomial(k, p) probabilities of 0..=k, by the ratio recurrence.
+fn binomial_pmf(k: u64, p: f64) -> Vec<f64> {
+    let p = p.clamp(0.0, 1.0);
+    if p == 0.0 || p == 1.0 {
+        let mut pmf = vec![0.0; k as usize + 1];
+        pmf[if p == 0.0 { 0 } else { k as usize }] = 1.0;
+        return pmf;
+    }
+    // In logs: ln C(k, i) + i ln p + (k - i) ln(1 - p), stable for large k.
+    let mut log_term = k as f64 * (1.0 - p).ln();
+    let log_odds = (p / (1.0 - p)).ln();
+    let mut pmf = Vec::with_capacity(k as usize + 1);
+    for i in 0..=k {
+        pmf.push(log_term.exp());
+        log_term += ((k - i) as f64 / (i + 1) as f64).ln() + log_odds;
+    }
+    pmf
+}
+
+/// Chernoff's bound on the tail: inf over lambda of
+/// exp(-lambda s) prod_t (1 - p_t + p_t e^lambda)^K_t, with lambda >= 0 for
+/// the upper tail and <= 0 for the lower (Chernoff 1952); found by golden
+/// section on the convex log bound.
+fn chernoff_tail(trials: &[(u64, f64)], observed: f64, tail: Tail) -> f64 {
+    let log_bound = |lambda: f64| {
+        trials
+            .iter()
+            .map(|(k, p)| *k as f64 * (1.0 - p + p * lambda.exp()).ln())
+            .sum::<f64>()
+            - lambda * observed
+    };
+    let (mut low, mut high) = match tail {
+        Tail::Upper => (0.0, LOG_RATIO_LIMIT),
+        Tail::Lower => (-LOG_RATIO_LIMIT, 0.0),
+    };
+    let ratio = 0.5 * (5.0_f64.sqrt() - 1.0);
+    while high - low > 1e-9 {
+        let left = high - ratio * (high - low);
+        let right = low + ratio * (high - low);
+        if log_bound(left) < log_bound(right) {
+            high = right;
+        } else {
+            low = left;
+        }
+    }
+    log_bound(0.5 * (low + high)).min(0.0).exp()
 }
 
 /// Bad over total events per side, pooled over the steps whose counts are all
@@ -549,49 +1084,72 @@ fn bisect(f: impl Fn(f64) -> f64, mut low: f64, mut high: f64, precision: f64) -
     0.5 * (low + high)
 }
 
-/// The largest log e-value, over every prefix of the evidence (and the start,
-/// where it is 0), of the mixture against the boundary `null_log_ratio` with
-/// `alternatives` on `side`. Using the running maximum makes the bounds below
-/// the running intersection of the confidence sequence, consistent with
+/// The largest persisted log e-value over the window's steps (and the start,
+/// where it is 0) of the mixture against the boundary `null_log_ratio` with
+/// `alternatives` on `side`, computed exactly as [`ratio_test`] computes the
+/// deciding e-values. Using the running maximum makes the bounds below the
+/// running intersection of the confidence sequence, consistent with
 /// decisions that are reached once an e-value has ever crossed.
 fn running_max_log_evalue(
-    evidence: &[Informative],
+    steps: &[StepCounts],
     null_log_ratio: f64,
     side: Side,
     alternatives: &[(f64, f64)],
+    restarts: Restarts,
 ) -> f64 {
-    let mut process = MixtureProcess::new(null_log_ratio, side, alternatives);
+    let mut process = MixtureProcess::new(null_log_ratio, side, alternatives, restarts);
+    let mut persisted = Persisted::new();
     let mut max = 0.0_f64;
-    for step in evidence {
-        process.update(step);
-        max = max.max(process.log_evalue());
+    for (index, aligned) in aligned_steps(steps).enumerate() {
+        let moved_on = aligned.advancing;
+        process.begin_step(index);
+        process.update(aligned.evidence.as_ref(), moved_on);
+        persisted.record(process.log_evalue(), moved_on);
+        max = max.max(persisted.value());
     }
     max
 }
 
-/// Anytime-valid one-sided confidence bounds for the ratio, each at level
-/// 1 - alpha and intersected over the steps: the ratios that the mixture on
-/// that side has never rejected (Howard et al. 2021, section 3: inverting a
-/// family of e-processes gives a confidence sequence; its running
-/// intersection is one too). Each bound inverts the process the decisions use
-/// on that side (harm alternatives for the harmful side, safety alternatives
-/// for the other), so a bound beyond the tolerance and a decision agree.
-/// A one-sided e-value falls as its boundary moves toward the alternatives,
-/// so each bound is found by bisection over the whole range.
-fn confidence_bounds(evidence: &[Informative], direction: Direction, alpha: f64) -> (f64, f64) {
-    if evidence.is_empty() {
+/// The confidence with which the pair of bounds holds jointly: each bound
+/// misses with chance at most its own alpha, so the pair misses with at most
+/// their sum (1 - 2 alpha for one-sided directions, where each bound is at
+/// 1 - alpha; 1 - alpha for `either`, whose bounds are each at 1 - alpha / 2).
+fn interval_confidence(direction: Direction, alpha: f64) -> f64 {
+    match direction {
+        Direction::Increase | Direction::Decrease => 1.0 - 2.0 * alpha,
+        Direction::Either => 1.0 - alpha,
+    }
+}
+
+/// Anytime-valid one-sided confidence bounds for the ratio, intersected over
+/// the steps: the ratios that the mixture on that side has never rejected
+/// (Howard et al. 2021, section 3: inverting a family of e-processes gives a
+/// confidence sequence; its running intersection is one too). A ratio counts
+/// as rejected at a step only if its evidence has persisted as the decisions'
+/// does (see [`PERSISTENCE_STEPS`]). Each bound inverts the process the
+/// decisions use on that side (the restarted harm alternatives for the
+/// harmful side, the safety alternatives for the other), so a bound beyond
+/// the tolerance and a decision agree. For `either` the harm decision
+/// averages two processes, so each bound is at `alpha / 2`: a bound beyond
+/// the band then implies that average has crossed. A one-sided e-value falls
+/// as its boundary moves toward the alternatives, so each bound is found by
+/// bisection over the whole range.
+fn confidence_bounds(steps: &[StepCounts], direction: Direction, alpha: f64) -> (f64, f64) {
+    if !aligned_steps(steps).any(|s| s.evidence.is_some()) {
         return (0.0, f64::INFINITY);
     }
-    let log_threshold = (1.0 / alpha).ln();
-    let (below_alternatives, above_alternatives) = match direction {
-        Direction::Increase => (&HARM_ALTERNATIVES, &SAFETY_ALTERNATIVES),
-        Direction::Decrease => (&SAFETY_ALTERNATIVES, &HARM_ALTERNATIVES),
-        Direction::Either => (&HARM_ALTERNATIVES, &HARM_ALTERNATIVES),
+    let harm = (&HARM_ALTERNATIVES, HARM_RESTARTS);
+    let safety = (&SAFETY_ALTERNATIVES, Restarts::NONE);
+    let (below, above, bound_alpha) = match direction {
+        Direction::Increase => (harm, safety, alpha),
+        Direction::Decrease => (safety, harm, alpha),
+        Direction::Either => (harm, harm, alpha / 2.0),
     };
+    let log_threshold = (1.0 / bound_alpha).ln();
 
     // Lower bound: below it the "above" process has crossed at some step.
     let rejects_below = |theta: f64| {
-        running_max_log_evalue(evidence, theta, Side::Above, below_alternatives) >= log_threshold
+        running_max_log_evalue(steps, theta, Side::Above, below.0, below.1) >= log_threshold
     };
     let lower = if rejects_below(-LOG_RATIO_LIMIT) {
         let theta = bisect(
@@ -606,7 +1164,7 @@ fn confidence_bounds(evidence: &[Informative], direction: Direction, alpha: f64)
     };
     // Upper bound: above it the "below" process has crossed at some step.
     let rejects_above = |theta: f64| {
-        running_max_log_evalue(evidence, theta, Side::Below, above_alternatives) >= log_threshold
+        running_max_log_evalue(steps, theta, Side::Below, above.0, above.1) >= log_threshold
     };
     let upper = if rejects_above(LOG_RATIO_LIMIT) {
         let theta = bisect(
@@ -634,6 +1192,78 @@ mod tests {
             assert!((softplus(x) - direct).abs() < 1e-12, "x = {x}");
         }
         assert!((softplus(800.0) - 800.0).abs() < 1e-12);
+    }
+
+    // Pins the module's validity argument for binomial draws (replacing a Hoeffding argument
+    // that held only at tolerance 0): summed exactly over both binomials, the expected
+    // one-step likelihood ratio is at most 1 under the null, for tolerances 0 to 50% and
+    // bad fractions up to 30%.
+    #[test]
+    fn expected_likelihood_ratio_over_both_binomials_is_at_most_one() {
+        use statrs::distribution::{Binomial, Discrete};
+        for (n_c, n_b) in [(20_u64, 20_u64), (15, 45), (60, 10)] {
+            for q_b in [0.01, 0.1, 0.3] {
+                for tolerance in [0.0, 0.1, 0.5] {
+                    let rho0 = 1.0_f64 + tolerance;
+                    for inside in [1.0, 0.8] {
+                        let q_c = (rho0 * q_b * inside).min(1.0);
+                        let canary = Binomial::new(q_c, n_c).expect("valid");
+                        let baseline = Binomial::new(q_b, n_b).expect("valid");
+                        for (factor, side) in
+                            [(2.0, Side::Above), (10.0, Side::Above), (1.25, Side::Below)]
+                        {
+                            let mut process = MixtureProcess::new(
+                                rho0.ln(),
+                                side,
+                                &[(factor, 1.0)],
+                                Restarts::NONE,
+                            );
+                            process.begin_step(0);
+                            let null = process.null_log_ratio;
+                            let theta = process.alternative_log_ratios[0];
+                            let mut expected = 0.0;
+                            for c in 0..=n_c {
+                                for b in 0..=n_b {
+                                    let step = Informative {
+                                        canary_bad: c as f64,
+                                        baseline_bad: b as f64,
+                                        log_share_odds: (n_c as f64 / n_b as f64).ln(),
+                                    };
+                                    let llr = step_log_likelihood(&step, theta)
+                                        - step_log_likelihood(&step, null);
+                                    expected += canary.pmf(c) * baseline.pmf(b) * llr.exp();
+                                }
+                            }
+                            // A safety process (alternative below) has its null on the
+                            // other side of the boundary: only the boundary is its null here.
+                            if side == Side::Above || inside == 1.0 {
+                                assert!(
+                                    expected <= 1.0 + 1e-9,
+                                    "n {n_c}/{n_b} q_b {q_b} tol {tolerance} x{inside} {factor}: {expected}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Pins the final-look tail: one block of 10 bad events at an even split gives
+    // P(Binomial(10, 1/2) >= 8) = 56/1024 exactly, and Chernoff's bound lies above it.
+    #[test]
+    fn final_look_tail_is_the_binomial_tail() {
+        let block = Informative {
+            canary_bad: 8.0,
+            baseline_bad: 2.0,
+            log_share_odds: 0.0,
+        };
+        let exact = tail_probability(&[block], 0.0, Tail::Upper);
+        assert!((exact - 56.0 / 1024.0).abs() < 1e-12, "{exact}");
+        let lower = tail_probability(&[block], 0.0, Tail::Lower);
+        assert!((lower - 1013.0 / 1024.0).abs() < 1e-12, "{lower}");
+        let bound = chernoff_tail(&[(10, 0.5)], 8.0, Tail::Upper);
+        assert!(bound >= exact && bound < 1.0, "{bound}");
     }
 
     // Pins that an informative step needs bad events and traffic on both sides.

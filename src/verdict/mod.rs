@@ -140,8 +140,10 @@ pub struct Estimate {
     pub value: f64,
     pub lower: f64,
     pub upper: f64,
-    /// The confidence of each bound on its own (for counts metrics, at every
-    /// look; the two bounds together hold with `2 * confidence - 1`).
+    /// The confidence with which `lower` and `upper` hold together: for
+    /// counts metrics at every look, 1 - 2 alpha for a direction of increase
+    /// or decrease and 1 - alpha for `either`; for series metrics the
+    /// two-sided level of the Mann-Whitney interval at that look.
     pub confidence: f64,
     /// The band of acceptable values of `value`.
     pub tolerated_lower: f64,

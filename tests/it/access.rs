@@ -252,9 +252,9 @@ async fn flagger_token_in_metadata() {
     let app = spawn_state(Arc::new(state.with_access(policy(false))), log_dir).await;
     let payload = |token: &str| {
         serde_json::json!({
-            "name": "search", "namespace": "test", "checksum": "abc",
+            "name": "checkout", "namespace": "test", "checksum": "abc",
             "metadata": {"rules": "http", "canary": "track=canary", "baseline": "track=baseline",
-                         "var.service": "search", "token": token},
+                         "var.service": "checkout", "token": token},
         })
     };
     let post = |body: serde_json::Value| {
@@ -271,15 +271,18 @@ async fn flagger_token_in_metadata() {
     assert_eq!(
         served.status().as_u16(),
         200,
-        "a first look of a healthy canary passes the check"
+        "a look at a healthy canary passes the check"
     );
     let verdict: serde_json::Value = served.json().await.expect("JSON verdict");
-    assert_eq!(verdict["deployment"], "test/search-abc");
+    assert_eq!(verdict["deployment"], "test/checkout-abc");
     let logged: String = std::fs::read_dir(app.log_dir.path())
         .expect("log dir")
         .filter_map(Result::ok)
         .map(|entry| std::fs::read_to_string(entry.path()).unwrap_or_default())
         .collect();
-    assert!(logged.contains("test/search-abc"), "the verdict is logged");
+    assert!(
+        logged.contains("test/checkout-abc"),
+        "the verdict is logged"
+    );
     assert!(!logged.contains(TOKEN), "the token is not");
 }

@@ -2,17 +2,23 @@
 //! re-implementation; see scripts/fixtures/) and against seeded Monte Carlo
 //! simulations of canaries.
 
+pub mod scrape;
 pub mod simulate;
 
 use canary_gate::stats::Direction;
 use canary_gate::stats::StatsError;
-use canary_gate::stats::counts::{Decision, RatioTest, StepCounts, ratio_test};
+use canary_gate::stats::counts::{
+    Decision, RatioTest, StepCounts, final_look_test, ratio_decision, ratio_test,
+};
 use canary_gate::stats::family::{per_look_confidence, per_metric_alpha};
 use canary_gate::stats::kayenta::{Classification, KayentaThresholds, classify};
 use canary_gate::stats::mann_whitney::mann_whitney;
 use rand::RngExt;
+use scrape::{Kind, Timing, simulate_scraped_window};
 use serde_json::Value;
-use simulate::{Scenario, run_sequential, seeded, simulate_window, summarise};
+use simulate::{
+    Scenario, run_sequential, seeded, simulate_window, summarise, time_to_rollback_secs,
+};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 fn fixture(name: &str) -> Value {
@@ -322,7 +328,9 @@ fn fixture_steps(value: &Value) -> Vec<StepCounts> {
         .collect()
 }
 
-// Pins e-value paths, decision, decision step, estimate, bounds and rates to the numpy re-implementation.
+// Pins the decision, estimate and rates to the numpy re-implementation (scripts/fixtures/).
+// Its e-value paths and bounds are those of the plain mixture, before persistence and
+// restarts (issue 11); `harm_path_matches_the_e_detector_formula` checks those instead.
 #[test]
 fn ratio_test_matches_numpy_reimplementation() {
     let fixtures = fixture("ratio_test_numpy.json");
@@ -333,28 +341,19 @@ fn ratio_test_matches_numpy_reimplementation() {
             tolerance: number(&case["tolerance"]),
             alpha: number(&case["alpha"]),
         };
-        let outcome = ratio_test(&fixture_steps(&case["steps"]), &test);
+        let steps = fixture_steps(&case["steps"]);
+        let outcome = ratio_test(&steps, &test);
         let expected = &case["expected"];
         let decision = serde_json::to_value(outcome.decision).expect("serializable");
         assert_eq!(decision, expected["decision"], "{name}");
-        assert_eq!(
-            outcome.decided_at_step.map(|s| s as u64),
-            expected["decided_at_step"].as_u64(),
-            "{name}"
-        );
-        let harm = numbers(&expected["harm_path"]);
-        let safety = numbers(&expected["safety_path"]);
-        for (point, (h, s)) in outcome.path.iter().zip(harm.iter().zip(&safety)) {
-            assert_close(point.harm.ln(), h.ln(), 1e-11, &format!("{name} harm"));
-            assert_close(point.safety.ln(), s.ln(), 1e-11, &format!("{name} safety"));
-        }
-        assert_eq!(outcome.path.len(), harm.len());
-        for field in [
-            "ratio_estimate",
-            "ratio_lower",
-            "ratio_upper",
-            "canary_rate",
-            "baseline_rate",
+        assert_eq!(outcome.path.len(), numbers(&expected["harm_path"]).len());
+        // Steps are now grouped into blocks (a side that served nothing, or a jump
+        // of the traffic share, is carried into the next step), which moves the
+        // conditional estimate of such windows a little; the rates are unchanged.
+        for (field, relative) in [
+            ("ratio_estimate", if carries(&steps) { 0.05 } else { 0.01 }),
+            ("canary_rate", 1e-5),
+            ("baseline_rate", 1e-5),
         ] {
             let actual = serde_json::to_value(&outcome).expect("serializable")[field]
                 .as_f64()
@@ -362,8 +361,81 @@ fn ratio_test_matches_numpy_reimplementation() {
             assert_close(
                 actual,
                 number(&expected[field]),
-                1e-5,
+                relative,
                 &format!("{name} {field}"),
+            );
+        }
+    }
+}
+
+/// Whether a window has a step in which a side served nothing.
+fn carries(steps: &[StepCounts]) -> bool {
+    steps
+        .iter()
+        .any(|s| s.canary_total <= 0.0 || s.baseline_total <= 0.0)
+}
+
+/// Log-likelihood ratio of one step for alternative `rho1` against `rho0`,
+/// written out from the conditional binomial (an independent re-derivation).
+fn step_llr(step: &StepCounts, rho1: f64, rho0: f64) -> f64 {
+    let p = |rho: f64| rho * step.canary_total / (rho * step.canary_total + step.baseline_total);
+    step.canary_bad * (p(rho1) / p(rho0)).ln()
+        + step.baseline_bad * ((1.0 - p(rho1)) / (1.0 - p(rho0))).ln()
+}
+
+// Pins the harm path to the e-detector of docs/statistics.md computed term by term
+// (O(n^2), no shared code): D_k = sum_j pi_j sum_a w_a min_{s in {j, j+1}} prod_{i=s..k} LR_a,i
+// + sum_{j > k} pi_j, with pi_0 = 1/2 and 1/60 at every fourth step up to 120, and the
+// reported harm e-value min(D_{k-1}, D_k).
+#[test]
+fn harm_path_matches_the_e_detector_formula() {
+    let alternatives = [
+        (1.25, 0.08),
+        (1.5, 0.22),
+        (2.0, 0.35),
+        (3.0, 0.25),
+        (5.0, 0.07),
+        (10.0, 0.03),
+    ];
+    let restart_weight = |j: usize| match j {
+        0 => 0.5,
+        j if j % 4 == 0 && j <= 120 => 0.5 / 30.0,
+        _ => 0.0,
+    };
+    let mut rng = seeded(12);
+    for (ratio, tolerance) in [(1.0, 0.0), (2.0, 0.1), (1.0, 0.2)] {
+        let steps = simulate_window(&Scenario::even(20.0, 0.02, ratio), &mut rng);
+        assert!(
+            steps
+                .iter()
+                .all(|s| s.canary_total > 0.0 && s.baseline_total > 0.0)
+        );
+        let outcome = ratio_test(&steps, &increase(tolerance, 0.01));
+        let rho0 = 1.0 + tolerance;
+        let d = |k: usize| -> f64 {
+            let mut value: f64 = (k + 1..=steps.len() + 200).map(restart_weight).sum();
+            for j in (0..=k).filter(|j| restart_weight(*j) > 0.0) {
+                for (factor, weight) in alternatives {
+                    let product_from = |s: usize| -> f64 {
+                        (s..=k)
+                            .map(|i| step_llr(&steps[i], rho0 * factor, rho0))
+                            .sum::<f64>()
+                            .exp()
+                    };
+                    let least = product_from(j).min(product_from(j + 1));
+                    value += restart_weight(j) * weight * least;
+                }
+            }
+            value
+        };
+        for k in (0..steps.len()).step_by(9) {
+            let before = if k == 0 { 1.0 } else { d(k - 1) };
+            let expected = before.min(d(k));
+            assert_close(
+                outcome.path[k].harm.ln(),
+                expected.ln(),
+                1e-9,
+                &format!("ratio {ratio} step {k}"),
             );
         }
     }
@@ -709,7 +781,7 @@ fn boundary_canary_is_rarely_promoted_and_interval_covers() {
 }
 
 // Pins power at the honest per-metric alpha 0.005 and tolerance 0: a 2x regression at 1% errors
-// and 20 requests/s per side is rolled back within 10 minutes in at least 95% of canaries, median <= 3 min.
+// and 20 requests/s per side is rolled back within 10 minutes in at least 95% of canaries, median <= 4 min.
 #[test]
 fn two_fold_regression_is_rolled_back_fast() {
     let times = run_sequential(
@@ -721,10 +793,11 @@ fn two_fold_regression_is_rolled_back_fast() {
     let summary = summarise(&times);
     eprintln!("2x regression: {summary}");
     assert!(summary.within_10_min >= 0.95, "{summary:?}");
-    assert!(summary.median_secs <= 180.0, "{summary:?}");
+    // 180 s before issue 11; persistence and restarts cost about one look.
+    assert!(summary.median_secs <= 240.0, "{summary:?}");
 }
 
-// Pins power for a 3x regression: median time to rollback at most 90 s.
+// Pins power for a 3x regression: median time to rollback at most 120 s (90 s before issue 11).
 #[test]
 fn three_fold_regression_is_rolled_back_in_about_a_minute() {
     let times = run_sequential(
@@ -735,7 +808,7 @@ fn three_fold_regression_is_rolled_back_in_about_a_minute() {
     );
     let summary = summarise(&times);
     eprintln!("3x regression: {summary}");
-    assert!(summary.median_secs <= 90.0, "{summary:?}");
+    assert!(summary.median_secs <= 120.0, "{summary:?}");
     assert!(summary.within_10_min >= 0.99, "{summary:?}");
 }
 
@@ -745,4 +818,172 @@ fn simulation_is_reproducible() {
     let first: u64 = seeded(42).random();
     let second: u64 = seeded(42).random();
     assert_eq!(first, second);
+}
+
+// ---------------------------------------------------------------------------
+// Monte Carlo under real scrape timing (tests/it/stats/scrape.rs): per-target
+// phases, jitter, missed scrapes and shared bursts, read through `measure`
+// ---------------------------------------------------------------------------
+
+/// Canaries per A/A condition under real scrape timing.
+const SCRAPED_AA_CANARIES: usize = 2000;
+/// Largest false-rollback rate accepted at alpha 0.005 over 2,000 canaries:
+/// alpha plus about three Monte Carlo standard errors (sqrt(0.005 / 2000)).
+const SCRAPED_AA_LIMIT: f64 = 0.01;
+
+/// Times to rollback (from the window's start) of `canaries` scraped windows.
+fn scraped_times(
+    timing: &Timing,
+    test: &RatioTest,
+    canaries: usize,
+    seed: u64,
+) -> Vec<Option<u64>> {
+    let mut rng = seeded(seed);
+    (0..canaries)
+        .map(|_| time_to_rollback_secs(&simulate_scraped_window(timing, &mut rng), test))
+        .collect()
+}
+
+fn scraped_false_rollback_rate(timing: &Timing, seed: u64) -> f64 {
+    let times = scraped_times(
+        timing,
+        &increase(0.0, PER_METRIC_ALPHA),
+        SCRAPED_AA_CANARIES,
+        seed,
+    );
+    let rate = summarise(&times).rolled_back;
+    eprintln!("scraped A/A {timing:?}: false rollback rate {rate}");
+    rate
+}
+
+// Regression (issue 11): the baseline scraped 10 s after the canary and 5 s bursts of 50%
+// errors every ten minutes rolled back about a third of healthy canaries; the lopsided step
+// must not count until the lagging side's scrape has covered the burst.
+#[test]
+fn scraped_baseline_after_canary_with_bursts_keeps_false_rollbacks_at_alpha() {
+    let rate = scraped_false_rollback_rate(&Timing::bursty(20.0, 0.01, 1.0, 10.0), 301);
+    assert!(rate <= SCRAPED_AA_LIMIT, "{rate}");
+}
+
+// Regression (issue 11): the reverse phases (canary scraped 10 s after the baseline) with the
+// same bursts keep false rollbacks at alpha too.
+#[test]
+fn scraped_canary_after_baseline_with_bursts_keeps_false_rollbacks_at_alpha() {
+    let rate = scraped_false_rollback_rate(&Timing::bursty(20.0, 0.01, 1.0, -10.0), 302);
+    assert!(rate <= SCRAPED_AA_LIMIT, "{rate}");
+}
+
+// Pins the A/A promise with every timing nuisance at once: independent phases, 0.5 s jitter,
+// 2% missed scrapes and the shared bursts.
+#[test]
+fn scraped_every_timing_nuisance_keeps_false_rollbacks_at_alpha() {
+    let rate = scraped_false_rollback_rate(&Timing::messy(20.0, 0.01, 1.0), 303);
+    assert!(rate <= SCRAPED_AA_LIMIT, "{rate}");
+}
+
+// Pins the A/A promise for the latency kind (histogram buckets through
+// `measure::histogram_counts`, 5% slow requests) with every timing nuisance.
+#[test]
+fn scraped_latency_kind_with_every_nuisance_keeps_false_rollbacks_at_alpha() {
+    let timing = Timing {
+        kind: Kind::Latency,
+        ..Timing::messy(20.0, 0.05, 1.0)
+    };
+    let rate = scraped_false_rollback_rate(&timing, 304);
+    assert!(rate <= SCRAPED_AA_LIMIT, "{rate}");
+}
+
+// Regression (issue 11): with the canary scraped after the baseline, a burst handed the
+// safety evidence a lopsided step, locking "within tolerance" and an upper bound below the
+// estimate. At tolerance 10% no healthy canary may be promoted early more often than alpha,
+// and the pair of bounds must cover the true ratio 1 in at least 1 - 2 alpha of canaries.
+#[test]
+fn scraped_canary_after_baseline_bursts_do_not_lock_safety_or_bounds() {
+    let timing = Timing::bursty(20.0, 0.01, 1.0, -10.0);
+    let test = increase(0.1, PER_METRIC_ALPHA);
+    let mut rng = seeded(305);
+    let canaries = 400;
+    let (mut missed, mut upper_below_estimate) = (0, 0);
+    for _ in 0..canaries {
+        let outcome = ratio_test(&simulate_scraped_window(&timing, &mut rng), &test);
+        missed += usize::from(!(outcome.ratio_lower <= 1.0 && 1.0 <= outcome.ratio_upper));
+        upper_below_estimate += usize::from(outcome.ratio_upper < outcome.ratio_estimate);
+    }
+    eprintln!(
+        "reverse phases: interval missed 1 in {missed}, upper below estimate in {upper_below_estimate} of {canaries}"
+    );
+    assert!(
+        missed as f64 / canaries as f64 <= 2.0 * SCRAPED_AA_LIMIT,
+        "{missed}"
+    );
+    assert!(
+        upper_below_estimate as f64 / canaries as f64 <= SCRAPED_AA_LIMIT,
+        "{upper_below_estimate}"
+    );
+}
+
+/// Median time to rollback counted from the regression's start.
+fn median_from_onset(timing: &Timing, canaries: usize, seed: u64) -> f64 {
+    let from_onset: Vec<Option<u64>> =
+        scraped_times(timing, &increase(0.0, PER_METRIC_ALPHA), canaries, seed)
+            .into_iter()
+            .map(|t| t.map(|secs| secs.saturating_sub(timing.onset_secs as u64)))
+            .collect();
+    summarise(&from_onset).median_secs
+}
+
+// Regression (issue 11): a 2x regression starting at minute 10 took about 7 minutes to be
+// rolled back against 3 from the start; the restarted evidence (e-detector) must catch it
+// within 1.5 times the from-start median, counted from its start.
+#[test]
+fn scraped_late_two_fold_regression_is_caught_nearly_as_fast_as_from_the_start() {
+    let from_start = median_from_onset(&Timing::aligned(20.0, 0.01, 2.0), 400, 306);
+    let late = Timing {
+        onset_secs: 600.0,
+        ..Timing::aligned(20.0, 0.01, 2.0)
+    };
+    let from_minute_ten = median_from_onset(&late, 400, 307);
+    eprintln!("2x from the start: median {from_start} s; from minute 10: {from_minute_ten} s");
+    assert!(
+        from_minute_ten <= 1.5 * from_start,
+        "{from_minute_ten} against {from_start}"
+    );
+    assert!(from_start <= 240.0, "{from_start}");
+}
+
+/// Share of `canaries` thin-traffic windows rolled back by the sequential test at
+/// half the per-metric alpha or by the final-look test on the whole 30 minutes at
+/// the other half (how the judge splits a rule's alpha when it sets `final_test_after`).
+fn rolled_back_with_final_look(timing: &Timing, canaries: usize, seed: u64) -> f64 {
+    let half = increase(0.0, PER_METRIC_ALPHA / 2.0);
+    let final_steps = (scrape::WINDOW_SECS / scrape::STEP_SECS) as usize;
+    let mut rng = seeded(seed);
+    let rolled_back = (0..canaries)
+        .filter(|_| {
+            let steps = simulate_scraped_window(timing, &mut rng);
+            ratio_decision(&steps, &half).0 == Decision::Harm
+                || final_look_test(&steps, &half, final_steps).is_some_and(|f| f.harm)
+        })
+        .count();
+    rolled_back as f64 / canaries as f64
+}
+
+// Regression (issue 11): at 1 request/s per side and 0.5% errors (aligned scrapes, no
+// bursts, which would add evidence) the sequential test alone rolls back a 3x regression in
+// about 28% of 30-minute canaries; with the final-look test beside it, about half.
+#[test]
+fn thin_traffic_three_fold_regression_is_rolled_back_with_the_final_look() {
+    let rate = rolled_back_with_final_look(&Timing::aligned(1.0, 0.005, 3.0), 400, 308);
+    eprintln!("thin traffic 3x with the final look: {rate}");
+    assert!(rate >= 0.45, "{rate}");
+}
+
+// Pins the A/A promise of the split (sequential at alpha / 2, final look at alpha / 2) at
+// thin traffic with every timing nuisance.
+#[test]
+fn thin_traffic_final_look_keeps_false_rollbacks_at_alpha() {
+    let rate =
+        rolled_back_with_final_look(&Timing::messy(1.0, 0.005, 1.0), SCRAPED_AA_CANARIES, 309);
+    eprintln!("thin traffic A/A with the final look: {rate}");
+    assert!(rate <= SCRAPED_AA_LIMIT, "{rate}");
 }

@@ -1,7 +1,7 @@
 //! Seeded simulation of canaries for the Monte Carlo tests and the
 //! time-to-rollback benchmark (the benchmark includes this file by path).
 
-use canary_gate::stats::counts::{RatioTest, StepCounts, ratio_test};
+use canary_gate::stats::counts::{RatioTest, StepCounts, ratio_decision};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Binomial, Distribution, Normal, Poisson};
@@ -90,11 +90,11 @@ fn binomial(trials: f64, probability: f64, rng: &mut StdRng) -> f64 {
 /// Seconds from the start of the window to the first look (every
 /// [`LOOK_SECS`]) at which the test had declared harm, or None.
 pub fn time_to_rollback_secs(steps: &[StepCounts], test: &RatioTest) -> Option<u64> {
-    let outcome = ratio_test(steps, test);
-    if outcome.decision != canary_gate::stats::counts::Decision::Harm {
+    let (decision, decided_at_step) = ratio_decision(steps, test);
+    if decision != canary_gate::stats::counts::Decision::Harm {
         return None;
     }
-    let decided_step = outcome.decided_at_step?;
+    let decided_step = decided_at_step?;
     let decided_secs = (decided_step as u64 + 1) * STEP_SECS;
     Some(decided_secs.div_ceil(LOOK_SECS) * LOOK_SECS)
 }
