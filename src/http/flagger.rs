@@ -10,11 +10,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
-use time::OffsetDateTime;
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::pipe;
 use crate::request::{SideSpec, VerdictRequest};
 use crate::source::MetricSource;
 use crate::verdict::{MetricOutcome, Outcome, Verdict};
@@ -114,18 +112,7 @@ pub async fn webhook<S: MetricSource>(
         ApiError::BadRequest(format!("the body is not a Flagger webhook payload: {e}"))
     })?;
     let request = to_request(&payload).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let rules = state.rules.current();
-    let now = OffsetDateTime::now_utc();
-    let run = state.run();
-    let verdict = pipe::judge(
-        &state.sources(),
-        &rules,
-        Some(&state.log),
-        request,
-        now,
-        run,
-    )
-    .await?;
+    let verdict = state.judge(request).await?;
     let status = status_for(&verdict);
     Ok((status, Json(state.with_report_url(&headers, verdict))))
 }

@@ -6,11 +6,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, header};
+use time::OffsetDateTime;
 
 use crate::http::admission::VerdictLimits;
 use crate::http::auth::AccessPolicy;
-use crate::pipe::{DEFAULT_VERDICT_TIMEOUT, Run};
+use crate::pipe::{self, DEFAULT_VERDICT_TIMEOUT, PipeError, Run};
 use crate::report;
+use crate::request::VerdictRequest;
 use crate::rules::RulesStore;
 use crate::rules::store::{self, ReloadSummary};
 use crate::source::{MetricSource, Sources};
@@ -118,6 +120,22 @@ impl<S: MetricSource> AppState<S> {
         }
         *self.sources.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
         Ok(())
+    }
+
+    /// Judges `request` through the pipe as of now, with this server's
+    /// sources, rules, log and deadline: what both verdict doors do.
+    pub async fn judge(&self, request: VerdictRequest) -> Result<Verdict, PipeError> {
+        let rules = self.rules.current();
+        let now = OffsetDateTime::now_utc();
+        pipe::judge(
+            &self.sources(),
+            &rules,
+            Some(&self.log),
+            request,
+            now,
+            self.run(),
+        )
+        .await
     }
 
     /// Reads the sources' configuration (and secrets) and the rules folder

@@ -8,11 +8,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::pipe;
 use crate::request::VerdictRequest;
 use crate::source::MetricSource;
 use crate::verdict::log::Filter;
@@ -32,18 +30,7 @@ pub async fn create<S: MetricSource>(
             "the request body is not a valid verdict request: {e}"
         ))
     })?;
-    let rules = state.rules.current();
-    let now = OffsetDateTime::now_utc();
-    let run = state.run();
-    let verdict = pipe::judge(
-        &state.sources(),
-        &rules,
-        Some(&state.log),
-        request,
-        now,
-        run,
-    )
-    .await?;
+    let verdict = state.judge(request).await?;
     Ok(Json(state.with_report_url(&headers, verdict)))
 }
 

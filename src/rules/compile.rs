@@ -348,6 +348,17 @@ fn compile_duration(
     name: &str,
     max_secs: u64,
 ) -> Option<u64> {
+    compile_duration_from(ctx, field, name, 1, max_secs)
+}
+
+/// A whole number of seconds from `min_secs` to `max_secs`, written as a duration.
+fn compile_duration_from(
+    ctx: &mut Ctx<'_>,
+    field: &Spanned<Scalar>,
+    name: &str,
+    min_secs: u64,
+    max_secs: u64,
+) -> Option<u64> {
     let text = match &field.value {
         Scalar::Text(text) => text,
         Scalar::Number(number) => {
@@ -365,10 +376,12 @@ fn compile_duration(
         );
         return None;
     };
-    if duration.subsec_nanos() != 0 || duration.as_secs() == 0 || duration.as_secs() > max_secs {
+    if duration.subsec_nanos() != 0 || !(min_secs..=max_secs).contains(&duration.as_secs()) {
         ctx.err(
             field,
-            format!("{name} `{text}` must be a whole number of seconds from 1s to {max_secs}s"),
+            format!(
+                "{name} `{text}` must be a whole number of seconds from {min_secs}s to {max_secs}s"
+            ),
         );
         return None;
     }
@@ -821,7 +834,15 @@ fn compile_counts_rule(ctx: &mut Ctx<'_>, metric: &Spanned<RawMetric>) -> Option
     };
     let final_test_after_secs = match &raw.final_test_after {
         None => Some(None),
-        Some(after) => compile_final_test_after(ctx, after).map(Some),
+        // The window of the final-look test: at least a minute of counts.
+        Some(after) => compile_duration_from(
+            ctx,
+            after,
+            "final_test_after",
+            60,
+            MAX_FINAL_TEST_AFTER_SECS,
+        )
+        .map(Some),
     };
     Some(CountsRule {
         direction: direction?,
@@ -830,40 +851,6 @@ fn compile_counts_rule(ctx: &mut Ctx<'_>, metric: &Spanned<RawMetric>) -> Option
         early_promotion: raw.early_promotion.as_ref().is_none_or(|e| e.value),
         final_test_after_secs: final_test_after_secs?,
     })
-}
-
-/// The window of a counts metric's final-look test: a whole number of
-/// seconds from one minute to [`MAX_FINAL_TEST_AFTER_SECS`].
-fn compile_final_test_after(ctx: &mut Ctx<'_>, after: &Spanned<Scalar>) -> Option<u64> {
-    let hint = "write the canary's planned length, such as '30m'";
-    let text = match &after.value {
-        Scalar::Text(text) => text,
-        Scalar::Number(number) => {
-            ctx.err(
-                after,
-                format!("final_test_after `{number}` needs a unit; {hint}"),
-            );
-            return None;
-        }
-    };
-    match humantime::parse_duration(text) {
-        Ok(duration)
-            if duration.subsec_nanos() == 0
-                && (60..=MAX_FINAL_TEST_AFTER_SECS).contains(&duration.as_secs()) =>
-        {
-            Some(duration.as_secs())
-        }
-        _ => {
-            ctx.err(
-                after,
-                format!(
-                    "final_test_after `{text}` must be a whole number of seconds from 1m to {}h; {hint}",
-                    MAX_FINAL_TEST_AFTER_SECS / 3600
-                ),
-            );
-            None
-        }
-    }
 }
 
 fn compile_series(
