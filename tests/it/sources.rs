@@ -322,3 +322,87 @@ async fn get_text(url: &str) -> String {
         .await
         .expect("text")
 }
+
+// Secrets are read at start and again on a reload: after the token file
+// changes, `POST /v1/rules/reload` makes the next queries carry the new token,
+// and a config that breaks keeps the sources in force and says why.
+#[tokio::test]
+async fn a_reload_reads_the_secrets_again() {
+    let double = FaultyPrometheus::start(vec![Fault::Healthy]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "first-token-0123456789\n").expect("write token");
+    let config_path = dir.path().join("canary-gate.yaml");
+    let config_text = format!(
+        "sources:\n  main:\n    url: {}\n    bearer_token_file: {}\n",
+        double.url,
+        token_file.display()
+    );
+    std::fs::write(&config_path, &config_text).expect("write config");
+    let load = {
+        let path = config_path.clone();
+        move || {
+            let config = SourcesConfig::load(&path, &|_| None).map_err(|errors| {
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
+            source::prometheus_sources(&config).map_err(|e| e.to_string())
+        }
+    };
+    let rules = tempfile::tempdir().expect("temp dir");
+    svc_rules(rules.path(), "svc", None);
+    let log_dir = tempfile::tempdir().expect("temp dir");
+    let log = VerdictLog::open(log_dir.path()).expect("log dir");
+    let state = AppState::with_sources(load().expect("sources"), rules.path().to_path_buf(), log)
+        .with_sources_loader(Box::new(load));
+    let app = spawn_state(Arc::new(state), log_dir).await;
+    let bearer_of_last = || {
+        let requests = double.requests();
+        let (_, headers) = requests.last().expect("a query arrived");
+        headers["authorization"].to_str().expect("text").to_string()
+    };
+
+    app.post_verdict(&svc_final_look()).await;
+    assert_eq!(bearer_of_last(), "Bearer first-token-0123456789");
+
+    std::fs::write(&token_file, "second-token-0123456789\n").expect("rotate token");
+    let reload = |app: &crate::support::TestApp| {
+        app.client
+            .post(format!("{}/v1/rules/reload", app.url))
+            .send()
+    };
+    let summary: Value = reload(&app)
+        .await
+        .expect("reload")
+        .json()
+        .await
+        .expect("summary");
+    assert!(
+        summary["errors"].as_array().expect("errors").is_empty(),
+        "{summary:#}"
+    );
+    app.post_verdict(&svc_final_look()).await;
+    assert_eq!(bearer_of_last(), "Bearer second-token-0123456789");
+
+    // A token file that vanished: the reload says so, and the sources in
+    // force (with the second token) stay.
+    std::fs::remove_file(&token_file).expect("remove token");
+    let summary: Value = reload(&app)
+        .await
+        .expect("reload")
+        .json()
+        .await
+        .expect("summary");
+    let errors = summary["errors"].to_string();
+    assert!(
+        errors.contains("cannot read the bearer token file"),
+        "{summary:#}"
+    );
+    assert!(!errors.contains("second-token"), "{summary:#}");
+    app.post_verdict(&svc_final_look()).await;
+    assert_eq!(bearer_of_last(), "Bearer second-token-0123456789");
+    app.stop().await;
+}
