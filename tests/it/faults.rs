@@ -9,8 +9,9 @@ use canary_gate::http::admission::VerdictLimits;
 use canary_gate::source::MAX_ATTEMPTS;
 use serde_json::{Value, json};
 
+use crate::on_both_stores;
 use crate::support::fault::{Fault, FaultyPrometheus, svc_app, svc_final_look, svc_state};
-use crate::support::prometheus::TestPrometheus;
+use crate::support::store::{StoreKind, TestStore};
 use crate::support::{
     MINUTES, TestApp, repo_root, request, spawn_app, spawn_state, two_services, window_start,
 };
@@ -193,12 +194,11 @@ async fn empty_result_is_nodata() {
     assert_eq!(verdict["verdict"], "inconclusive");
 }
 
-// Real Prometheus: a canary selector that matches nothing is nodata, never a promote.
-#[tokio::test]
-async fn real_empty_result_is_nodata() {
+// A real store: a canary selector that matches nothing is nodata, never a promote.
+async fn real_empty_result_is_nodata(kind: StoreKind) {
     let start = window_start();
-    let prometheus = TestPrometheus::start(&two_services(start));
-    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+    let store = TestStore::start(kind, &two_services(start));
+    let app = spawn_app(store.url(), &repo_root().join("rules")).await;
     let mut body = request("checkout", start, start + MINUTES * 60, true);
     body["canary"] = json!({"track": "ghost"});
     let (status, verdict) = app.post_verdict(&body).await;
@@ -225,16 +225,15 @@ fn canary_sides(simulation: &mut Simulation) -> impl Iterator<Item = &mut SideTr
         .filter(|side| side.labels.get("track").map(String::as_str) == Some("canary"))
 }
 
-// Real Prometheus: a healthy canary whose series vanish ten minutes in is an error at the final look.
-#[tokio::test]
-async fn vanished_canary_is_an_error() {
+// A real store: a healthy canary whose series vanish ten minutes in is an error at the final look.
+async fn vanished_canary_is_an_error(kind: StoreKind) {
     let start = window_start();
     let mut simulation = two_services(start);
     for side in canary_sides(&mut simulation) {
         side.vanish_after_secs = Some(10 * 60);
     }
-    let prometheus = TestPrometheus::start(&simulation);
-    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+    let store = TestStore::start(kind, &simulation);
+    let app = spawn_app(store.url(), &repo_root().join("rules")).await;
     let (status, verdict) = app
         .post_verdict(&request("checkout", start, start + MINUTES * 60, true))
         .await;
@@ -248,17 +247,16 @@ async fn vanished_canary_is_an_error() {
     app.stop().await;
 }
 
-// Real Prometheus: a pod restart (counter reset) neither hides a broken canary's errors
+// A real store: a pod restart (counter reset) neither hides a broken canary's errors
 // nor loses a healthy canary's requests: resets count from zero.
-#[tokio::test]
-async fn counter_reset_hides_nothing() {
+async fn counter_reset_hides_nothing(kind: StoreKind) {
     let start = window_start();
     let mut simulation = two_services(start);
     for side in canary_sides(&mut simulation) {
         side.restart_after_secs = Some(5 * 60);
     }
-    let prometheus = TestPrometheus::start(&simulation);
-    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+    let store = TestStore::start(kind, &simulation);
+    let app = spawn_app(store.url(), &repo_root().join("rules")).await;
 
     let (status, broken) = app
         .post_verdict(&request("search", start, start + MINUTES * 60, true))
@@ -311,17 +309,16 @@ metrics:
 // Rules that sum counters over pods: a canary pod's restart drops the sum, and
 // that step is left unknown instead of counting the other pod's whole history
 // as new requests and errors, so a healthy canary is not rolled back.
-#[tokio::test]
-async fn restart_under_a_sum_over_pods_is_not_a_burst() {
+async fn restart_under_a_sum_over_pods_is_not_a_burst(kind: StoreKind) {
     let start = window_start();
     let mut simulation = two_services(start);
     for side in canary_sides(&mut simulation) {
         side.restart_after_secs = Some(20 * 60);
     }
-    let prometheus = TestPrometheus::start(&simulation);
+    let store = TestStore::start(kind, &simulation);
     let rules = tempfile::tempdir().expect("temp dir");
     std::fs::write(rules.path().join("http.yaml"), SUMMED).expect("write rules");
-    let app = spawn_app(&prometheus.url, rules.path()).await;
+    let app = spawn_app(store.url(), rules.path()).await;
 
     let (status, healthy) = app
         .post_verdict(&request("checkout", start, start + MINUTES * 60, true))
@@ -372,19 +369,18 @@ fn judge_cli_without_prometheus_exits_inconclusive() {
 // every step "left out" with no word why, and stayed inconclusive forever. Its reason now
 // says the canary's summed counter kept falling and how often it restarted, and it is
 // never promoted, not even at the final look with on_nodata: ignore.
-#[tokio::test]
-async fn crash_looping_canary_under_sum_says_it_restarted() {
+async fn crash_looping_canary_under_sum_says_it_restarted(kind: StoreKind) {
     let start = window_start();
     let mut simulation = two_services(start);
     for side in canary_sides(&mut simulation) {
         side.restart_every_secs = Some(20);
     }
-    let prometheus = TestPrometheus::start(&simulation);
+    let store = TestStore::start(kind, &simulation);
     let rules = tempfile::tempdir().expect("temp dir");
     // on_nodata: ignore, the most lenient policy, must not let it through either.
     let lenient = format!("on_nodata: ignore\n{SUMMED}");
     std::fs::write(rules.path().join("http.yaml"), lenient).expect("write rules");
-    let app = spawn_app(&prometheus.url, rules.path()).await;
+    let app = spawn_app(store.url(), rules.path()).await;
 
     let (status, verdict) = app
         .post_verdict(&request("checkout", start, start + MINUTES * 60, true))
@@ -455,3 +451,11 @@ async fn judge_cli_hang_is_answered_at_the_verdict_deadline() {
     assert_eq!(output.status.code(), Some(2), "{verdict:#}");
     assert_held_back(&verdict, "error", "the verdict deadline of 1s");
 }
+
+on_both_stores!(
+    real_empty_result_is_nodata,
+    vanished_canary_is_an_error,
+    counter_reset_hides_nothing,
+    restart_under_a_sum_over_pods_is_not_a_burst,
+    crash_looping_canary_under_sum_says_it_restarted,
+);

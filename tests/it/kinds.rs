@@ -1,11 +1,12 @@
 //! Series (Kayenta-style) and threshold metrics end to end, from gauges in a
-//! real Prometheus.
+//! real Prometheus and a real VictoriaMetrics.
 
 use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::support::prometheus::TestPrometheus;
+use crate::on_both_stores;
+use crate::support::store::{StoreKind, TestStore};
 use crate::support::{MINUTES, spawn_app, window_start};
 
 /// A rule set with a series metric and a threshold metric over a `cpu` gauge.
@@ -59,13 +60,12 @@ fn gauges(start: i64) -> String {
 // Series metrics wait for the final look, then judge Kayenta's way: a canary using 60%
 // more CPU fails ("Higher than tolerated"), a steady one passes; the threshold metric
 // checks the canary's value at the end against its cap.
-#[tokio::test]
-async fn series_and_threshold_metrics_from_real_gauges() {
+async fn series_and_threshold_metrics_from_real_gauges(kind: StoreKind) {
     let start = window_start();
-    let prometheus = TestPrometheus::start_with_openmetrics(gauges(start).as_bytes());
+    let store = TestStore::start_with_openmetrics(kind, gauges(start).as_bytes());
     let rules = tempfile::tempdir().expect("temp dir");
     std::fs::write(rules.path().join("cpu.yaml"), RULES).expect("write rules");
-    let app = spawn_app(&prometheus.url, rules.path()).await;
+    let app = spawn_app(store.url(), rules.path()).await;
     let ask = |service: &str, is_final: bool| {
         json!({
             "rules": "cpu", "deployment": format!("{service}-1"),
@@ -181,13 +181,12 @@ fn histograms(start: i64) -> String {
 // Regression: a canary pod whose histogram lacks the threshold's bucket had all its
 // requests counted as slow (bucket matching was global), rolling back a canary as fast
 // as its baseline. Now the metric is an error naming that pod's series and buckets.
-#[tokio::test]
-async fn a_pod_without_the_threshold_bucket_is_named_not_counted_as_all_slow() {
+async fn a_pod_without_the_threshold_bucket_is_named_not_counted_as_all_slow(kind: StoreKind) {
     let start = window_start();
-    let prometheus = TestPrometheus::start_with_openmetrics(histograms(start).as_bytes());
+    let store = TestStore::start_with_openmetrics(kind, histograms(start).as_bytes());
     let rules = tempfile::tempdir().expect("temp dir");
     std::fs::write(rules.path().join("latency.yaml"), LATENCY_RULES).expect("write rules");
-    let app = spawn_app(&prometheus.url, rules.path()).await;
+    let app = spawn_app(store.url(), rules.path()).await;
     let (status, verdict) = app
         .post_verdict(&json!({
             "rules": "latency", "deployment": "web-1",
@@ -208,3 +207,8 @@ async fn a_pod_without_the_threshold_bucket_is_named_not_counted_as_all_slow() {
     assert_eq!(verdict["verdict"], "inconclusive", "{verdict:#}");
     app.stop().await;
 }
+
+on_both_stores!(
+    series_and_threshold_metrics_from_real_gauges,
+    a_pod_without_the_threshold_bucket_is_named_not_counted_as_all_slow,
+);

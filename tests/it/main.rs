@@ -19,6 +19,7 @@ mod rules;
 mod series_looks;
 mod sources;
 mod stats;
+mod stores;
 mod support;
 mod tls;
 mod verdicts;

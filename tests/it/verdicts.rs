@@ -1,20 +1,22 @@
-//! The verdict service end to end: real Prometheus, real server, real rules.
+//! The verdict service end to end: real Prometheus (and VictoriaMetrics, for
+//! the main path), real server, real rules.
 
 use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::support::simulate::{SideTraffic, Simulation};
 
+use crate::on_both_stores;
 use crate::support::prometheus::TestPrometheus;
+use crate::support::store::{StoreKind, TestStore};
 use crate::support::{MINUTES, metric, repo_root, request, spawn_app, two_services, window_start};
 
-// A canary with three times the baseline's errors is rolled back, from real Prometheus data,
+// A canary with three times the baseline's errors is rolled back, from a real store's data,
 // well before the window ends, and the error-rate metric says why with its numbers.
-#[tokio::test]
-async fn broken_canary_is_rolled_back() {
+async fn broken_canary_is_rolled_back(kind: StoreKind) {
     let start = window_start();
-    let prometheus = TestPrometheus::start(&two_services(start));
-    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+    let store = TestStore::start(kind, &two_services(start));
+    let app = spawn_app(store.url(), &repo_root().join("rules")).await;
 
     let (status, verdict) = app
         .post_verdict(&request("search", start, start + 10 * 60, false))
@@ -55,11 +57,10 @@ async fn broken_canary_is_rolled_back() {
 }
 
 // A healthy canary is promoted on the final look after the whole window.
-#[tokio::test]
-async fn healthy_canary_is_promoted_at_the_final_look() {
+async fn healthy_canary_is_promoted_at_the_final_look(kind: StoreKind) {
     let start = window_start();
-    let prometheus = TestPrometheus::start(&two_services(start));
-    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+    let store = TestStore::start(kind, &two_services(start));
+    let app = spawn_app(store.url(), &repo_root().join("rules")).await;
 
     let (status, verdict) = app
         .post_verdict(&request("checkout", start, start + MINUTES * 60, true))
@@ -73,11 +74,10 @@ async fn healthy_canary_is_promoted_at_the_final_look() {
 }
 
 // An early look at a healthy canary does not promote it on thin evidence.
-#[tokio::test]
-async fn healthy_canary_early_look_is_not_a_rollback() {
+async fn healthy_canary_early_look_is_not_a_rollback(kind: StoreKind) {
     let start = window_start();
-    let prometheus = TestPrometheus::start(&two_services(start));
-    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+    let store = TestStore::start(kind, &two_services(start));
+    let app = spawn_app(store.url(), &repo_root().join("rules")).await;
 
     let (status, verdict) = app
         .post_verdict(&request("checkout", start, start + 5 * 60, false))
@@ -248,12 +248,11 @@ async fn verdicts_are_logged_and_listed() {
     app.stop().await;
 }
 
-// Health says the process is up; readiness checks Prometheus and the rules.
-#[tokio::test]
-async fn health_and_readiness() {
+// Health says the process is up; readiness checks the store and the rules.
+async fn health_and_readiness(kind: StoreKind) {
     let start = window_start();
-    let prometheus = TestPrometheus::start(&two_services(start));
-    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+    let store = TestStore::start(kind, &two_services(start));
+    let app = spawn_app(store.url(), &repo_root().join("rules")).await;
     let health = app
         .client
         .get(format!("{}/healthz", app.url))
@@ -275,9 +274,8 @@ async fn health_and_readiness() {
 
 // A canary judged over 46 hours, more 15 s steps than Prometheus answers in one
 // range query (11,000), is measured whole: every request between start and end
-// is counted once, as Prometheus's own counters say, and no metric errs.
-#[tokio::test]
-async fn long_window_is_counted_whole() {
+// is counted once, as the store's own counters say, and no metric errs.
+async fn long_window_is_counted_whole(kind: StoreKind) {
     const HOURS: i64 = 46;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let start = now - now % 60 - (HOURS + 1) * 3600;
@@ -291,8 +289,8 @@ async fn long_window_is_counted_whole() {
         seed: 11,
         sides: vec![side("baseline"), side("canary")],
     };
-    let prometheus = TestPrometheus::start(&simulation);
-    let app = spawn_app(&prometheus.url, &repo_root().join("rules")).await;
+    let store = TestStore::start(kind, &simulation);
+    let app = spawn_app(store.url(), &repo_root().join("rules")).await;
 
     let (status, verdict) = app
         .post_verdict(&request("checkout", start, end, true))
@@ -306,7 +304,7 @@ async fn long_window_is_counted_whole() {
     let client = reqwest::Client::new();
     let counter_at = |at: i64| {
         let client = client.clone();
-        let url = format!("{}/api/v1/query", prometheus.url);
+        let url = format!("{}/api/v1/query", store.url());
         async move {
             let answer: serde_json::Value = client
                 .get(url)
@@ -340,3 +338,11 @@ async fn long_window_is_counted_whole() {
     assert!(served > 3_000_000.0, "46 hours at 20 requests/s: {served}");
     app.stop().await;
 }
+
+on_both_stores!(
+    broken_canary_is_rolled_back,
+    healthy_canary_is_promoted_at_the_final_look,
+    healthy_canary_early_look_is_not_a_rollback,
+    health_and_readiness,
+    long_window_is_counted_whole,
+);

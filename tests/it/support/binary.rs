@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::prometheus::free_port;
 
@@ -62,15 +62,9 @@ impl ServeProcess {
     }
 
     fn wait_healthy(&self) {
-        let deadline = Instant::now() + START_TIMEOUT;
         let health = format!("{}/healthz", self.url);
-        while Instant::now() < deadline {
-            if matches!(super::prometheus::answers_ok(&health), Ok(true)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
+        assert!(
+            super::prometheus::answers_ok_within(&health, START_TIMEOUT),
             "canary-gate serve did not answer within {START_TIMEOUT:?}:\n{}",
             self.stderr()
         );

@@ -1,4 +1,4 @@
-//! Test support: a real Prometheus with backfilled data, and the real server on port 0.
+//! Test support: a real Prometheus (or VictoriaMetrics) with backfilled data, and the real server on port 0.
 
 pub mod binary;
 pub mod ca;
@@ -9,6 +9,8 @@ pub mod prometheus;
 #[allow(dead_code)]
 #[path = "../../../src/bin/canary-gate/simulate.rs"]
 pub mod simulate;
+pub mod store;
+pub mod victoria;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

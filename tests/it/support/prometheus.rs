@@ -16,19 +16,23 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The folder holding `prometheus` and `promtool`, installed once per test run.
 fn binaries() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let script = super::repo_root().join("scripts/install-prometheus");
-        let output = Command::new("bash")
-            .arg(&script)
-            .output()
-            .expect("run scripts/install-prometheus");
-        assert!(
-            output.status.success(),
-            "scripts/install-prometheus failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim().to_string())
-    })
+    DIR.get_or_init(|| installed("install-prometheus"))
+}
+
+/// Runs `scripts/<script>` (which installs a tool unless it is on the PATH)
+/// and returns the folder it prints, the one holding the tool's binaries.
+pub fn installed(script: &str) -> PathBuf {
+    let path = super::repo_root().join("scripts").join(script);
+    let output = Command::new("bash")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
+    assert!(
+        output.status.success(),
+        "scripts/{script} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 /// What Prometheus's `--web.config.file` asks of clients.
@@ -164,15 +168,9 @@ impl TestPrometheus {
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + READY_TIMEOUT;
         let ready = format!("{}/-/ready", self.url);
-        while Instant::now() < deadline {
-            if matches!(answers_ok(&ready), Ok(true)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
+        assert!(
+            answers_ok_within(&ready, READY_TIMEOUT),
             "Prometheus did not become ready within {READY_TIMEOUT:?}:\n{}",
             self.server_log()
         );
@@ -221,9 +219,22 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-pub use probe::answers_ok;
+pub use probe::{answers_ok, send};
 
-/// A blocking readiness probe over std's TCP, so no blocking HTTP client is needed.
+/// Whether a GET of `url` answers 200 within `timeout`, asked every 100 ms:
+/// how the tests wait for a process they started.
+pub fn answers_ok_within(url: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if matches!(answers_ok(url), Ok(true)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A blocking HTTP/1.0 client over std's TCP, so no blocking HTTP client is needed.
 mod probe {
     use std::io::{Read, Write};
     use std::net::TcpStream;
@@ -231,13 +242,29 @@ mod probe {
 
     /// Whether a GET of `url` (http://host:port/path) answers 200.
     pub fn answers_ok(url: &str) -> std::io::Result<bool> {
+        Ok(send("GET", url, b"", Duration::from_secs(2))? == 200)
+    }
+
+    /// Sends `method` to `url` (http://host:port/path?query) with `body`,
+    /// waiting at most `timeout` for each read, and returns the answer's status.
+    pub fn send(method: &str, url: &str, body: &[u8], timeout: Duration) -> std::io::Result<u16> {
         let rest = url.trim_start_matches("http://");
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
         let mut stream = TcpStream::connect(host)?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+        stream.set_read_timeout(Some(timeout))?;
+        write!(
+            stream,
+            "{method} /{path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )?;
+        stream.write_all(body)?;
         let mut answer = String::new();
         stream.read_to_string(&mut answer)?;
-        Ok(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"))
+        // "HTTP/1.1 204 No Content": the status is the second word.
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok());
+        status.ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {answer:.80}")))
     }
 }
