@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use canary_gate::source::SourcesConfig;
+
 use crate::support::binary::ServeProcess;
 use crate::support::prometheus::{TestPrometheus, free_port};
 use crate::support::{MINUTES, repo_root, request, two_services, window_start};
@@ -115,11 +117,16 @@ fn point_config_at(path: &Path, prometheus_url: &str, paths: &Paths) {
 
 /// Every `*_file` value under `value`, moved to the test's folders.
 fn localize_files(value: &mut Value, paths: &Paths) {
-    if let Some(map) = value.as_object_mut() {
-        for (key, inner) in map.iter_mut() {
+    map_files(value, &mut |path| paths.local(path));
+}
+
+/// Every `*_file` value under `value` replaced by what `map` makes of it.
+fn map_files(value: &mut Value, map: &mut dyn FnMut(&str) -> String) {
+    if let Some(object) = value.as_object_mut() {
+        for (key, inner) in object.iter_mut() {
             match inner.as_str() {
-                Some(text) if key.ends_with("_file") => *inner = Value::from(paths.local(text)),
-                _ => localize_files(inner, paths),
+                Some(text) if key.ends_with("_file") => *inner = Value::from(map(text)),
+                _ => map_files(inner, map),
             }
         }
     }
@@ -294,6 +301,38 @@ fn rules_configmap_is_the_shipped_rule_file() {
     let rules = contents(find(&manifests, "ConfigMap", "canary-gate-rules"));
     let shipped = std::fs::read_to_string(repo_root().join("rules/http.yaml")).expect("rules");
     assert_eq!(rules["http.yaml"], shipped);
+}
+
+// Every config example of docs/deploying.md's "Metric sources" is one
+// `--config` accepts, given files and variables for the secrets it names.
+#[test]
+fn documented_source_configs_are_accepted() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/deploying.md")).expect("the doc");
+    let section = doc
+        .split("\n## ")
+        .find(|section| section.starts_with("Metric sources\n"))
+        .expect("a section `## Metric sources`");
+    let blocks: Vec<&str> = section
+        .split("```yaml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().expect("a closed block"))
+        .collect();
+    assert!(blocks.len() >= 6, "a config example per store");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for block in blocks {
+        let mut config: Value =
+            serde_saphyr::from_str(block).unwrap_or_else(|e| panic!("not YAML ({e}):\n{block}"));
+        let mut files = 0;
+        map_files(&mut config, &mut |_| {
+            files += 1;
+            let path = dir.path().join(format!("secret-{files}"));
+            std::fs::write(&path, "not-a-real-secret").expect("write");
+            path.display().to_string()
+        });
+        let env = |_: &str| Some("not-a-real-secret".to_string());
+        SourcesConfig::parse(Path::new("docs/deploying.md"), &config.to_string(), &env)
+            .unwrap_or_else(|errors| panic!("{errors:?} in:\n{block}"));
+    }
 }
 
 /// The value of the first `key=` line of the unit file `unit`.
