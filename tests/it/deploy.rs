@@ -303,6 +303,50 @@ fn rules_configmap_is_the_shipped_rule_file() {
     assert_eq!(rules["http.yaml"], shipped);
 }
 
+// The image's ENTRYPOINT and CMD, given a token file and the store's URL as
+// the Dockerfile's `podman run` example gives them, start the server: healthy,
+// ready with a real Prometheus and the rules it copies, judging with the token.
+#[tokio::test]
+async fn container_command_starts_as_written() {
+    let prometheus = TestPrometheus::start(&two_services(window_start()));
+    let dockerfile = std::fs::read_to_string(repo_root().join("Dockerfile")).expect("Dockerfile");
+    let instruction = |name: &str| -> Vec<String> {
+        let line = dockerfile
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("the Dockerfile has no {name}"));
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{name} is not exec form ({e})"))
+    };
+    assert_eq!(instruction("ENTRYPOINT"), ["canary-gate"]);
+    let root = tempfile::tempdir().expect("temp dir");
+    let (rules, state) = (root.path().join("rules"), root.path().join("state"));
+    std::fs::create_dir_all(&rules).expect("rules folder");
+    std::fs::create_dir_all(state.join("verdicts")).expect("state folder");
+    std::fs::copy(repo_root().join("rules/http.yaml"), rules.join("http.yaml"))
+        .expect("copy the rules");
+    let paths = Paths(vec![
+        ("/etc/canary-gate/rules".to_string(), rules),
+        ("/var/lib/canary-gate".to_string(), state),
+    ]);
+    let args: Vec<String> = instruction("CMD")
+        .iter()
+        .map(|arg| paths.local(arg))
+        .collect();
+
+    let token = "container-token-0123456789abcdef";
+    let token_file = root.path().join("tokens");
+    std::fs::write(&token_file, format!("{token}\n")).expect("token file");
+    let env = vec![
+        (
+            "CANARY_GATE_TOKEN_FILE".to_string(),
+            token_file.display().to_string(),
+        ),
+        ("PROMETHEUS_URL".to_string(), prometheus.url.clone()),
+    ];
+    let (args, port) = free_listen_port(&args);
+    check_serves(&args, &env, port, token).await;
+}
+
 // Every config example of docs/deploying.md's "Metric sources" is one
 // `--config` accepts, given files and variables for the secrets it names.
 #[test]
