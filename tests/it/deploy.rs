@@ -1,8 +1,9 @@
 //! The shipped deployments start as written: the Kubernetes Deployment's
 //! container arguments and environment, and the systemd unit's `ExecStart`,
 //! run the real `canary-gate serve` against a real Prometheus, with only the
-//! listen port and the paths changed. Their ConfigMaps, Secret and files
-//! become the test's folders and files, made from the manifests themselves.
+//! listen port and the paths changed (and the placeholder token, which they
+//! must refuse, replaced). Their ConfigMaps, Secret and files become the
+//! test's folders and files, made from the manifests themselves.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,12 +13,19 @@ use serde_json::Value;
 
 use canary_gate::source::SourcesConfig;
 
-use crate::support::binary::ServeProcess;
+use crate::support::binary::{ServeProcess, binary};
 use crate::support::prometheus::{TestPrometheus, free_port};
 use crate::support::{MINUTES, repo_root, request, two_services, window_start};
 
 /// Longest wait for `/readyz` to say ready once `/healthz` answers (a hang guard).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The token the shipped Secret and EnvironmentFile hold until replaced: too
+/// short for canary-gate, which refuses to start with it.
+const PLACEHOLDER_TOKEN: &str = "CHANGE-ME";
+
+/// The token the tests put in its place.
+const TEST_TOKEN: &str = "deploy-test-token-0123456789abcdef";
 
 /// The documents of every YAML file in deploy/kubernetes, as JSON values.
 fn kubernetes_manifests() -> Vec<Value> {
@@ -154,6 +162,36 @@ fn free_listen_port(args: &[String]) -> (Vec<String>, u16) {
     (args, port)
 }
 
+/// Checks that `canary-gate` with exactly `args` and `env` refuses to start,
+/// with exit code 3 and a reason naming the token's length.
+fn assert_refuses_to_start(args: &[String], env: &[(String, String)]) {
+    let mut child = std::process::Command::new(binary())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(name, value)| (name, value)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start canary-gate");
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for canary-gate") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("canary-gate started with the placeholder token");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("at least 16"), "{stderr}");
+}
+
 /// Starts `canary-gate` with exactly `args` and `env`, and checks that it is
 /// healthy, ready with Prometheus, and gives a verdict to a request with
 /// `token` (and refuses one without it).
@@ -211,8 +249,9 @@ async fn check_serves(args: &[String], env: &[(String, String)], port: u16, toke
 }
 
 // The Deployment's args and env, with its ConfigMaps and Secret as the
-// folders and files it mounts, start the server: healthy, ready with a real
-// Prometheus, and judging a verdict sent with the Secret's token.
+// folders and files it mounts, refuse to start with the Secret's placeholder
+// token and, once it is replaced, start the server: healthy, ready with a
+// real Prometheus, and judging a verdict sent with the Secret's token.
 #[tokio::test]
 async fn kubernetes_deployment_starts_as_written() {
     let prometheus = TestPrometheus::start(&two_services(window_start()));
@@ -287,11 +326,17 @@ async fn kubernetes_deployment_starts_as_written() {
         .expect("the deployment names its sources with --config");
     point_config_at(Path::new(config), &prometheus.url, &paths);
     let token_file = flag_or_env(&args, &env, "--token-file", "CANARY_GATE_TOKEN_FILE")
-        .expect("the deployment passes tokens in a file from the Secret");
-    let token = first_token(&std::fs::read_to_string(token_file).expect("token file"));
+        .expect("the deployment passes tokens in a file from the Secret")
+        .to_string();
+    let shipped = std::fs::read_to_string(&token_file).expect("token file");
+    assert_eq!(first_token(&shipped), PLACEHOLDER_TOKEN);
 
     let (args, port) = free_listen_port(&args);
-    check_serves(&args, &env, port, &token).await;
+    assert_refuses_to_start(&args, &env);
+    // Replaced as the Secret's comment asks, the token is the one to send.
+    let replaced = shipped.replace(PLACEHOLDER_TOKEN, TEST_TOKEN);
+    std::fs::write(&token_file, &replaced).expect("replace the token");
+    check_serves(&args, &env, port, &first_token(&replaced)).await;
 }
 
 // The rules ConfigMap ships rules/http.yaml as it is: one is not edited without the other.
@@ -333,7 +378,7 @@ async fn container_command_starts_as_written() {
         .map(|arg| paths.local(arg))
         .collect();
 
-    let token = "container-token-0123456789abcdef";
+    let token = TEST_TOKEN;
     let token_file = root.path().join("tokens");
     std::fs::write(&token_file, format!("{token}\n")).expect("token file");
     let env = vec![
@@ -388,8 +433,9 @@ fn unit_setting<'a>(unit: &'a str, key: &str) -> &'a str {
 }
 
 // The systemd unit's ExecStart, with /etc/canary-gate made from the files the
-// unit's comment installs there and its EnvironmentFile's variables, starts
-// the server: healthy, ready with a real Prometheus, judging with its token.
+// unit's comment installs there and its EnvironmentFile's variables, refuses
+// to start with the placeholder token and, once it is replaced, starts the
+// server: healthy, ready with a real Prometheus, judging with its token.
 #[tokio::test]
 async fn systemd_unit_starts_as_written() {
     let prometheus = TestPrometheus::start(&two_services(window_start()));
@@ -430,7 +476,7 @@ async fn systemd_unit_starts_as_written() {
     let args: Vec<String> = words.map(|word| paths.local(word)).collect();
 
     let env_file = paths.local(unit_setting(&unit, "EnvironmentFile").trim_start_matches('-'));
-    let env: Vec<(String, String)> = std::fs::read_to_string(env_file)
+    let mut env: Vec<(String, String)> = std::fs::read_to_string(env_file)
         .expect("the EnvironmentFile")
         .lines()
         .map(str::trim)
@@ -443,17 +489,14 @@ async fn systemd_unit_starts_as_written() {
 
     let config = flag_or_env(&args, &env, "--config", "CANARY_GATE_CONFIG").expect("--config");
     point_config_at(Path::new(config), &prometheus.url, &paths);
+    let (args, port) = free_listen_port(&args);
+    assert_refuses_to_start(&args, &env);
+    // Replaced as the EnvironmentFile's comment asks, the token is the one to send.
     let (_, tokens) = env
-        .iter()
+        .iter_mut()
         .find(|(name, _)| name == "CANARY_GATE_TOKENS")
         .expect("the EnvironmentFile sets CANARY_GATE_TOKENS");
-    let token = tokens
-        .split(',')
-        .next()
-        .expect("a token")
-        .trim()
-        .to_string();
-
-    let (args, port) = free_listen_port(&args);
-    check_serves(&args, &env, port, &token).await;
+    assert_eq!(tokens.as_str(), PLACEHOLDER_TOKEN);
+    *tokens = TEST_TOKEN.to_string();
+    check_serves(&args, &env, port, TEST_TOKEN).await;
 }
