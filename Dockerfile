@@ -18,7 +18,7 @@ WORKDIR /src
 # bench and the test binary, and cargo refuses a manifest whose targets are missing.
 COPY . .
 RUN cargo build --locked --release --bin canary-gate \
- && install -d -o 65532 -g 65532 /out/var/lib/canary-gate/verdicts
+ && install -d /out/var/lib/canary-gate/verdicts
 
 # distroless/cc rather than debian-slim: it holds what the binary needs and
 # little else (glibc, libgcc_s, CA certificates for https stores, tzdata, an
