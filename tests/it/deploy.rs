@@ -1,6 +1,6 @@
 //! The shipped deployments start as written: the Kubernetes Deployment's
-//! container arguments and environment, and the systemd unit's `ExecStart`,
-//! run the real `canary-gate serve` against a real Prometheus, with only the
+//! container arguments and environment, the systemd unit's `ExecStart` and
+//! the image's `ENTRYPOINT` and `CMD` run the real `canary-gate serve` against a real Prometheus, with only the
 //! listen port and the paths changed (and the placeholder token, which they
 //! must refuse, replaced). Their ConfigMaps, Secret and files become the
 //! test's folders and files, made from the manifests themselves.
