@@ -3,6 +3,7 @@
 mod access;
 mod check;
 mod controllers;
+mod deploy;
 mod durability;
 mod faults;
 mod hostile;

@@ -61,6 +61,46 @@ impl ServeProcess {
         server
     }
 
+    /// Starts the binary with exactly `args` and `env` (no flags of its own,
+    /// nothing of the test's environment, a fresh temp folder as working
+    /// directory, so defaults cannot find the repository's files), and waits
+    /// until `url`'s `/healthz` answers: for commands written down elsewhere
+    /// (a manifest, a unit file) that must start as they are.
+    pub fn start_exact(url: &str, args: &[String], env: &[(String, String)]) -> ServeProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file");
+        let child = Command::new(binary())
+            .args(args)
+            .env_clear()
+            .envs(env.iter().map(|(name, value)| (name, value)))
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start canary-gate");
+        let mut server = ServeProcess {
+            url: url.to_string(),
+            dir,
+            child,
+        };
+        // A refusal to start is told at once, with its reason, not after START_TIMEOUT.
+        let deadline = Instant::now() + START_TIMEOUT;
+        let health = format!("{url}/healthz");
+        while !matches!(super::prometheus::answers_ok(&health), Ok(true)) {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("canary-gate exited ({status}):\n{}", server.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "canary-gate did not answer within {START_TIMEOUT:?}:\n{}",
+                server.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
     fn wait_healthy(&self) {
         let health = format!("{}/healthz", self.url);
         assert!(
