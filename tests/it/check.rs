@@ -110,3 +110,21 @@ fn check_exits_3_on_invalid_rules_as_the_readme_says() {
         "names the broken file: {stderr}"
     );
 }
+
+// Regression: clap exits 2 on a bad flag, the code `wait` and `judge` give an
+// inconclusive verdict, so a typo in a pipeline's flags read as "ask again".
+// A bad argument now exits 3 (error), and `--help` still exits 0.
+#[test]
+fn a_bad_flag_exits_3_not_inconclusive() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_canary-gate"))
+            .args(args)
+            .output()
+            .expect("run canary-gate")
+    };
+    let typo = run(&["wait", "--server", "http://127.0.0.1:9", "--rulez", "http"]);
+    assert_eq!(typo.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("--rulez"));
+    assert_eq!(run(&["judge", "--help"]).status.code(), Some(0));
+    assert_eq!(run(&["--version"]).status.code(), Some(0));
+}

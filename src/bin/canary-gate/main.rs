@@ -435,7 +435,19 @@ struct SimulateArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `--help` and `--version` are answers (exit 0); a bad argument is an
+        // error, exit 3 as for every command, never clap's 2, which here
+        // would read as "inconclusive".
+        Err(error) => {
+            let _ = error.print();
+            return match error.use_stderr() {
+                true => ExitCode::from(EXIT_ERROR),
+                false => ExitCode::SUCCESS,
+            };
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
