@@ -773,11 +773,16 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         final_at: args.final_at,
         verdict_timeout: args.verdict_timeout.into(),
     };
+    let now = OffsetDateTime::now_utc();
+    anyhow::ensure!(
+        options.end_secs <= now.unix_timestamp(),
+        "--end ({}) lies in the future; replay judges past data only",
+        canary_gate::text::time(options.end_secs)
+    );
     let times = replay::look_times(&options)?;
     let rules = canary_gate::rules::load_dir(&args.judged.rules_dir);
     let sources = args.judged.sources.build_cached(options.end_secs)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let now = OffsetDateTime::now_utc();
     let replayed = runtime
         .block_on(replay::replay(&sources, &rules, &options, times, now))
         .map_err(|error| pipe_error(error, &args.judged.rules_dir))?;
