@@ -276,3 +276,59 @@ pub fn write_json(replay: &Replay, out: &mut impl Write) -> anyhow::Result<()> {
     writeln!(out, "{}", serde_json::to_string_pretty(&document)?)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(end_secs: i64, every_secs: u64, final_at_secs: Option<u64>) -> ReplayOptions {
+        ReplayOptions {
+            request: VerdictRequest {
+                rules: "http".into(),
+                deployment: "search-1".into(),
+                canary: canary_gate::request::SideSpec::Selector("track=canary".into()),
+                baseline: canary_gate::request::SideSpec::Selector("track=baseline".into()),
+                start: Some(TimeSpec::Unix(1_000.0)),
+                end: None,
+                vars: Default::default(),
+                is_final: false,
+                final_after: None,
+            },
+            start_secs: 1_000,
+            end_secs,
+            every: Duration::from_secs(every_secs),
+            final_at: final_at_secs.map(Duration::from_secs),
+            verdict_timeout: Duration::from_secs(8),
+        }
+    }
+
+    fn ends(looks: &[LookTime]) -> Vec<(i64, bool)> {
+        looks.iter().map(|l| (l.end_secs, l.is_final)).collect()
+    }
+
+    // Pins the look grid: `wait --every`'s looks from the start, none final
+    // without --final-at, and none past --end.
+    #[test]
+    fn looks_are_every_interval_after_the_start() {
+        let looks = look_times(&options(1_100, 30, None)).expect("valid");
+        assert_eq!(
+            ends(&looks),
+            [(1_030, false), (1_060, false), (1_090, false)]
+        );
+    }
+
+    // Pins --final-at: its look is final and the last, on the grid or off it,
+    // and a final look outside the window is refused.
+    #[test]
+    fn the_final_look_is_the_last() {
+        let on_grid = look_times(&options(1_200, 30, Some(60))).expect("valid");
+        assert_eq!(ends(&on_grid), [(1_030, false), (1_060, true)]);
+        let off_grid = look_times(&options(1_200, 30, Some(75))).expect("valid");
+        assert_eq!(
+            ends(&off_grid),
+            [(1_030, false), (1_060, false), (1_075, true)]
+        );
+        assert!(look_times(&options(1_200, 30, Some(300))).is_err());
+        assert!(look_times(&options(1_020, 30, None)).is_err());
+    }
+}
