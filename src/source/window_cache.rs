@@ -57,8 +57,9 @@ impl<S: MetricSource> WindowCache<S> {
         }
     }
 
-    /// How many queries reached the inner source so far, range and instant,
-    /// failed ones included.
+    /// How many queries were sent to the inner source so far, range and
+    /// instant, failed ones included; a retrying inner source's own retries
+    /// are not counted.
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }

@@ -373,7 +373,8 @@ struct ReplayArgs {
     /// `30m` (default: no final look).
     #[arg(long, value_parser = humantime::parse_duration)]
     final_at: Option<Duration>,
-    /// Budget of each look's verdict, every query and retry included.
+    /// Budget of each look's verdict, every query and retry included; the
+    /// first look's queries ask for the whole window, so a long one may need more.
     #[arg(long, env = "CANARY_GATE_VERDICT_TIMEOUT", default_value_t = pipe::DEFAULT_VERDICT_TIMEOUT.into())]
     verdict_timeout: humantime::Duration,
     /// Format of the replay on stdout: one line per look, or one JSON document.
