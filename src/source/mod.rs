@@ -13,6 +13,7 @@ mod prometheus;
 mod retry;
 pub mod sources;
 mod tls;
+mod window_cache;
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ pub use memory::MemorySource;
 pub use prometheus::{DEFAULT_QUERY_TIMEOUT, PrometheusSource};
 pub use retry::{FIRST_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, RetryPolicy, Retrying};
 pub use sources::Sources;
+pub use window_cache::WindowCache;
 
 /// The source both doors judge with: Prometheus, each query retried while its
 /// faults are transient, and identical queries of concurrent verdicts sent once.

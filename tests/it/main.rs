@@ -14,6 +14,7 @@ mod openapi;
 mod pipeline;
 mod plan;
 mod reload;
+mod replay;
 mod report;
 mod rule_tests;
 mod rules;

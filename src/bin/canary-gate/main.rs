@@ -7,6 +7,7 @@
 //! invalid), for every command; `main` maps every error to 3 in one place.
 
 mod check;
+mod replay;
 mod rule_test;
 mod simulate;
 mod wait;
@@ -28,7 +29,9 @@ use canary_gate::http::{self, AppState};
 use canary_gate::pipe::{self, PipeError};
 use canary_gate::request::{SideSelector, SideSpec, TimeSpec, VerdictRequest};
 use canary_gate::rules::store;
-use canary_gate::source::{self, Sources, SourcesConfig};
+use canary_gate::source::{
+    self, PrometheusSource, RetryPolicy, Retrying, Sources, SourcesConfig, WindowCache,
+};
 use canary_gate::telemetry::{LogStyle, NoRecorder};
 use canary_gate::verdict::history;
 use canary_gate::verdict::log::VerdictLog;
@@ -56,6 +59,7 @@ enum Command {
     Serve(ServeArgs),
     Wait(WaitArgs),
     Judge(JudgeArgs),
+    Replay(ReplayArgs),
     Check(CheckArgs),
     Log(LogArgs),
     Simulate(SimulateArgs),
@@ -262,6 +266,24 @@ impl SourceArgs {
         source::prometheus_sources(&config).with_context(|| what)
     }
 
+    /// The clients for [`SourceArgs::load`]'s sources, each behind a
+    /// [`WindowCache`] for looks that end by `end_secs`. One look at a time
+    /// is judged, so nothing is in flight to coalesce.
+    fn build_cached(
+        &self,
+        end_secs: i64,
+    ) -> anyhow::Result<Sources<WindowCache<Retrying<PrometheusSource>>>> {
+        let config = self.load()?;
+        let mut caches = std::collections::BTreeMap::new();
+        for (name, settings) in &config.sources {
+            let client = PrometheusSource::from_settings(settings)
+                .with_context(|| format!("metric source `{name}`"))?;
+            let retrying = Retrying::new(client, RetryPolicy::default());
+            caches.insert(name.clone(), WindowCache::new(retrying, end_secs));
+        }
+        Sources::new(caches, &config.default_source).map_err(anyhow::Error::msg)
+    }
+
     /// Where the sources come from, for the start-up log line.
     fn origin(&self) -> String {
         match &self.config {
@@ -269,6 +291,19 @@ impl SourceArgs {
             None => self.prometheus_url.clone(),
         }
     }
+}
+
+/// What an in-process verdict judges and with what: the metric sources, the
+/// rules folder and the request.
+#[derive(Debug, clap::Args)]
+struct InProcessArgs {
+    #[command(flatten)]
+    sources: SourceArgs,
+    /// Folder of rule files.
+    #[arg(long, env = "CANARY_GATE_RULES_DIR", default_value = "rules")]
+    rules_dir: PathBuf,
+    #[command(flatten)]
+    request: RequestArgs,
 }
 
 /// Judge a canary once, in process, straight against Prometheus: no server
@@ -284,12 +319,7 @@ impl SourceArgs {
 #[command(verbatim_doc_comment)]
 struct JudgeArgs {
     #[command(flatten)]
-    sources: SourceArgs,
-    /// Folder of rule files.
-    #[arg(long, env = "CANARY_GATE_RULES_DIR", default_value = "rules")]
-    rules_dir: PathBuf,
-    #[command(flatten)]
-    request: RequestArgs,
+    judged: InProcessArgs,
     /// Judge as of this instant (RFC 3339 or unix seconds) instead of now.
     #[arg(long)]
     end: Option<String>,
@@ -305,6 +335,50 @@ struct JudgeArgs {
     verdict_timeout: humantime::Duration,
     /// Format of the verdict on stdout.
     #[arg(long, value_enum, default_value = "json")]
+    output: Output,
+}
+
+/// Replay a rule set on a past window, look by look, straight against the
+/// metric store: "had this rule set been in force for last Tuesday's deploy,
+/// when would it have rolled back?". Looks are made every --every from
+/// --start, as `wait` looking every --every would have (the first one --every
+/// after --start), up to --end; each is judged with `final: false`, except
+/// with --final-at, whose look is judged final (undecided metrics resolve by
+/// the rule set's on_timeout) and is the last. Prints each look's metric
+/// outcomes and verdict, then the first look decided (promote or rollback)
+/// with its reason, then how many queries reached the store: each range query
+/// is sent once for the whole window and every look is judged from its
+/// answer; instant queries (threshold metrics) are sent at each look. Nothing
+/// is written to the verdict log.
+///
+/// Exit codes: the first decided verdict's, 0 promote, 1 rollback; 2 never
+/// decided; 3 error.
+///
+/// Example:
+///   canary-gate replay --prometheus http://127.0.0.1:9090 --rules http \
+///     --deployment checkout-1402 --canary track=canary --baseline track=baseline \
+///     --start 2026-11-24T14:05:00Z --end 2026-11-24T14:35:00Z --var service=checkout
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+struct ReplayArgs {
+    #[command(flatten)]
+    judged: InProcessArgs,
+    /// End of the replayed window, RFC 3339 or unix seconds; no look is made after it.
+    #[arg(long)]
+    end: String,
+    /// Time between looks, e.g. `30s`.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    every: Duration,
+    /// Judge the look this long after --start as final, and stop there, e.g.
+    /// `30m` (default: no final look).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    final_at: Option<Duration>,
+    /// Budget of each look's verdict, every query and retry included; the
+    /// first look's queries ask for the whole window, so a long one may need more.
+    #[arg(long, env = "CANARY_GATE_VERDICT_TIMEOUT", default_value_t = pipe::DEFAULT_VERDICT_TIMEOUT.into())]
+    verdict_timeout: humantime::Duration,
+    /// Format of the replay on stdout: one line per look, or one JSON document.
+    #[arg(long, value_enum, default_value = "text")]
     output: Output,
 }
 
@@ -462,6 +536,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(args),
         Command::Wait(args) => wait(args),
         Command::Judge(args) => judge(args),
+        Command::Replay(args) => replay(args),
         Command::Check(args) => check(args),
         Command::Log(args) => log(args),
         Command::Simulate(args) => simulate(args),
@@ -647,11 +722,11 @@ fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
 }
 
 fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
-    let mut request = args.request.to_request()?;
+    let mut request = args.judged.request.to_request()?;
     request.end = args.end.clone().map(TimeSpec::Text);
     request.is_final = args.is_final;
-    let rules = canary_gate::rules::load_dir(&args.rules_dir);
-    let sources = args.sources.build()?;
+    let rules = canary_gate::rules::load_dir(&args.judged.rules_dir);
+    let sources = args.judged.sources.build()?;
     let log = match &args.log_dir {
         Some(dir) => Some(VerdictLog::open(dir)?),
         None => None,
@@ -663,21 +738,61 @@ fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
             let run = pipe::Run::within(args.verdict_timeout.into(), &NoRecorder);
             pipe::judge(&sources, &rules, log.as_ref(), request, now, run).await
         })
-        .map_err(|error| match error {
-            PipeError::UnknownRules {
-                message,
-                rule_errors,
-            } => {
-                let mut message = format!("{message} (from {})", args.rules_dir.display());
-                for error in rule_errors {
-                    message.push_str(&format!("\n  {error}"));
-                }
-                anyhow::Error::msg(message)
-            }
-            other => other.into(),
-        })?;
+        .map_err(|error| pipe_error(error, &args.judged.rules_dir))?;
     print_verdict(&verdict, args.output)?;
     Ok(ExitCode::from(verdict.verdict.exit_code()))
+}
+
+/// `error` as the CLI tells it: an unknown rule set names the folder read and
+/// the problems of its files.
+fn pipe_error(error: PipeError, rules_dir: &std::path::Path) -> anyhow::Error {
+    match error {
+        PipeError::UnknownRules {
+            message,
+            rule_errors,
+        } => {
+            let mut message = format!("{message} (from {})", rules_dir.display());
+            for error in rule_errors {
+                message.push_str(&format!("\n  {error}"));
+            }
+            anyhow::Error::msg(message)
+        }
+        other => other.into(),
+    }
+}
+
+fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let time = |field, text: &str| {
+        canary_gate::request::parse_time(field, &TimeSpec::Text(text.to_string()))
+            .with_context(|| format!("--{field}"))
+    };
+    let options = replay::ReplayOptions {
+        request: args.judged.request.to_request()?,
+        start_secs: time("start", &args.judged.request.start)?,
+        end_secs: time("end", &args.end)?,
+        every: args.every,
+        final_at: args.final_at,
+        verdict_timeout: args.verdict_timeout.into(),
+    };
+    let now = OffsetDateTime::now_utc();
+    anyhow::ensure!(
+        options.end_secs <= now.unix_timestamp(),
+        "--end ({}) lies in the future; replay judges past data only",
+        canary_gate::text::time(options.end_secs)
+    );
+    let times = replay::look_times(&options)?;
+    let rules = canary_gate::rules::load_dir(&args.judged.rules_dir);
+    let sources = args.judged.sources.build_cached(options.end_secs)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let replayed = runtime
+        .block_on(replay::replay(&sources, &rules, &options, times, now))
+        .map_err(|error| pipe_error(error, &args.judged.rules_dir))?;
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        Output::Json => replay::write_json(&replayed, &mut out)?,
+        Output::Text => replay::write_text(&replayed, &mut out)?,
+    }
+    Ok(ExitCode::from(replayed.exit_code()))
 }
 
 fn log(args: LogArgs) -> anyhow::Result<ExitCode> {
