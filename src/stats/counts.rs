@@ -482,17 +482,18 @@ impl Restarts {
 }
 
 /// The harm e-processes' restarts: 3/4 of the weight on the evidence from the
-/// first step, the other quarter spread evenly (1/80 each) over a restart
-/// every minute (at the default 15 s step) for the first 20 minutes. Weights
+/// first step, the other quarter spread evenly (1/72 each) over a restart
+/// every minute (at the default 15 s step) for the first 18 minutes. Weights
 /// and points are fixed before any data is seen, which is all validity
 /// needs. Chosen with `benches/scrape_timing.rs`: half on the start cost a
-/// look on regressions present from the start; a restart every 2 minutes
-/// (or every minute for 30 or 45 minutes) with 3/4 on the start slowed the
-/// minute-10 2x regression to 300 s, past 1.5 times the 180 s from the start.
+/// look on regressions present from the start; with 3/4 on the start,
+/// restarts for 20 or 30 minutes slowed the minute-10 2x regression to
+/// 300 s (past 1.5 times the 180 s from the start), and for 15 minutes they
+/// slowed a minute-20 one to 450 s (360 s with 18).
 const HARM_RESTARTS: Restarts = Restarts {
     start_weight: 0.75,
     every_steps: 4,
-    points: 20,
+    points: 18,
 };
 
 /// Points (steps after which both sides have reported, see

@@ -407,7 +407,7 @@ fn spike_at(steps: &[StepCounts], i: usize) -> bool {
 
 // Pins the harm path to the e-detector of docs/statistics.md computed term by term
 // (O(n^2), no shared code): D_k = sum_j pi_j sum_a w_a T_{a,j,k} + sum_{j > k} pi_j, with
-// pi_0 = 3/4 and 1/80 at every fourth step up to 80; T = min_{s in {j, j+1}} prod_{i=s..k} LR_a,i
+// pi_0 = 3/4 and 1/72 at every fourth step up to 72; T = min_{s in {j, j+1}} prod_{i=s..k} LR_a,i
 // when step j or j - 1 is a spike (at k = 0 the first step's is not yet known), else the
 // product from j; the reported harm e-value is min(D_{k-1}, D_k) at a spike, else D_k.
 // Windows with a burst added on one side check the spikes' branch too.
@@ -423,7 +423,7 @@ fn harm_path_matches_the_e_detector_formula() {
     ];
     let restart_weight = |j: usize| match j {
         0 => 0.75,
-        j if j % 4 == 0 && j <= 80 => 0.25 / 20.0,
+        j if j % 4 == 0 && j <= 72 => 0.25 / 18.0,
         _ => 0.0,
     };
     let mut rng = seeded(12);
