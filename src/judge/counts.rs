@@ -13,7 +13,7 @@ use crate::verdict::{Estimate, Evidence, MetricOutcome, SideFigures, Window};
 
 /// Share of a metric's alpha that a rule's final-look test gets
 /// (`final_test_after`); the sequential test keeps the rest.
-pub(crate) const FINAL_LOOK_ALPHA_SHARE: f64 = 0.5;
+pub(crate) const FINAL_LOOK_ALPHA_SHARE: f64 = 0.9;
 
 /// The band of canary/baseline ratios a rule tolerates.
 pub(crate) fn tolerated_band(direction: Direction, tolerance: f64) -> (f64, f64) {

@@ -383,38 +383,80 @@ fn step_llr(step: &StepCounts, rho1: f64, rho0: f64) -> f64 {
         + step.baseline_bad * ((1.0 - p(rho1)) / (1.0 - p(rho0))).ln()
 }
 
+/// Whether step `i` of a window without carried blocks holds more bad events than the
+/// steps before it make plausible (docs/statistics.md, "spikes"): more than
+/// `lambda + 2 sqrt(lambda (1 + n / n_ref)) + 1`, with `lambda` what the pooled bad fraction
+/// of up to 8 steps before it predicts; the first step is judged against the second.
+fn spike_at(steps: &[StepCounts], i: usize) -> bool {
+    let bad = |s: &StepCounts| s.canary_bad + s.baseline_bad;
+    let total = |s: &StepCounts| s.canary_total + s.baseline_total;
+    let reference: Vec<&StepCounts> = if i == 0 {
+        steps.get(1).into_iter().collect()
+    } else {
+        steps[i.saturating_sub(8)..i].iter().collect()
+    };
+    let reference_bad: f64 = reference.iter().map(|s| bad(s)).sum();
+    let reference_total: f64 = reference.iter().map(|s| total(s)).sum();
+    if reference_total <= 0.0 {
+        return true;
+    }
+    let lambda = total(&steps[i]) * reference_bad / reference_total;
+    let variance = lambda * (1.0 + total(&steps[i]) / reference_total);
+    bad(&steps[i]) > lambda + 2.0 * variance.sqrt() + 1.0
+}
+
 // Pins the harm path to the e-detector of docs/statistics.md computed term by term
-// (O(n^2), no shared code): D_k = sum_j pi_j sum_a w_a min_{s in {j, j+1}} prod_{i=s..k} LR_a,i
-// + sum_{j > k} pi_j, with pi_0 = 1/2 and 1/60 at every fourth step up to 120, and the
-// reported harm e-value min(D_{k-1}, D_k).
+// (O(n^2), no shared code): D_k = sum_j pi_j sum_a w_a T_{a,j,k} + sum_{j > k} pi_j, with
+// pi_0 = 3/4 and 1/72 at every fourth step up to 72; T = min_{s in {j, j+1}} prod_{i=s..k} LR_a,i
+// when step j or j - 1 is a spike (at k = 0 the first step's is not yet known), else the
+// product from j; the reported harm e-value is min(D_{k-1}, D_k) at a spike, else D_k.
+// Windows with a burst added on one side check the spikes' branch too.
 #[test]
 fn harm_path_matches_the_e_detector_formula() {
     let alternatives = [
-        (1.25, 0.08),
-        (1.5, 0.22),
-        (2.0, 0.35),
-        (3.0, 0.25),
-        (5.0, 0.07),
-        (10.0, 0.03),
+        (1.25, 0.05),
+        (1.5, 0.15),
+        (2.0, 0.40),
+        (3.0, 0.28),
+        (5.0, 0.08),
+        (10.0, 0.04),
     ];
     let restart_weight = |j: usize| match j {
-        0 => 0.5,
-        j if j % 4 == 0 && j <= 120 => 0.5 / 30.0,
+        0 => 0.75,
+        j if j % 4 == 0 && j <= 72 => 0.25 / 18.0,
         _ => 0.0,
     };
     let mut rng = seeded(12);
-    for (ratio, tolerance) in [(1.0, 0.0), (2.0, 0.1), (1.0, 0.2)] {
-        let steps = simulate_window(&Scenario::even(20.0, 0.02, ratio), &mut rng);
+    let mut spikes_seen = 0;
+    for (ratio, tolerance, burst_at) in [
+        (1.0, 0.0, None),
+        (2.0, 0.1, None),
+        (1.0, 0.2, None),
+        (1.0, 0.0, Some(20)),
+        (2.0, 0.0, Some(0)),
+        (1.5, 0.0, Some(41)),
+    ] {
+        let mut steps = simulate_window(&Scenario::even(20.0, 0.02, ratio), &mut rng);
+        if let Some(at) = burst_at {
+            steps[at].canary_bad += 40.0;
+            steps[at + 1].baseline_bad += 40.0;
+        }
         assert!(
             steps
                 .iter()
                 .all(|s| s.canary_total > 0.0 && s.baseline_total > 0.0)
         );
+        let spike: Vec<bool> = (0..steps.len()).map(|i| spike_at(&steps, i)).collect();
+        spikes_seen += spike.iter().filter(|s| **s).count();
         let outcome = ratio_test(&steps, &increase(tolerance, 0.01));
         let rho0 = 1.0 + tolerance;
         let d = |k: usize| -> f64 {
             let mut value: f64 = (k + 1..=steps.len() + 200).map(restart_weight).sum();
             for j in (0..=k).filter(|j| restart_weight(*j) > 0.0) {
+                let protected = match j {
+                    0 => k == 0 || spike[0],
+                    j => spike[j] || spike[j - 1],
+                };
                 for (factor, weight) in alternatives {
                     let product_from = |s: usize| -> f64 {
                         (s..=k)
@@ -422,23 +464,38 @@ fn harm_path_matches_the_e_detector_formula() {
                             .sum::<f64>()
                             .exp()
                     };
-                    let least = product_from(j).min(product_from(j + 1));
-                    value += restart_weight(j) * weight * least;
+                    let term = if protected {
+                        product_from(j).min(product_from(j + 1))
+                    } else {
+                        product_from(j)
+                    };
+                    value += restart_weight(j) * weight * term;
                 }
             }
             value
         };
-        for k in (0..steps.len()).step_by(9) {
+        let first_spike = burst_at.unwrap_or(0);
+        let checked =
+            (0..steps.len())
+                .step_by(9)
+                .chain([first_spike, first_spike + 1, first_spike + 2]);
+        for k in checked {
             let before = if k == 0 { 1.0 } else { d(k - 1) };
-            let expected = before.min(d(k));
+            // The first step has no steps before it: it counts as a spike at its own point.
+            let expected = if spike[k] || k == 0 {
+                before.min(d(k))
+            } else {
+                d(k)
+            };
             assert_close(
                 outcome.path[k].harm.ln(),
                 expected.ln(),
                 1e-9,
-                &format!("ratio {ratio} step {k}"),
+                &format!("ratio {ratio} burst {burst_at:?} step {k}"),
             );
         }
     }
+    assert!(spikes_seen >= 6, "{spikes_seen}");
 }
 
 // ---------------------------------------------------------------------------
@@ -793,11 +850,13 @@ fn two_fold_regression_is_rolled_back_fast() {
     let summary = summarise(&times);
     eprintln!("2x regression: {summary}");
     assert!(summary.within_10_min >= 0.95, "{summary:?}");
-    // 180 s before issue 11; persistence and restarts cost about one look.
-    assert!(summary.median_secs <= 240.0, "{summary:?}");
+    // 180 s before issue 11, as now: persistence gated on spikes costs a steady regression
+    // nothing, and the start keeps 3/4 of the weight (240 s with persistence everywhere).
+    assert!(summary.median_secs <= 180.0, "{summary:?}");
 }
 
-// Pins power for a 3x regression: median time to rollback at most 120 s (90 s before issue 11).
+// Pins power for a 3x regression: median time to rollback at most 90 s, as before issue 11
+// (120 s with persistence at every point).
 #[test]
 fn three_fold_regression_is_rolled_back_in_about_a_minute() {
     let times = run_sequential(
@@ -808,7 +867,7 @@ fn three_fold_regression_is_rolled_back_in_about_a_minute() {
     );
     let summary = summarise(&times);
     eprintln!("3x regression: {summary}");
-    assert!(summary.median_secs <= 120.0, "{summary:?}");
+    assert!(summary.median_secs <= 90.0, "{summary:?}");
     assert!(summary.within_10_min >= 0.99, "{summary:?}");
 }
 
@@ -948,21 +1007,26 @@ fn scraped_late_two_fold_regression_is_caught_nearly_as_fast_as_from_the_start()
         from_minute_ten <= 1.5 * from_start,
         "{from_minute_ten} against {from_start}"
     );
-    assert!(from_start <= 240.0, "{from_start}");
+    assert!(from_start <= 180.0, "{from_start}");
 }
 
+/// Share of a rule's alpha that the judge gives the final-look test when the rule sets
+/// `final_test_after` (`judge::counts::FINAL_LOOK_ALPHA_SHARE`).
+const FINAL_LOOK_ALPHA_SHARE: f64 = 0.9;
+
 /// Share of `canaries` thin-traffic windows rolled back by the sequential test at
-/// half the per-metric alpha or by the final-look test on the whole 30 minutes at
-/// the other half (how the judge splits a rule's alpha when it sets `final_test_after`).
+/// a tenth of the per-metric alpha or by the final-look test on the whole 30 minutes at
+/// the rest (how the judge splits a rule's alpha when it sets `final_test_after`).
 fn rolled_back_with_final_look(timing: &Timing, canaries: usize, seed: u64) -> f64 {
-    let half = increase(0.0, PER_METRIC_ALPHA / 2.0);
+    let sequential = increase(0.0, PER_METRIC_ALPHA * (1.0 - FINAL_LOOK_ALPHA_SHARE));
+    let final_look = increase(0.0, PER_METRIC_ALPHA * FINAL_LOOK_ALPHA_SHARE);
     let final_steps = (scrape::WINDOW_SECS / scrape::STEP_SECS) as usize;
     let mut rng = seeded(seed);
     let rolled_back = (0..canaries)
         .filter(|_| {
             let steps = simulate_scraped_window(timing, &mut rng);
-            ratio_decision(&steps, &half).0 == Decision::Harm
-                || final_look_test(&steps, &half, final_steps).is_some_and(|f| f.harm)
+            ratio_decision(&steps, &sequential).0 == Decision::Harm
+                || final_look_test(&steps, &final_look, final_steps).is_some_and(|f| f.harm)
         })
         .count();
     rolled_back as f64 / canaries as f64
@@ -970,15 +1034,16 @@ fn rolled_back_with_final_look(timing: &Timing, canaries: usize, seed: u64) -> f
 
 // Regression (issue 11): at 1 request/s per side and 0.5% errors (aligned scrapes, no
 // bursts, which would add evidence) the sequential test alone rolls back a 3x regression in
-// about 28% of 30-minute canaries; with the final-look test beside it, about half.
+// about 28% of 30-minute canaries; with the final-look test at 0.9 of the alpha beside it,
+// about 61% (52% with the even split it had first).
 #[test]
 fn thin_traffic_three_fold_regression_is_rolled_back_with_the_final_look() {
-    let rate = rolled_back_with_final_look(&Timing::aligned(1.0, 0.005, 3.0), 400, 308);
+    let rate = rolled_back_with_final_look(&Timing::aligned(1.0, 0.005, 3.0), 1000, 308);
     eprintln!("thin traffic 3x with the final look: {rate}");
-    assert!(rate >= 0.45, "{rate}");
+    assert!(rate >= 0.58, "{rate}");
 }
 
-// Pins the A/A promise of the split (sequential at alpha / 2, final look at alpha / 2) at
+// Pins the A/A promise of the split (sequential at alpha / 10, final look at 0.9 alpha) at
 // thin traffic with every timing nuisance.
 #[test]
 fn thin_traffic_final_look_keeps_false_rollbacks_at_alpha() {
