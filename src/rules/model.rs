@@ -129,8 +129,9 @@ pub struct CountsRule {
     /// Whether a clearly healthy canary may be promoted before the final look.
     pub early_promotion: bool,
     /// Length of the window of the final-look test, if the rule asks for one:
-    /// half the metric's alpha goes to a single fixed-horizon test on the
-    /// window's first `final_test_after_secs`, half to the sequential test.
+    /// `judge::counts::FINAL_LOOK_ALPHA_SHARE` (0.9) of the metric's alpha goes
+    /// to a single fixed-horizon test on the window's first
+    /// `final_test_after_secs`, the rest to the sequential test.
     pub final_test_after_secs: Option<u64>,
 }
 
