@@ -16,9 +16,7 @@ use canary_gate::stats::mann_whitney::mann_whitney;
 use rand::RngExt;
 use scrape::{Kind, Timing, simulate_scraped_window};
 use serde_json::Value;
-use simulate::{
-    Scenario, run_sequential, seeded, simulate_window, summarise, time_to_rollback_secs,
-};
+use simulate::{Scenario, run_sequential, seeded, simulate_window, summarise};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 fn fixture(name: &str) -> Value {
@@ -897,10 +895,9 @@ fn scraped_times(
     canaries: usize,
     seed: u64,
 ) -> Vec<Option<u64>> {
-    let mut rng = seeded(seed);
-    (0..canaries)
-        .map(|_| time_to_rollback_secs(&simulate_scraped_window(timing, &mut rng), test))
-        .collect()
+    simulate::rollback_times(test, canaries, seed, |rng| {
+        simulate_scraped_window(timing, rng)
+    })
 }
 
 fn scraped_false_rollback_rate(timing: &Timing, seed: u64) -> f64 {

@@ -15,7 +15,9 @@ use canary_gate::source::{RangeSpec, Series};
 use canary_gate::stats::counts::StepCounts;
 use rand::RngExt;
 use rand::rngs::StdRng;
-use rand_distr::{Binomial, Distribution, Normal, Poisson};
+use rand_distr::{Distribution, Normal};
+
+use super::simulate::{binomial, poisson};
 
 /// Seconds between two scrapes of a target, and between two steps of the query.
 pub const SCRAPE_SECS: f64 = 15.0;
@@ -319,17 +321,4 @@ pub fn simulate_scraped_window(timing: &Timing, rng: &mut StdRng) -> Vec<StepCou
             baseline_total: baseline_total[i],
         })
         .collect()
-}
-
-fn poisson(mean: f64, rng: &mut StdRng) -> f64 {
-    if mean <= 0.0 {
-        return 0.0;
-    }
-    Poisson::new(mean).expect("positive mean").sample(rng)
-}
-
-fn binomial(trials: f64, probability: f64, rng: &mut StdRng) -> f64 {
-    Binomial::new(trials as u64, probability.clamp(0.0, 1.0))
-        .expect("probability in [0, 1]")
-        .sample(rng) as f64
 }

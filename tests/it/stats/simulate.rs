@@ -74,15 +74,17 @@ pub fn simulate_window(scenario: &Scenario, rng: &mut StdRng) -> Vec<StepCounts>
         .collect()
 }
 
-fn poisson(mean: f64, rng: &mut StdRng) -> f64 {
+/// A Poisson draw; 0 for a mean of 0 or less.
+pub fn poisson(mean: f64, rng: &mut StdRng) -> f64 {
     if mean <= 0.0 {
         return 0.0;
     }
     Poisson::new(mean).expect("positive mean").sample(rng)
 }
 
-fn binomial(trials: f64, probability: f64, rng: &mut StdRng) -> f64 {
-    Binomial::new(trials as u64, probability)
+/// A binomial draw of `trials` (truncated to whole) at `probability`, held in [0, 1].
+pub fn binomial(trials: f64, probability: f64, rng: &mut StdRng) -> f64 {
+    Binomial::new(trials as u64, probability.clamp(0.0, 1.0))
         .expect("probability in [0, 1]")
         .sample(rng) as f64
 }
@@ -160,9 +162,20 @@ pub fn run_sequential(
     canaries: usize,
     seed: u64,
 ) -> Vec<Option<u64>> {
+    rollback_times(test, canaries, seed, |rng| simulate_window(scenario, rng))
+}
+
+/// The sequential test's time to rollback on each of `canaries` windows that
+/// `draw` makes from one generator seeded with `seed`.
+pub fn rollback_times(
+    test: &RatioTest,
+    canaries: usize,
+    seed: u64,
+    mut draw: impl FnMut(&mut StdRng) -> Vec<StepCounts>,
+) -> Vec<Option<u64>> {
     let mut rng = seeded(seed);
     (0..canaries)
-        .map(|_| time_to_rollback_secs(&simulate_window(scenario, &mut rng), test))
+        .map(|_| time_to_rollback_secs(&draw(&mut rng), test))
         .collect()
 }
 
