@@ -890,6 +890,14 @@ pub fn ratio_decision(steps: &[StepCounts], test: &RatioTest) -> (Decision, Opti
     (walk.decision, walk.decided_at_step)
 }
 
+/// The evidence after every step, as [`ratio_test`]'s decisions read it
+/// (persisted harm and safety e-values), without the estimate and the
+/// bounds: for tests built from several ratio tests, such as the
+/// distribution test of [`super::distribution`].
+pub fn ratio_path(steps: &[StepCounts], test: &RatioTest) -> Vec<EvidencePoint> {
+    walk(steps, test).path
+}
+
 fn parameters_ok(test: &RatioTest) -> bool {
     test.alpha > 0.0 && test.alpha < 1.0 && test.tolerance.is_finite() && test.tolerance >= 0.0
 }

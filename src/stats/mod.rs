@@ -5,6 +5,7 @@
 //! of the pipe, and a leaf: it uses nothing else of the crate.
 
 pub mod counts;
+pub mod distribution;
 pub mod family;
 pub mod kayenta;
 pub mod mann_whitney;

@@ -1,0 +1,492 @@
+//! Anytime-valid comparison of two bucketed latency distributions: is the
+//! canary slower than tolerated anywhere in its distribution?
+//!
+//! `distribution_test(edges, steps, &DistributionTest)` reads, for every step
+//! of the window, both sides' cumulative bucket counts at the histogram's
+//! finite bucket edges and their totals, and returns the decision as of the
+//! last step, the evidence path, and which edge carries the evidence.
+//!
+//! # The null: no percentile more than `tolerance` slower
+//!
+//! With `S_c` and `S_b` the two sides' survival functions (the share of
+//! requests slower than `x`), "no percentile of the canary more than
+//! `tolerance` slower than the baseline's" (`Q_c(p) <= (1 + tol) Q_b(p)` for
+//! every `p`) is the same as `S_c(x) <= S_b(x / (1 + tol))` for every `x`: a
+//! stochastic order with a relative shift (Lindon, Sanden & Shirikian,
+//! "Rapid regression detection in software deployments through sequential
+//! testing", KDD 2022, test stochastic order the same way).
+//!
+//! # One counts test per bucket edge
+//!
+//! At every finite bucket edge `e`, "requests slower than `e`" is a count
+//! metric of the kind [`super::counts`] judges: the canary's bad events are
+//! its requests above `e`, the baseline's its requests above `x = e / (1 + tol)`,
+//! and the counts test runs at ratio tolerance 0 (null `q_c <= q_b`). It
+//! keeps all that test's protections against real scrape timing (blocks,
+//! spike-gated persistence, e-detector restarts; see docs/statistics.md).
+//!
+//! *Tolerance 0* compares the two sides at the same edge: integer counts,
+//! and the null `S_c(e) <= S_b(e)` follows from the distribution null with
+//! no assumption.
+//!
+//! *Tolerance above 0* needs the baseline's count above `x`, which is
+//! rarely an edge. It is read by linear interpolation of the baseline's
+//! cumulative count inside the bucket `(e_lo, e_hi]` that holds `x`
+//! (`histogram_quantile`'s assumption), so it is a fractional count. A
+//! fractional count is not in general admissible in the binomial e-process,
+//! but this one is: it is the conditional expectation, given the bucket
+//! counts, of the integer count obtained by calling each of the bucket's
+//! requests "above `x`" independently with chance `(e_hi - x) / (e_hi - e_lo)`
+//! (a binomial thinning), and one step's likelihood ratio `x1^c y1^b` is
+//! log-linear, hence convex, in the counts, so by Jensen's inequality its
+//! value at the expected count is at most its conditional mean at the thinned
+//! count. That thinned count is `Binomial(n_b, s)` with `s` the chord of
+//! `S_b` over the bucket at `x`, so the step's ratio has mean at most 1
+//! whenever `S_c(e) <= s`. What is assumed is therefore exactly this:
+//!
+//! - always true, no assumption: if the canary is nowhere slower than the
+//!   baseline (`S_c <= S_b`, any tolerance), since `s >= S_b(e_hi) >= S_b(e)`
+//!   (the bucket that holds `x < e` ends at or below `e`);
+//! - between no slowdown and the tolerated one, the baseline's latency
+//!   density must not rise inside that bucket (`S_b` on or above its chord
+//!   there; a uniform spread, `histogram_quantile`'s assumption, is the
+//!   boundary case). Where the density rises (below the mode of the
+//!   distribution), a canary slower by almost exactly the tolerance may be
+//!   rolled back more often than alpha.
+//!
+//! # Combining the edges
+//!
+//! Under the null every edge's harm e-process is valid (each is at most a
+//! nonnegative supermartingale with respect to the histogram's counts), so
+//! their average with weights fixed before any data (equal over the finite
+//! edges) is one too, and rolling back when the average reaches `1 / alpha`
+//! keeps the metric's one alpha (Ville's inequality); it costs a factor of
+//! at most the number of edges against knowing the right edge in advance.
+//! The edge with the largest harm e-value names the part that moved.
+//!
+//! Safety (the canary is within tolerance at every edge) is an
+//! intersection-union test (Berger, "Multiparameter hypothesis testing and
+//! acceptance sampling", Technometrics 1982): every edge's safety e-process
+//! must have reached `1 / alpha`, each at the whole alpha, with no split.
+//! It speaks only of the edges (and, above tolerance 0, of the interpolated
+//! baseline points); an edge above which neither side has any request
+//! gathers no safety evidence, so early promotion is rare in practice.
+
+use super::counts::{Decision, EvidencePoint, RatioTest, StepCounts, ratio_path};
+use super::{Direction, StatsError};
+
+/// Cumulative bucket counts of one side during one step: the increase of
+/// the bucket counter at each finite edge (requests at or below it) and of
+/// the `+Inf` bucket (all requests). NaN marks a step whose counts are unknown.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SideBuckets {
+    /// Requests at or below each finite edge, in the order of the edges.
+    pub at_or_below: Vec<f64>,
+    /// All requests (the `+Inf` bucket).
+    pub total: f64,
+}
+
+/// Both sides' bucket counts during one step of the window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HistogramStep {
+    /// The canary's bucket counts.
+    pub canary: SideBuckets,
+    /// The baseline's bucket counts.
+    pub baseline: SideBuckets,
+}
+
+/// What to test: is any percentile of the canary more than `tolerance`
+/// slower than the baseline's?
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DistributionTest {
+    /// Relative quantile shift still acceptable: 0.1 means no percentile may
+    /// be more than 10% slower.
+    pub tolerance: f64,
+    /// Probability of declaring harm on a canary within tolerance, over all looks.
+    pub alpha: f64,
+}
+
+impl DistributionTest {
+    /// Builds a test after checking that `alpha` lies in (0, 1) and that the
+    /// tolerance is finite and not negative.
+    pub fn new(tolerance: f64, alpha: f64) -> Result<DistributionTest, StatsError> {
+        RatioTest::new(Direction::Increase, tolerance, alpha)?;
+        Ok(DistributionTest { tolerance, alpha })
+    }
+}
+
+/// One bucket edge's comparison, pooled over the window.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EdgeOutcome {
+    /// The edge, in seconds: the canary's requests above it are counted.
+    pub edge_seconds: f64,
+    /// Where the baseline's requests are counted: `edge / (1 + tolerance)`.
+    pub baseline_point_seconds: f64,
+    /// Share of the canary's requests above the edge, pooled over the window.
+    pub canary_share_above: f64,
+    /// Share of the baseline's requests above its point, pooled over the
+    /// window (interpolated inside a bucket when the point is not an edge).
+    pub baseline_share_above: f64,
+    /// This edge's persisted harm e-value at the last step.
+    pub harm: f64,
+    /// The largest persisted safety e-value this edge reached.
+    pub safety: f64,
+}
+
+/// The result of [`distribution_test`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DistributionOutcome {
+    /// Harm, within tolerance or undecided, as of the last step.
+    pub decision: Decision,
+    /// Step at which the decision's boundary was first crossed.
+    pub decided_at_step: Option<usize>,
+    /// Largest average harm e-value over the edges seen on the path.
+    pub harm_evidence: f64,
+    /// The smallest, over edges, of the largest safety e-value each reached.
+    pub safety_evidence: f64,
+    /// The e-value the average (harm) or every edge (safety) must reach.
+    pub threshold: f64,
+    /// Index into `edges` of the edge with the largest harm e-value at the
+    /// decision (or at the last step when undecided); `None` without edges.
+    pub moved_edge: Option<usize>,
+    /// Every finite edge's comparison.
+    pub edges: Vec<EdgeOutcome>,
+    /// Average harm and smallest safety e-value after every step.
+    pub path: Vec<EvidencePoint>,
+}
+
+/// Why bucket counts cannot be compared.
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
+pub enum DistributionError {
+    /// The edges are not finite, positive and strictly increasing.
+    #[error("bucket edges must be finite, above 0 and increasing; got {0:?}")]
+    BadEdges(Vec<f64>),
+    /// A step's counts do not have one value per edge.
+    #[error("step {step} has {got} bucket counts for {expected} edges")]
+    WrongLength {
+        step: usize,
+        got: usize,
+        expected: usize,
+    },
+}
+
+/// Requests above `point` seconds out of one side's step, with the
+/// cumulative count at `point` interpolated linearly inside its bucket (the
+/// count at 0 s is 0) and taken exactly at an edge.
+fn count_above(edges: &[f64], side: &SideBuckets, point: f64) -> f64 {
+    if side.total.is_nan() || side.at_or_below.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    // The first edge at or above the point (within rounding: an edge itself).
+    let close = |edge: f64| (edge - point).abs() <= 1e-9 * edge.max(1e-12);
+    let Some(upper) = edges.iter().position(|&edge| edge >= point || close(edge)) else {
+        return 0.0;
+    };
+    let at_upper = side.at_or_below[upper];
+    let at_point = if close(edges[upper]) {
+        at_upper
+    } else {
+        let (low_edge, at_low) = match upper {
+            0 => (0.0, 0.0),
+            i => (edges[i - 1], side.at_or_below[i - 1]),
+        };
+        at_low + (at_upper - at_low) * (point - low_edge) / (edges[upper] - low_edge)
+    };
+    (side.total - at_point).max(0.0)
+}
+
+/// The counts test's input at one edge: the canary's requests above
+/// `edge`, the baseline's above `point`.
+fn edge_steps(edges: &[f64], steps: &[HistogramStep], edge: usize, point: f64) -> Vec<StepCounts> {
+    steps
+        .iter()
+        .map(|step| StepCounts {
+            canary_bad: count_above(edges, &step.canary, edges[edge]),
+            canary_total: step.canary.total,
+            baseline_bad: count_above(edges, &step.baseline, point),
+            baseline_total: step.baseline.total,
+        })
+        .collect()
+}
+
+/// Runs the distribution test over the window's steps.
+///
+/// As with [`super::counts::ratio_test`], the decision as of step `k`
+/// depends only on `steps[..=k]`. Harm is declared once the equally
+/// weighted average of the edges' harm e-values has reached `1 / alpha`;
+/// within tolerance once every edge's safety e-value has (harm wins if both).
+pub fn distribution_test(
+    edges: &[f64],
+    steps: &[HistogramStep],
+    test: &DistributionTest,
+) -> Result<DistributionOutcome, DistributionError> {
+    let edges_ok = edges.iter().all(|e| e.is_finite() && *e > 0.0)
+        && edges.windows(2).all(|pair| pair[0] < pair[1]);
+    if !edges_ok {
+        return Err(DistributionError::BadEdges(edges.to_vec()));
+    }
+    for (index, step) in steps.iter().enumerate() {
+        for side in [&step.canary, &step.baseline] {
+            if side.at_or_below.len() != edges.len() {
+                return Err(DistributionError::WrongLength {
+                    step: index,
+                    got: side.at_or_below.len(),
+                    expected: edges.len(),
+                });
+            }
+        }
+    }
+    let ratio = RatioTest {
+        direction: Direction::Increase,
+        tolerance: 0.0,
+        alpha: test.alpha,
+    };
+    let valid = test.alpha > 0.0 && test.alpha < 1.0 && test.tolerance.is_finite();
+    let threshold = if valid && test.tolerance >= 0.0 {
+        1.0 / test.alpha
+    } else {
+        f64::INFINITY
+    };
+
+    let mut outcomes = Vec::with_capacity(edges.len());
+    let mut paths = Vec::with_capacity(edges.len());
+    for (index, &edge) in edges.iter().enumerate() {
+        let point = edge / (1.0 + test.tolerance.max(0.0));
+        let counts = edge_steps(edges, steps, index, point);
+        let path = ratio_path(&counts, &ratio);
+        let share = |bad: fn(&StepCounts) -> f64, total: fn(&StepCounts) -> f64| {
+            let known = counts.iter().filter(|c| {
+                [
+                    c.canary_bad,
+                    c.canary_total,
+                    c.baseline_bad,
+                    c.baseline_total,
+                ]
+                .iter()
+                .all(|v| v.is_finite())
+            });
+            let (b, t) = known.fold((0.0, 0.0), |(b, t), c| (b + bad(c), t + total(c)));
+            if t > 0.0 { b / t } else { f64::NAN }
+        };
+        outcomes.push(EdgeOutcome {
+            edge_seconds: edge,
+            baseline_point_seconds: point,
+            canary_share_above: share(|c| c.canary_bad, |c| c.canary_total),
+            baseline_share_above: share(|c| c.baseline_bad, |c| c.baseline_total),
+            harm: path.last().map_or(1.0, |p| p.harm),
+            safety: path.iter().map(|p| p.safety).fold(1.0, f64::max),
+        });
+        paths.push(path);
+    }
+
+    let mut path = Vec::with_capacity(steps.len());
+    let mut harm_max = 1.0_f64;
+    let mut harm_crossed_at = None;
+    let mut safety_max = vec![1.0_f64; edges.len()];
+    let mut safety_crossed_at = None;
+    let mut moved_at_crossing = None;
+    for index in 0..steps.len() {
+        let harms = paths.iter().map(|p| p[index].harm);
+        let average = if edges.is_empty() {
+            1.0
+        } else {
+            harms.clone().sum::<f64>() / edges.len() as f64
+        };
+        harm_max = harm_max.max(average);
+        if harm_crossed_at.is_none() && harm_max >= threshold {
+            harm_crossed_at = Some(index);
+            moved_at_crossing = largest(harms);
+        }
+        for (max, edge_path) in safety_max.iter_mut().zip(&paths) {
+            *max = max.max(edge_path[index].safety);
+        }
+        let safety_running = safety_max.iter().copied().fold(f64::INFINITY, f64::min);
+        if safety_crossed_at.is_none() && !edges.is_empty() && safety_running >= threshold {
+            safety_crossed_at = Some(index);
+        }
+        path.push(EvidencePoint {
+            step: index,
+            harm: average,
+            safety: paths
+                .iter()
+                .map(|p| p[index].safety)
+                .fold(f64::INFINITY, f64::min),
+        });
+    }
+    let (decision, decided_at_step) = match (harm_crossed_at, safety_crossed_at) {
+        (Some(at), _) => (Decision::Harm, Some(at)),
+        (None, Some(at)) => (Decision::WithinTolerance, Some(at)),
+        (None, None) => (Decision::Undecided, None),
+    };
+    let moved_edge = moved_at_crossing.or_else(|| largest(outcomes.iter().map(|o| o.harm)));
+    Ok(DistributionOutcome {
+        decision,
+        decided_at_step,
+        harm_evidence: harm_max,
+        safety_evidence: if edges.is_empty() {
+            1.0
+        } else {
+            safety_max.iter().copied().fold(f64::INFINITY, f64::min)
+        },
+        threshold,
+        moved_edge,
+        edges: outcomes,
+        path,
+    })
+}
+
+/// Index of the largest value; `None` when there is none.
+fn largest(values: impl Iterator<Item = f64>) -> Option<usize> {
+    values
+        .enumerate()
+        .fold(None, |best: Option<(usize, f64)>, (i, v)| match best {
+            Some((_, b)) if b >= v => best,
+            _ => Some((i, v)),
+        })
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EDGES: [f64; 4] = [0.05, 0.1, 0.25, 0.5];
+
+    /// A side whose step puts `shares` of `total` requests in each bucket
+    /// (the last share is above the last edge).
+    fn side(total: f64, shares: [f64; 5]) -> SideBuckets {
+        let mut running = 0.0;
+        let at_or_below = shares[..4]
+            .iter()
+            .map(|s| {
+                running += s * total;
+                running
+            })
+            .collect();
+        SideBuckets { at_or_below, total }
+    }
+
+    // Pins the interpolation: exact at an edge, linear inside a bucket, from 0 at 0 s.
+    #[test]
+    fn count_above_interpolates_inside_a_bucket_only() {
+        let one = side(100.0, [0.2, 0.3, 0.3, 0.1, 0.1]);
+        assert_eq!(count_above(&EDGES, &one, 0.1), 50.0);
+        assert!((count_above(&EDGES, &one, 0.075) - 65.0).abs() < 1e-9);
+        assert!((count_above(&EDGES, &one, 0.025) - 90.0).abs() < 1e-9);
+        assert_eq!(count_above(&EDGES, &one, 2.0), 0.0);
+    }
+
+    // Pins the Jensen argument behind the interpolated (fractional) baseline count: summed
+    // exactly over the baseline's bucket and the thinning law, the one-step likelihood
+    // ratio at the expected count is at most its mean at the thinned integer count, which
+    // is at most 1 when the canary's share above the edge is at most the chord value.
+    #[test]
+    fn interpolated_count_is_admissible_by_jensen() {
+        use statrs::distribution::{Binomial, Discrete};
+        let (n_c, n_b) = (20_u64, 20_u64);
+        // Baseline: share above the bucket's low edge and above its high edge; the point
+        // lies at `fraction` of the way from the high edge down.
+        for (above_low, above_high, fraction) in [(0.6, 0.2, 0.3), (0.3, 0.05, 0.8)] {
+            let chord: f64 = above_high + (above_low - above_high) * fraction;
+            for (p1, p0) in [(2.0_f64 / 3.0, 0.5_f64), (0.9, 0.5)] {
+                let (x, y) = (p1 / p0, (1.0 - p1) / (1.0 - p0));
+                let canary = Binomial::new(chord, n_c).expect("valid");
+                // The baseline's requests above the high edge, and in the bucket.
+                let high = Binomial::new(above_high, n_b).expect("valid");
+                let mut at_expected = 0.0;
+                let mut at_thinned = 0.0;
+                for c in 0..=n_c {
+                    for h in 0..=n_b {
+                        let in_bucket_chance = (above_low - above_high) / (1.0 - above_high);
+                        let in_bucket = Binomial::new(in_bucket_chance, n_b - h).expect("valid");
+                        for k in 0..=(n_b - h) {
+                            let weight = canary.pmf(c) * high.pmf(h) * in_bucket.pmf(k);
+                            let expected = h as f64 + fraction * k as f64;
+                            at_expected += weight * x.powf(c as f64) * y.powf(expected);
+                            let thinned = Binomial::new(fraction, k).expect("valid");
+                            for j in 0..=k {
+                                at_thinned += weight
+                                    * thinned.pmf(j)
+                                    * x.powf(c as f64)
+                                    * y.powi((h + j) as i32);
+                            }
+                        }
+                    }
+                }
+                assert!(
+                    at_expected <= at_thinned + 1e-12,
+                    "{at_expected} {at_thinned}"
+                );
+                assert!(at_thinned <= 1.0 + 1e-9, "{at_thinned}");
+            }
+        }
+    }
+
+    /// `steps` equal steps of 300 requests a side with the given bucket shares.
+    fn window(canary: [f64; 5], baseline: [f64; 5], steps: usize) -> Vec<HistogramStep> {
+        vec![
+            HistogramStep {
+                canary: side(300.0, canary),
+                baseline: side(300.0, baseline),
+            };
+            steps
+        ]
+    }
+
+    // A canary whose body moved a bucket up (every request still under 0.25 s) is
+    // rolled back, and the edge that moved is named.
+    #[test]
+    fn a_body_shift_below_every_threshold_is_caught_at_its_edge() {
+        let baseline = [0.6, 0.35, 0.05, 0.0, 0.0];
+        let canary = [0.3, 0.6, 0.1, 0.0, 0.0];
+        let test = DistributionTest::new(0.0, 0.005).expect("valid");
+        let outcome =
+            distribution_test(&EDGES, &window(canary, baseline, 40), &test).expect("valid input");
+        assert_eq!(outcome.decision, Decision::Harm);
+        assert_eq!(outcome.moved_edge, Some(0));
+        // Same data both ways round: the faster side is never judged slower.
+        let reverse =
+            distribution_test(&EDGES, &window(baseline, canary, 40), &test).expect("valid input");
+        assert_ne!(reverse.decision, Decision::Harm);
+    }
+
+    // A tolerance forgives a shift inside it: a tenth of the requests moving up one bucket
+    // of a 2x-spaced layout is tolerated at +100%, while at 0% it is not.
+    #[test]
+    fn tolerance_forgives_a_shift_inside_it() {
+        let baseline = [0.6, 0.35, 0.05, 0.0, 0.0];
+        let canary = [0.5, 0.45, 0.05, 0.0, 0.0];
+        let strict = DistributionTest::new(0.0, 0.005).expect("valid");
+        let loose = DistributionTest::new(1.0, 0.005).expect("valid");
+        let steps = window(canary, baseline, 40);
+        assert_eq!(
+            distribution_test(&EDGES, &steps, &strict)
+                .expect("valid")
+                .decision,
+            Decision::Harm
+        );
+        assert_ne!(
+            distribution_test(&EDGES, &steps, &loose)
+                .expect("valid")
+                .decision,
+            Decision::Harm
+        );
+    }
+
+    // Steps with the wrong number of buckets are refused rather than misread.
+    #[test]
+    fn mismatched_bucket_counts_are_refused() {
+        let mut steps = window([0.2; 5], [0.2; 5], 2);
+        steps[1].canary.at_or_below.pop();
+        let test = DistributionTest::new(0.0, 0.005).expect("valid");
+        assert_eq!(
+            distribution_test(&EDGES, &steps, &test),
+            Err(DistributionError::WrongLength {
+                step: 1,
+                got: 3,
+                expected: 4
+            })
+        );
+        assert!(distribution_test(&[0.1, 0.05], &[], &test).is_err());
+    }
+}
