@@ -37,6 +37,28 @@ pub enum MeasureError {
         "the query returned {0} series; a threshold query must return one (aggregate it, e.g. with max())"
     )]
     TooManySeries(usize),
+    #[error(
+        "the histogram's series {first} has buckets {first_layout} but {other} has buckets {other_layout}; a latency distribution compares bucket by bucket, so every series must have the same buckets (aggregate them with `sum by (le)` only if the layouts agree, or select one layout)"
+    )]
+    LayoutMismatch {
+        /// The labels (without `le`) of the first series.
+        first: String,
+        /// Its bucket bounds.
+        first_layout: String,
+        /// The labels of a series with another layout.
+        other: String,
+        /// That series' bucket bounds.
+        other_layout: String,
+    },
+    #[error(
+        "the canary's histogram has buckets {canary} but the baseline's has buckets {baseline}; a latency distribution compares the two sides bucket by bucket, so give both the same buckets (or set threshold_seconds to a bound both have)"
+    )]
+    SideLayoutMismatch {
+        /// The canary's bucket bounds.
+        canary: String,
+        /// The baseline's bucket bounds.
+        baseline: String,
+    },
 }
 
 /// The range a window is queried at: from the canary's start to the last whole
@@ -145,6 +167,23 @@ fn bounds_text<'a>(bounds: impl IntoIterator<Item = &'a str>) -> String {
     sorted.join(", ")
 }
 
+/// One bucket series: its bound, the bound as written, the series.
+type Bucket<'a> = (f64, &'a str, &'a Series);
+
+/// Every series with a numeric `le` label: its labels without `le` (the
+/// histogram series it belongs to), its bound, the bound as written, itself.
+fn buckets_of(
+    series: &[Series],
+) -> impl Iterator<Item = (BTreeMap<String, String>, f64, &str, &Series)> {
+    series.iter().filter_map(|one| {
+        let le = one.labels.get("le")?;
+        let bound = le.parse::<f64>().ok()?;
+        let mut key = one.labels.clone();
+        key.remove("le");
+        Some((key, bound, le.as_str(), one))
+    })
+}
+
 /// Per-step counts of requests above `threshold` seconds and of all requests,
 /// from the series of a histogram's `_bucket` counters.
 ///
@@ -160,15 +199,7 @@ pub fn histogram_counts(
     drops: Drops,
 ) -> Result<(Vec<f64>, Vec<f64>), MeasureError> {
     let mut groups: BTreeMap<BTreeMap<String, String>, BucketGroup> = BTreeMap::new();
-    for one in series {
-        let Some(le) = one.labels.get("le") else {
-            continue;
-        };
-        let Ok(bound) = le.parse::<f64>() else {
-            continue;
-        };
-        let mut key = one.labels.clone();
-        key.remove("le");
+    for (key, bound, le, one) in buckets_of(series) {
         let group = groups.entry(key).or_default();
         group.bounds.push(le);
         if bound.is_infinite() {
@@ -234,6 +265,108 @@ pub fn histogram_counts(
         }
     }
     Ok((slow, total))
+}
+
+/// One side's histogram, step by step: its finite bucket bounds and, per
+/// step, the requests at or below each and all requests (summed over series).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramSteps {
+    /// The finite `le` bounds, increasing.
+    pub edges: Vec<f64>,
+    /// The bounds as the series wrote them, +Inf last: for messages.
+    pub layout: String,
+    /// Per step, the requests at or below each edge, in the order of `edges`.
+    pub at_or_below: Vec<Vec<f64>>,
+    /// Per step, all requests (the `+Inf` bucket).
+    pub totals: Vec<f64>,
+}
+
+/// Per-step counts of every bucket of a histogram's `_bucket` series, for
+/// the distribution test.
+///
+/// Buckets are matched within each series (each label set without `le`), as
+/// in [`histogram_counts`], and summed over series. Every series must have
+/// the same bucket bounds: two layouts cannot be compared bucket by bucket,
+/// so they are refused with both layouts named, never merged. An unknown step
+/// (NaN) of any bucket makes the whole step unknown.
+pub fn histogram_buckets(
+    series: &[Series],
+    range: RangeSpec,
+    drops: Drops,
+) -> Result<HistogramSteps, MeasureError> {
+    let mut groups: BTreeMap<BTreeMap<String, String>, Vec<Bucket>> = BTreeMap::new();
+    for (key, bound, le, one) in buckets_of(series) {
+        groups.entry(key).or_default().push((bound, le, one));
+    }
+    if groups.is_empty() {
+        return match series.is_empty() {
+            true => Ok(HistogramSteps {
+                edges: Vec::new(),
+                layout: String::new(),
+                at_or_below: vec![Vec::new(); step_count(range)],
+                totals: vec![0.0; step_count(range)],
+            }),
+            false => Err(MeasureError::NoBuckets),
+        };
+    }
+    for buckets in groups.values_mut() {
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        buckets.dedup_by(|a, b| a.0 == b.0);
+    }
+    if let Some((labels, buckets)) = groups
+        .iter()
+        .find(|(_, b)| !b.iter().any(|(bound, _, _)| bound.is_infinite()))
+    {
+        return Err(MeasureError::NoInfBucket {
+            group: labels_text(labels),
+            seen: bounds_text(buckets.iter().map(|(_, le, _)| *le)),
+        });
+    }
+    let finite = |buckets: &[Bucket]| -> Vec<f64> {
+        buckets
+            .iter()
+            .map(|(bound, _, _)| *bound)
+            .filter(|b| b.is_finite())
+            .collect()
+    };
+    let layout = |buckets: &[Bucket]| bounds_text(buckets.iter().map(|b| b.1));
+    let (first_labels, first_buckets) = groups.iter().next().expect("not empty");
+    let edges = finite(first_buckets);
+    if let Some((labels, buckets)) = groups.iter().find(|(_, b)| finite(b) != edges) {
+        return Err(MeasureError::LayoutMismatch {
+            first: labels_text(first_labels),
+            first_layout: layout(first_buckets),
+            other: labels_text(labels),
+            other_layout: layout(buckets),
+        });
+    }
+    let mut at_or_below = vec![vec![0.0; edges.len()]; step_count(range)];
+    let mut totals = vec![0.0; step_count(range)];
+    for buckets in groups.values() {
+        for (bound, _, one) in buckets {
+            let increases = counter_increases(std::slice::from_ref(*one), range, drops);
+            let position = edges.iter().position(|e| e == bound);
+            for (step, increase) in increases.into_iter().enumerate() {
+                match position {
+                    Some(i) => at_or_below[step][i] += increase,
+                    None => totals[step] += increase,
+                }
+            }
+        }
+    }
+    // An unknown bucket (a summed counter fell) makes the whole step unknown.
+    for (cumulative, total) in at_or_below.iter_mut().zip(&mut totals) {
+        if total.is_nan() || cumulative.iter().any(|v| v.is_nan()) {
+            *total = f64::NAN;
+            cumulative.iter_mut().for_each(|v| *v = f64::NAN);
+        }
+    }
+    Ok(HistogramSteps {
+        edges,
+        layout: layout(first_buckets),
+        at_or_below,
+        totals,
+    })
 }
 
 /// Steps a side may fall silent before the window's end while the other side
@@ -497,6 +630,37 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "the histogram's series {pod=\"b\"} has no bucket with le=\"0.25\" (its buckets: 0.1, 0.5, +Inf), so its slow requests cannot be counted; set threshold_seconds to a bound every series has (0.5, +Inf), or give every series the same buckets"
+        );
+    }
+
+    // Every bucket's step increase is kept, summed over series with one layout.
+    #[test]
+    fn histogram_buckets_sum_series_of_one_layout() {
+        let range = steps_of_15s(15);
+        let mut both = pod_buckets("a", &[("0.1", 60.0), ("0.25", 90.0), ("+Inf", 100.0)]);
+        both.extend(pod_buckets(
+            "b",
+            &[("0.1", 20.0), ("0.25", 45.0), ("+Inf", 50.0)],
+        ));
+        let steps = histogram_buckets(&both, range, Drops::Restart).expect("one layout");
+        assert_eq!(steps.edges, vec![0.1, 0.25]);
+        assert_eq!(steps.at_or_below[0], vec![80.0, 135.0]);
+        assert_eq!(steps.totals[0], 150.0);
+    }
+
+    // Two layouts in one answer are refused with both named, never merged.
+    #[test]
+    fn histogram_buckets_refuse_two_layouts() {
+        let range = steps_of_15s(15);
+        let mut mixed = pod_buckets("a", &[("0.1", 60.0), ("0.25", 90.0), ("+Inf", 100.0)]);
+        mixed.extend(pod_buckets(
+            "b",
+            &[("0.1", 20.0), ("0.5", 45.0), ("+Inf", 50.0)],
+        ));
+        let error = histogram_buckets(&mixed, range, Drops::Restart).expect_err("two layouts");
+        assert_eq!(
+            error.to_string(),
+            "the histogram's series {pod=\"a\"} has buckets 0.1, 0.25, +Inf but {pod=\"b\"} has buckets 0.1, 0.5, +Inf; a latency distribution compares bucket by bucket, so every series must have the same buckets (aggregate them with `sum by (le)` only if the layouts agree, or select one layout)"
         );
     }
 

@@ -154,6 +154,8 @@ pub fn plan(
                     vec![(Role::Bad, bad), (Role::Total, total)]
                 }
                 MetricKind::Latency { histogram, .. } => vec![(Role::Histogram, histogram)],
+                // The distribution form reads every bucket: no `le` matcher.
+                MetricKind::Distribution { histogram, .. } => vec![(Role::Histogram, histogram)],
                 MetricKind::Series { query, .. } => vec![(Role::Series, query)],
                 MetricKind::Threshold { query, .. } => vec![(Role::Value, query)],
             };

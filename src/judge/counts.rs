@@ -56,6 +56,25 @@ fn undecided_words(
     }
 }
 
+/// The evidence figure of a sequential metric: its largest harm and safety
+/// e-values, the threshold, its alpha, and when (after the window's start)
+/// the decision was reached.
+pub(crate) fn evidence_figure(
+    [harm, safety]: [f64; 2],
+    threshold: f64,
+    alpha: f64,
+    decided_at_step: Option<usize>,
+    window: &Window,
+) -> Evidence {
+    Evidence {
+        harm,
+        safety,
+        threshold,
+        alpha,
+        decided_after_secs: decided_at_step.map(|s| (s as i64 + 1) * window.step_secs as i64),
+    }
+}
+
 /// Judges one counts metric over the window's steps.
 pub(crate) fn judge_counts(
     rule: &CountsRule,
@@ -149,15 +168,13 @@ pub(crate) fn judge_counts(
         tolerated_lower,
         tolerated_upper,
     };
-    let evidence = Evidence {
-        harm: outcome.harm_evidence,
-        safety: outcome.safety_evidence,
-        threshold: outcome.threshold,
+    let evidence = evidence_figure(
+        [outcome.harm_evidence, outcome.safety_evidence],
+        outcome.threshold,
         alpha,
-        decided_after_secs: outcome
-            .decided_at_step
-            .map(|s| (s as i64 + 1) * window.step_secs as i64),
-    };
+        outcome.decided_at_step,
+        window,
+    );
 
     let observed = format!(
         "the canary's {what} is {} the baseline's ({} of {} against {} of {})",

@@ -6,6 +6,7 @@
 
 mod chart;
 mod counts;
+mod distribution;
 mod finding;
 mod series;
 /// The number words, at their old path for one release (they live in [`crate::text`]).
@@ -16,6 +17,7 @@ use finding::Finding;
 use crate::request::Judgement;
 use crate::rules::{MetricKind, NodataPolicy, RuleSet};
 use crate::stats::counts::StepCounts;
+use crate::stats::distribution::HistogramStep;
 use crate::stats::family::per_metric_alpha;
 use crate::verdict::{
     MetricOutcome, MetricReport, Outcome, SentQuery, SideFigures, Verdict, Window,
@@ -26,6 +28,12 @@ use crate::verdict::{
 pub enum Measured {
     /// Per-step bad and total events of both sides (ratio and latency metrics).
     Counts(Vec<StepCounts>),
+    /// Per-step bucket counts of both sides at the histogram's finite bucket
+    /// edges (seconds, increasing), for a latency distribution.
+    Histogram {
+        edges: Vec<f64>,
+        steps: Vec<HistogramStep>,
+    },
     /// Pooled samples of both sides with their times in unix seconds (series metrics).
     Samples {
         canary: Vec<(i64, f64)>,
@@ -103,6 +111,17 @@ pub fn judge(
                 );
                 counts::judge_counts(rule, &steps, alpha, &frame.window, rules, judgement, &what)
             }
+            (MetricKind::Distribution { rule, .. }, Measured::Histogram { edges, steps }) => {
+                distribution::judge_distribution(
+                    rule,
+                    &edges,
+                    &steps,
+                    alpha,
+                    &frame.window,
+                    rules,
+                    judgement,
+                )
+            }
             (kind @ MetricKind::Series { .. }, Measured::Samples { canary, baseline }) => {
                 let (finding, critical_failure) = series::judge_series(
                     kind,
@@ -169,7 +188,7 @@ pub fn judge(
 pub fn kind_name(kind: &MetricKind) -> &'static str {
     match kind {
         MetricKind::Ratio { .. } => "ratio",
-        MetricKind::Latency { .. } => "latency",
+        MetricKind::Latency { .. } | MetricKind::Distribution { .. } => "latency",
         MetricKind::Series { .. } => "series",
         MetricKind::Threshold { .. } => "threshold",
     }

@@ -20,6 +20,7 @@ use crate::request::Judgement;
 use crate::rules::{MetricKind, Query, RuleSet};
 use crate::source::{MetricSource, RangeSpec, Series, SourceError};
 use crate::stats::counts::StepCounts;
+use crate::stats::distribution::{HistogramStep, SideBuckets};
 use crate::text;
 use crate::verdict::{Outcome, SentQuery, Side, Verdict, Window};
 
@@ -333,6 +334,28 @@ fn try_measure<'a>(
                 &baseline_total,
             )))
         }
+        MetricKind::Distribution { histogram, .. } => {
+            let histograms = counters(Role::Histogram)?;
+            if let Some(measured) = missing(histograms, "histogram") {
+                return Ok(measured);
+            }
+            let buckets = |series: &Vec<Series>| {
+                measure::histogram_buckets(series, range, drops_of(histogram))
+                    .map_err(|e: MeasureError| e.to_string())
+            };
+            let (canary, baseline) = (buckets(histograms[0])?, buckets(histograms[1])?);
+            if canary.edges != baseline.edges {
+                return Err(MeasureError::SideLayoutMismatch {
+                    canary: canary.layout,
+                    baseline: baseline.layout,
+                }
+                .to_string());
+            }
+            Ok(Measured::Histogram {
+                steps: zip_histograms(&canary, &baseline),
+                edges: canary.edges,
+            })
+        }
         MetricKind::Series { .. } => {
             // NaN points are gaps (a ratio at a step with no traffic); infinities are broken data.
             let mut pooled = Vec::with_capacity(2);
@@ -361,6 +384,23 @@ fn try_measure<'a>(
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// Both sides' bucket counts step by step, for the distribution test.
+fn zip_histograms(
+    canary: &measure::HistogramSteps,
+    baseline: &measure::HistogramSteps,
+) -> Vec<HistogramStep> {
+    let side = |steps: &measure::HistogramSteps, i: usize| SideBuckets {
+        at_or_below: steps.at_or_below.get(i).cloned().unwrap_or_default(),
+        total: steps.totals.get(i).copied().unwrap_or(0.0),
+    };
+    (0..canary.totals.len())
+        .map(|i| HistogramStep {
+            canary: side(canary, i),
+            baseline: side(baseline, i),
+        })
+        .collect()
 }
 
 /// How drops in the series `query` returns are read: a bare selector's series

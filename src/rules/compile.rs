@@ -625,30 +625,31 @@ fn compile_metric(
                 &mut vars,
             );
             let threshold_seconds = match &raw.threshold_seconds {
-                None => {
-                    ctx.err(
-                        spanned,
-                        "latency metric has no `threshold_seconds`; add the latency that counts as slow, such as 0.25",
-                    );
-                    None
-                }
-                Some(t) if t.value > 0.0 && t.value.is_finite() => Some(t.value),
+                // Without a threshold the whole distribution is compared.
+                None => None,
+                Some(t) if t.value > 0.0 && t.value.is_finite() => Some(Some(t.value)),
                 Some(t) => {
                     ctx.err(
                         t,
                         "threshold_seconds must be a number of seconds above 0, such as 0.25",
                     );
-                    None
+                    Some(None)
                 }
             };
             let rule = compile_counts_rule(ctx, spanned);
+            if threshold_seconds.is_none() {
+                check_distribution_rule(ctx, spanned, rule.as_ref());
+            }
             match (histogram, threshold_seconds, rule) {
-                (Some(histogram), Some(threshold_seconds), Some(rule)) => {
+                (Some(histogram), Some(Some(threshold_seconds)), Some(rule)) => {
                     Some(MetricKind::Latency {
                         histogram,
                         threshold_seconds,
                         rule,
                     })
+                }
+                (Some(histogram), None, Some(rule)) => {
+                    Some(MetricKind::Distribution { histogram, rule })
                 }
                 _ => None,
             }
@@ -853,6 +854,30 @@ fn compile_counts_rule(ctx: &mut Ctx<'_>, metric: &Spanned<RawMetric>) -> Option
     })
 }
 
+/// The distribution form (a latency metric without `threshold_seconds`)
+/// tests only for a slower canary and has no final-look test.
+fn check_distribution_rule(
+    ctx: &mut Ctx<'_>,
+    metric: &Spanned<RawMetric>,
+    rule: Option<&CountsRule>,
+) {
+    let raw = &metric.value;
+    if let (Some(rule), Some(direction)) = (rule, &raw.direction)
+        && rule.direction != crate::stats::Direction::Increase
+    {
+        ctx.err(
+            direction,
+            "a latency metric without `threshold_seconds` compares whole distributions and only tests for a slower canary; write `direction: increase`, or set `threshold_seconds` to test a share of slow requests",
+        );
+    }
+    if let Some(after) = &raw.final_test_after {
+        ctx.err(
+            after,
+            "`final_test_after` applies to the threshold form only; a latency metric without `threshold_seconds` has no final-look test, so remove it or set `threshold_seconds`",
+        );
+    }
+}
+
 fn compile_series(
     ctx: &mut Ctx<'_>,
     metric: &Spanned<RawMetric>,
@@ -1030,6 +1055,44 @@ mod tests {
         );
         let errors = series_with_looks("window: 30\n", 4).expect_err("no unit");
         assert!(errors[0].contains("window `30` needs a unit"), "{errors:?}");
+    }
+
+    /// The rule set or errors of a file with one latency metric with `extra` fields.
+    fn latency_with(extra: &str) -> Result<super::super::RuleSet, Vec<String>> {
+        let text =
+            format!("metrics:\n  - {{name: latency, kind: latency, histogram: h_bucket{extra}}}\n");
+        super::super::load_str(Path::new("t.yaml"), &text)
+            .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+    }
+
+    // Pins the distribution form: a latency metric without `threshold_seconds` compares
+    // the whole distribution, only for a slower canary, and has no final-look test.
+    #[test]
+    fn latency_without_a_threshold_is_a_distribution() {
+        let set = latency_with(", direction: increase, tolerance: '+10%'").expect("valid");
+        assert!(
+            matches!(
+                &set.metrics[0].kind,
+                MetricKind::Distribution { rule, .. } if (rule.tolerance - 0.1).abs() < 1e-12
+            ),
+            "{:?}",
+            set.metrics[0].kind
+        );
+        let errors = latency_with(", direction: either, tolerance: '±10%'").expect_err("either");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("only tests for a slower canary")),
+            "{errors:?}"
+        );
+        let errors = latency_with(", direction: increase, tolerance: 0%, final_test_after: 30m")
+            .expect_err("final look");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("applies to the threshold form only")),
+            "{errors:?}"
+        );
     }
 
     // Pins the shape of names for rule sets, metrics and groups.

@@ -156,6 +156,18 @@ pub enum MetricKind {
         /// How the two proportions are compared.
         rule: CountsRule,
     },
+    /// The whole latency distribution from a histogram's buckets: no
+    /// percentile of the canary may be more than `rule.tolerance` slower than
+    /// the baseline's (`stats::distribution`). A latency metric without
+    /// `threshold_seconds`.
+    Distribution {
+        /// The histogram's bucket counters, without an `le` matcher; every
+        /// bucket is read.
+        histogram: Query,
+        /// Tolerance (a relative quantile shift), direction (increase) and
+        /// minimum data; `final_test_after_secs` is always `None`.
+        rule: CountsRule,
+    },
     /// A gauge compared as two samples, Kayenta style.
     Series {
         /// The gauge, sampled at each step.

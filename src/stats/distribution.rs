@@ -335,6 +335,52 @@ pub fn distribution_test(
     })
 }
 
+/// The `q`-quantile (0 < q < 1) of one side's pooled bucket counts, by
+/// linear interpolation inside the bucket that holds it, as Prometheus's
+/// `histogram_quantile` places it (the first bucket starts at 0 s; a quantile
+/// in the `+Inf` bucket is the largest finite edge). NaN without requests.
+pub fn interpolated_quantile(edges: &[f64], side: &SideBuckets, q: f64) -> f64 {
+    if side.total.is_nan()
+        || side.total <= 0.0
+        || !(0.0..=1.0).contains(&q)
+        || edges.len() != side.at_or_below.len()
+    {
+        return f64::NAN;
+    }
+    let rank = q * side.total;
+    let Some(bucket) = side.at_or_below.iter().position(|&count| count >= rank) else {
+        return edges.last().copied().unwrap_or(f64::NAN);
+    };
+    let (low_edge, low_count) = match bucket {
+        0 => (0.0, 0.0),
+        i => (edges[i - 1], side.at_or_below[i - 1]),
+    };
+    let in_bucket = side.at_or_below[bucket] - low_count;
+    if in_bucket <= 0.0 {
+        return edges[bucket];
+    }
+    low_edge + (edges[bucket] - low_edge) * (rank - low_count) / in_bucket
+}
+
+/// One side's bucket counts summed over the steps whose counts are known.
+pub fn pooled(steps: &[HistogramStep], canary: bool) -> SideBuckets {
+    let mut sum = SideBuckets::default();
+    for step in steps {
+        let side = if canary { &step.canary } else { &step.baseline };
+        if side.total.is_nan() || side.at_or_below.iter().any(|v| !v.is_finite()) {
+            continue;
+        }
+        if sum.at_or_below.len() < side.at_or_below.len() {
+            sum.at_or_below.resize(side.at_or_below.len(), 0.0);
+        }
+        for (total, value) in sum.at_or_below.iter_mut().zip(&side.at_or_below) {
+            *total += value;
+        }
+        sum.total += side.total;
+    }
+    sum
+}
+
 /// Index of the largest value; `None` when there is none.
 fn largest(values: impl Iterator<Item = f64>) -> Option<usize> {
     values
@@ -471,6 +517,16 @@ mod tests {
                 .decision,
             Decision::Harm
         );
+    }
+
+    // Pins the quantile's placement: linear inside its bucket from 0 s, the largest finite
+    // edge when it lies in the +Inf bucket.
+    #[test]
+    fn interpolated_quantile_places_values_as_histogram_quantile_does() {
+        let one = side(100.0, [0.2, 0.3, 0.3, 0.1, 0.1]);
+        assert!((interpolated_quantile(&EDGES, &one, 0.1) - 0.025).abs() < 1e-12);
+        assert!((interpolated_quantile(&EDGES, &one, 0.35) - 0.075).abs() < 1e-12);
+        assert_eq!(interpolated_quantile(&EDGES, &one, 0.95), 0.5);
     }
 
     // Steps with the wrong number of buckets are refused rather than misread.

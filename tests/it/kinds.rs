@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::on_both_stores;
 use crate::support::store::{StoreKind, TestStore};
-use crate::support::{MINUTES, spawn_app, window_start};
+use crate::support::{MINUTES, histogram_openmetrics, spawn_app, window_start};
 
 /// A rule set with a series metric and a threshold metric over a `cpu` gauge.
 const RULES: &str = "\
@@ -151,28 +151,7 @@ fn histograms(start: i64) -> String {
         ("canary", "canary-b", &without_threshold[..]),
     ] {
         let labels = format!("pod=\"{pod}\",service=\"web\",track=\"{track}\"");
-        for scrape in 0..=MINUTES * 4 {
-            let time = start + scrape * 15;
-            for (le, per_scrape) in buckets {
-                let count = per_scrape * scrape;
-                writeln!(
-                    text,
-                    "http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {count} {time}"
-                )
-                .expect("write to a string");
-            }
-            let count = 150 * scrape;
-            writeln!(
-                text,
-                "http_request_duration_seconds_count{{{labels}}} {count} {time}"
-            )
-            .expect("write to a string");
-            writeln!(
-                text,
-                "http_request_duration_seconds_sum{{{labels}}} {count} {time}"
-            )
-            .expect("write to a string");
-        }
+        histogram_openmetrics(&mut text, &labels, buckets, 150, start);
     }
     text.push_str("# EOF\n");
     text

@@ -4,6 +4,7 @@ mod access;
 mod check;
 mod controllers;
 mod deploy;
+mod distribution;
 mod durability;
 mod faults;
 mod hostile;

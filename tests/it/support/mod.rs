@@ -189,6 +189,39 @@ pub fn two_services(start_secs: i64) -> Simulation {
 }
 
 /// A start time that leaves the whole simulated window in the past.
+/// Appends one pod's `http_request_duration_seconds` histogram in
+/// OpenMetrics text: a sample every 15 s for [`MINUTES`] from `start`, with
+/// `buckets` as `(le, requests per scrape at or below it)`; `_count` and
+/// `_sum` grow by `per_scrape` requests a scrape.
+pub fn histogram_openmetrics(
+    text: &mut String,
+    labels: &str,
+    buckets: &[(&str, i64)],
+    per_scrape: i64,
+    start: i64,
+) {
+    use std::fmt::Write as _;
+    for scrape in 0..=MINUTES * 4 {
+        let time = start + scrape * 15;
+        for (le, at_or_below) in buckets {
+            writeln!(
+                text,
+                "http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {} {time}",
+                at_or_below * scrape
+            )
+            .expect("write to a string");
+        }
+        let count = per_scrape * scrape;
+        for suffix in ["count", "sum"] {
+            writeln!(
+                text,
+                "http_request_duration_seconds_{suffix}{{{labels}}} {count} {time}"
+            )
+            .expect("write to a string");
+        }
+    }
+}
+
 pub fn window_start() -> i64 {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     now - now % 60 - (MINUTES + 5) * 60

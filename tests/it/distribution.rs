@@ -1,0 +1,120 @@
+//! Latency distributions end to end: a latency metric without
+//! `threshold_seconds`, judged from a histogram in a real Prometheus and a
+//! real VictoriaMetrics, beside the threshold form of the same histogram.
+
+use serde_json::json;
+
+use crate::on_both_stores;
+use crate::support::store::{StoreKind, TestStore};
+use crate::support::{MINUTES, histogram_openmetrics, spawn_app, window_start};
+
+/// The same histogram judged two ways: as a distribution and as the share
+/// of requests slower than 250 ms.
+const RULES: &str = "\
+metrics:
+  - name: latency
+    kind: latency
+    histogram: http_request_duration_seconds_bucket{service=\"$service\"}
+    direction: increase
+    tolerance: 0%
+  - name: slow-requests
+    kind: latency
+    histogram: http_request_duration_seconds_bucket{service=\"$service\"}
+    threshold_seconds: 0.25
+    direction: increase
+    tolerance: 0%
+";
+
+/// A bucket bound and the requests per scrape at or below it.
+type Bucket = (&'static str, i64);
+
+/// Cumulative requests per scrape up to each bound: the baseline's layout.
+const BASELINE: [Bucket; 5] = [
+    ("0.025", 30),
+    ("0.05", 90),
+    ("0.1", 140),
+    ("0.25", 150),
+    ("+Inf", 150),
+];
+/// A canary whose body is slower while every request stays under 250 ms.
+const SLOWER_BODY: [Bucket; 5] = [
+    ("0.025", 10),
+    ("0.05", 50),
+    ("0.1", 120),
+    ("0.25", 150),
+    ("+Inf", 150),
+];
+/// A canary pod with other buckets than the baseline's.
+const OTHER_LAYOUT: [Bucket; 4] = [("0.05", 90), ("0.1", 140), ("0.5", 150), ("+Inf", 150)];
+
+/// One pod a side for each service, scraped every 15 s: `steady`'s canary runs
+/// like its baseline, `slower`'s has the slower body, `relaid`'s canary has
+/// other buckets.
+fn histograms(start: i64) -> String {
+    let mut text = String::from("# TYPE http_request_duration_seconds histogram\n");
+    let pods: [(&str, &str, &[Bucket]); 6] = [
+        ("steady", "baseline", &BASELINE),
+        ("steady", "canary", &BASELINE),
+        ("slower", "baseline", &BASELINE),
+        ("slower", "canary", &SLOWER_BODY),
+        ("relaid", "baseline", &BASELINE),
+        ("relaid", "canary", &OTHER_LAYOUT),
+    ];
+    for (service, track, buckets) in pods {
+        let labels = format!("pod=\"{track}-a\",service=\"{service}\",track=\"{track}\"");
+        histogram_openmetrics(&mut text, &labels, buckets, 150, start);
+    }
+    text.push_str("# EOF\n");
+    text
+}
+
+// A body slowdown that leaves every request under 250 ms is rolled back by the
+// distribution form, naming the edge that moved, while the 250 ms threshold form
+// passes it; a canary like its baseline passes both; a canary with other buckets
+// is refused with both layouts named.
+async fn the_distribution_catches_what_the_threshold_misses(kind: StoreKind) {
+    let start = window_start();
+    let store = TestStore::start_with_openmetrics(kind, histograms(start).as_bytes());
+    let rules = tempfile::tempdir().expect("temp dir");
+    std::fs::write(rules.path().join("latency.yaml"), RULES).expect("write rules");
+    let app = spawn_app(store.url(), rules.path()).await;
+    let ask = |service: &str| {
+        json!({
+            "rules": "latency", "deployment": format!("{service}-1"),
+            "canary": {"track": "canary"}, "baseline": {"track": "baseline"},
+            "start": start, "end": start + MINUTES * 60, "vars": {"service": service}, "final": true,
+        })
+    };
+
+    let (status, slower) = app.post_verdict(&ask("slower")).await;
+    assert_eq!(status, 200, "{slower}");
+    let (distribution, threshold) = (&slower["metrics"][0], &slower["metrics"][1]);
+    assert_eq!(distribution["outcome"], "fail", "{slower:#}");
+    let reason = distribution["reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with("Slower than tolerated (no percentile slower) above 100 ms")
+            && reason.contains("p50 "),
+        "{reason}"
+    );
+    assert_eq!(threshold["outcome"], "pass", "{slower:#}");
+    assert_eq!(slower["verdict"], "rollback", "{slower:#}");
+
+    let (status, steady) = app.post_verdict(&ask("steady")).await;
+    assert_eq!(status, 200, "{steady}");
+    assert_eq!(steady["metrics"][0]["outcome"], "pass", "{steady:#}");
+    assert_eq!(steady["verdict"], "promote", "{steady:#}");
+
+    let (status, relaid) = app.post_verdict(&ask("relaid")).await;
+    assert_eq!(status, 200, "{relaid}");
+    let refused = &relaid["metrics"][0];
+    assert_eq!(refused["outcome"], "error", "{relaid:#}");
+    let reason = refused["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("the canary's histogram has buckets 0.05, 0.1, 0.5, +Inf")
+            && reason.contains("the baseline's has buckets 0.025, 0.05, 0.1, 0.25, +Inf"),
+        "{reason}"
+    );
+    app.stop().await;
+}
+
+on_both_stores!(the_distribution_catches_what_the_threshold_misses,);
