@@ -29,9 +29,9 @@ pub const WINDOW_SECS: i64 = 30 * 60;
 /// this old.
 pub const LOOKBACK_SECS: f64 = 300.0;
 /// Unix time of the window's start (any value works; a round one reads well).
-const WINDOW_START_SECS: i64 = 1_800_000_000;
+pub const WINDOW_START_SECS: i64 = 1_800_000_000;
 /// Seconds before the window's start at which the counters were created.
-const COUNTERS_BORN_BEFORE_START_SECS: f64 = 120.0;
+pub const COUNTERS_BORN_BEFORE_START_SECS: f64 = 120.0;
 /// The bucket bound of the latency kind: a request above it is slow.
 const SLOW_ABOVE_SECONDS: f64 = 0.25;
 
@@ -247,7 +247,7 @@ fn scrape_side(
 /// What a Prometheus range query over the window returns for one counter:
 /// at each step instant, the last sample at or before it, if it is at most
 /// [`LOOKBACK_SECS`] old.
-fn range_query(samples: &[(f64, f64)], range: RangeSpec) -> Series {
+pub fn range_query(samples: &[(f64, f64)], range: RangeSpec) -> Series {
     let mut points = Vec::new();
     let mut instant = range.start_secs;
     while instant <= range.end_secs {
@@ -266,7 +266,7 @@ fn range_query(samples: &[(f64, f64)], range: RangeSpec) -> Series {
     }
 }
 
-fn labelled(mut series: Series, name: &str, value: &str) -> Series {
+pub fn labelled(mut series: Series, name: &str, value: &str) -> Series {
     series.labels.insert(name.into(), value.into());
     series
 }
