@@ -152,11 +152,14 @@ fn scrape_histogram(
         cuts.push(at);
         let mut from = counted_to;
         for to in cuts {
-            let law = match is_canary && from >= timing.onset_secs {
+            let law = match is_canary && 0.5 * (from + to) >= timing.onset_secs {
                 true => canary.canary,
                 false => canary.baseline,
             };
-            let chances = law.bucket_chances(canary.edges, slowed_at(timing, bursts_start, from));
+            // Judged at the piece's middle: at its ends, rounding of the burst
+            // times could count a whole piece as inside a burst.
+            let slowed = slowed_at(timing, bursts_start, 0.5 * (from + to));
+            let chances = law.bucket_chances(canary.edges, slowed);
             // A multinomial draw as a chain of binomials.
             let mut left = poisson(timing.requests_per_sec * (to - from), rng);
             let mut chance_left = 1.0;
