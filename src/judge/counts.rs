@@ -97,11 +97,13 @@ pub(crate) fn judge_counts(
         value: rate(canary_bad, canary_total),
         bad: Some(canary_bad),
         count: Some(canary_total),
+        percentiles: Vec::new(),
     };
     let baseline = SideFigures {
         value: rate(baseline_bad, baseline_total),
         bad: Some(baseline_bad),
         count: Some(baseline_total),
+        percentiles: Vec::new(),
     };
 
     // Steps whose counts are unknown (a summed counter fell in them) are said,

@@ -11,7 +11,7 @@ use crate::stats::distribution::{
     pooled,
 };
 use crate::text as words;
-use crate::verdict::{MetricOutcome, SideFigures, Window};
+use crate::verdict::{MetricOutcome, Percentile, SideFigures, Window};
 
 /// The percentiles every answer quotes for both sides.
 const QUOTED_PERCENTILES: [f64; 3] = [0.5, 0.9, 0.99];
@@ -95,6 +95,14 @@ pub(crate) fn judge_distribution(
         value: Some(interpolated_quantile(edges, side, 0.5)).filter(|v| v.is_finite()),
         bad: None,
         count: Some(side.total),
+        percentiles: QUOTED_PERCENTILES
+            .iter()
+            .map(|&quantile| Percentile {
+                quantile,
+                seconds: interpolated_quantile(edges, side, quantile),
+            })
+            .filter(|p| p.seconds.is_finite())
+            .collect(),
     };
     let (canary, baseline) = (figures(&canary_pooled), figures(&baseline_pooled));
     if edges.is_empty() {

@@ -186,6 +186,7 @@ pub(crate) fn judge_series(
         value: median(values),
         bad: None,
         count: Some(values.len() as f64),
+        percentiles: Vec::new(),
     };
     let (canary_figures, baseline_figures) = (figures(canary), figures(baseline));
     // The figures and the chart show the samples judged, so they too stay put

@@ -129,6 +129,21 @@ pub struct SideFigures {
     /// All events (counts metrics) or samples (series).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<f64>,
+    /// Latency distributions: p50, p90 and p99 pooled over the window, placed
+    /// inside their bucket by linear interpolation as `histogram_quantile`
+    /// places them. Point estimates: they carry no interval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub percentiles: Vec<Percentile>,
+}
+
+/// One percentile of a side's latency.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Percentile {
+    /// Which: 0.99 for p99.
+    pub quantile: f64,
+    /// The latency at it, in seconds (the largest finite bucket edge when it
+    /// lies in the `+Inf` bucket).
+    pub seconds: f64,
 }
 
 /// An estimate of the canary's change against the baseline, with its interval.

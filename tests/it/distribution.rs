@@ -96,6 +96,10 @@ async fn the_distribution_catches_what_the_threshold_misses(kind: StoreKind) {
             && reason.contains("p50 "),
         "{reason}"
     );
+    // The answer carries both sides' percentiles; the canary's p50 is the higher.
+    let p50 = |side: &str| distribution[side]["percentiles"][0]["seconds"].as_f64();
+    assert!(p50("canary") > p50("baseline"), "{distribution:#}");
+    assert_eq!(distribution["canary"]["percentiles"][2]["quantile"], 0.99);
     assert_eq!(threshold["outcome"], "pass", "{slower:#}");
     assert_eq!(slower["verdict"], "rollback", "{slower:#}");
 
