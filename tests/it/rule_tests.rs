@@ -638,3 +638,65 @@ fn rules_outside_the_subset_are_refused_by_name() {
         "{stderr}"
     );
 }
+
+// Rule tests run a latency distribution metric like any other: a canary whose body
+// slowed under 250 ms fails it and a canary like its baseline passes it at the final
+// look; the run says so (exit 0) only when both expectations hold.
+#[test]
+fn rule_tests_judge_latency_distributions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("latency.yaml"),
+        "metrics:
+  - name: latency
+    kind: latency
+    histogram: http_request_duration_seconds_bucket{service=\"$service\"}
+    direction: increase
+    tolerance: +10%
+",
+    )
+    .expect("write the rules");
+    let side = |per_bucket: [u32; 4]| {
+        ["0.025", "0.05", "0.1", "+Inf"]
+            .iter()
+            .zip(per_bucket)
+            .map(|(le, per_scrape)| {
+                format!(
+                    "
+        - series: http_request_duration_seconds_bucket{{service=\"$service\", le=\"{le}\"}}
+          values: 0+{per_scrape}x120"
+                )
+            })
+            .collect::<String>()
+    };
+    let (usual, slower) = (side([60, 180, 280, 300]), side([20, 100, 240, 300]));
+    let test = |name: &str, canary: &str, outcome: &str| {
+        format!(
+            "  - name: {name}
+    series:
+      canary:{canary}
+      baseline:{usual}
+    evals:
+      - at: 30m
+        final: true
+        metrics:
+          latency: {{outcome: {outcome}}}
+"
+        )
+    };
+    let text = format!(
+        "rules: latency.yaml
+interval: 15s
+canary: {{track: canary}}
+baseline: {{track: baseline}}
+vars: {{service: checkout}}
+tests:
+{}{}",
+        test("slower body", &slower, "fail"),
+        test("like its baseline", &usual, "pass")
+    );
+    let (_, output) = run_test_file(dir.path(), "latency-test.yaml", &text);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+}
