@@ -500,7 +500,7 @@ fn step_llr(step: &StepCounts, rho1: f64, rho0: f64) -> f64 {
 
 /// Whether step `i` of a window without carried blocks holds more bad events than the
 /// steps before it make plausible (docs/statistics.md, "spikes"): more than
-/// `lambda + 2 sqrt(lambda (1 + n / n_ref)) + 1`, with `lambda` what the pooled bad fraction
+/// `lambda + 3 sqrt(lambda (1 + n / n_ref)) + 0.5`, with `lambda` what the pooled bad fraction
 /// of up to 8 steps before it predicts; the first step is judged against the second.
 fn spike_at(steps: &[StepCounts], i: usize) -> bool {
     let bad = |s: &StepCounts| s.canary_bad + s.baseline_bad;
@@ -517,28 +517,28 @@ fn spike_at(steps: &[StepCounts], i: usize) -> bool {
     }
     let lambda = total(&steps[i]) * reference_bad / reference_total;
     let variance = lambda * (1.0 + total(&steps[i]) / reference_total);
-    bad(&steps[i]) > lambda + 2.0 * variance.sqrt() + 1.0
+    bad(&steps[i]) > lambda + 3.0 * variance.sqrt() + 0.5
 }
 
 // Pins the harm path to the e-detector of docs/statistics.md computed term by term
 // (O(n^2), no shared code): D_k = sum_j pi_j sum_a w_a T_{a,j,k} + sum_{j > k} pi_j, with
-// pi_0 = 3/4 and 1/72 at every fourth step up to 72; T = min_{s in {j, j+1}} prod_{i=s..k} LR_a,i
+// pi_0 = 0.7 and 1/60 at every fourth step up to 72; T = min_{s in {j, j+1}} prod_{i=s..k} LR_a,i
 // when step j or j - 1 is a spike (at k = 0 the first step's is not yet known), else the
 // product from j; the reported harm e-value is min(D_{k-1}, D_k) at a spike, else D_k.
 // Windows with a burst added on one side check the spikes' branch too.
 #[test]
 fn harm_path_matches_the_e_detector_formula() {
     let alternatives = [
-        (1.25, 0.05),
-        (1.5, 0.15),
-        (2.0, 0.40),
-        (3.0, 0.28),
-        (5.0, 0.08),
-        (10.0, 0.04),
+        (1.25, 0.02),
+        (1.5, 0.08),
+        (2.0, 0.45),
+        (3.0, 0.35),
+        (5.0, 0.07),
+        (10.0, 0.03),
     ];
     let restart_weight = |j: usize| match j {
-        0 => 0.75,
-        j if j % 4 == 0 && j <= 72 => 0.25 / 18.0,
+        0 => 0.7,
+        j if j % 4 == 0 && j <= 72 => 0.3 / 18.0,
         _ => 0.0,
     };
     let mut rng = seeded(12);
@@ -966,12 +966,13 @@ fn two_fold_regression_is_rolled_back_fast() {
     eprintln!("2x regression: {summary}");
     assert!(summary.within_10_min >= 0.95, "{summary:?}");
     // 180 s before issue 11, as now: persistence gated on spikes costs a steady regression
-    // nothing, and the start keeps 3/4 of the weight (240 s with persistence everywhere).
+    // little, and the start keeps 0.7 of the weight (240 s with persistence everywhere).
     assert!(summary.median_secs <= 180.0, "{summary:?}");
 }
 
-// Pins power for a 3x regression: median time to rollback at most 90 s, as before issue 11
-// (120 s with persistence at every point).
+// Pins power for a 3x regression: median time to rollback at most 60 s, as before issue 11
+// (90 s with the spike bound at 2 standard deviations and less weight on 3x; 120 s with
+// persistence at every point). Only just: about 52% of these canaries are rolled back by 60 s.
 #[test]
 fn three_fold_regression_is_rolled_back_in_about_a_minute() {
     let times = run_sequential(
@@ -982,7 +983,7 @@ fn three_fold_regression_is_rolled_back_in_about_a_minute() {
     );
     let summary = summarise(&times);
     eprintln!("3x regression: {summary}");
-    assert!(summary.median_secs <= 90.0, "{summary:?}");
+    assert!(summary.median_secs <= 60.0, "{summary:?}");
     assert!(summary.within_10_min >= 0.99, "{summary:?}");
 }
 
