@@ -19,6 +19,7 @@ mod report;
 mod rule_tests;
 mod rules;
 mod series_looks;
+mod shadow;
 mod sources;
 mod stats;
 mod stores;

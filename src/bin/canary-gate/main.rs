@@ -675,9 +675,10 @@ fn print_verdict(verdict: &Verdict, output: Output) -> anyhow::Result<()> {
             writeln!(out, "verdict: {}", verdict.verdict.as_str())?;
             writeln!(out, "reason:  {}", verdict.reason)?;
             for metric in &verdict.metrics {
+                let shadow = if metric.shadow { ", shadow" } else { "" };
                 writeln!(
                     out,
-                    "  - {} ({}): {}",
+                    "  - {} ({}{shadow}): {}",
                     metric.name,
                     metric.outcome.word(),
                     metric.reason
