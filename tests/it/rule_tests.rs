@@ -686,7 +686,7 @@ tests:
         )
     };
     let (_, output) = run_test_file(dir.path(), "shadow-test.yaml", &test(true));
-    let stdout = assert_exit(&output, 0);
+    assert_exit(&output, 0);
     let (_, output) = run_test_file(dir.path(), "live-test.yaml", &test(false));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(3), "{stdout}");
