@@ -10,6 +10,7 @@ mod finding;
 mod series;
 /// The number words, at their old path for one release (they live in [`crate::text`]).
 pub use crate::text as words;
+pub use counts::{CountsTests, FinalLook, counts_tests};
 
 use finding::Finding;
 

@@ -13,6 +13,7 @@ mod monitoring;
 mod openapi;
 mod pipeline;
 mod plan;
+mod planning;
 mod reload;
 mod replay;
 mod report;
