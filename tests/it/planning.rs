@@ -148,7 +148,7 @@ fn plan_prints_its_figures_and_refuses_series() {
         "canary at 3.00x, 200 simulated canaries (seed 5):",
         "rolled back with 50% probability by ",
         "healthy canary (1.00x), 200 simulated canaries (seed 6):",
-        "rolled back within 30m: ",
+        "rolled back within 30m (false rollbacks): ",
         "promoted early (before the final look): ",
     ] {
         assert!(text.contains(needle), "no {needle:?} in:\n{text}");

@@ -97,7 +97,7 @@ fn show_rule_set(set: &RuleSet, example: &Example, out: &mut dyn Write) -> io::R
             (true, MetricKind::Threshold { .. }) => ", shadow: never counted".to_string(),
             (true, _) => format!(
                 ", shadow: judged at alpha {}, never counted",
-                metric_alpha(set, metric)
+                canary_gate::text::number(metric_alpha(set, metric))
             ),
         };
         writeln!(

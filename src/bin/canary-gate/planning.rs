@@ -187,6 +187,7 @@ pub struct Plan {
     pub rules: String,
     pub metric: String,
     pub kind: &'static str,
+    pub critical: bool,
     pub shadow: bool,
     /// The alpha the metric is judged at, and the rule set's.
     pub alpha: f64,
@@ -275,6 +276,7 @@ pub fn plan(loaded: &LoadedRules, options: &PlanOptions) -> Result<Plan, PlanErr
         rules: set.name.clone(),
         metric: metric.name.clone(),
         kind: kind_name(&metric.kind),
+        critical: metric.critical,
         shadow: metric.shadow,
         alpha,
         rule_set_alpha: set.alpha,
@@ -391,7 +393,12 @@ pub fn write_text(plan: &Plan, out: &mut impl Write) -> std::io::Result<()> {
         plan.rules,
         plan.metric,
         plan.kind,
-        if plan.shadow { ", shadow" } else { "" },
+        match (plan.critical, plan.shadow) {
+            (true, true) => ", critical, shadow",
+            (true, false) => ", critical",
+            (false, true) => ", shadow",
+            (false, false) => "",
+        },
         text::number(plan.alpha),
         text::number(plan.rule_set_alpha),
         text::percent(plan.tolerance),
@@ -411,12 +418,14 @@ pub fn write_text(plan: &Plan, out: &mut impl Write) -> std::io::Result<()> {
         text::duration(plan.every_secs as i64),
         plan.step_secs,
     )?;
-    for (label, outcomes) in [
+    // A healthy canary's rollbacks are false alarms: their share is the figure, not their times.
+    for (label, outcomes, regressed) in [
         (
             format!("canary at {}", text::times(plan.regressed.effect)),
             &plan.regressed,
+            true,
         ),
-        ("healthy canary (1.00x)".to_string(), &plan.healthy),
+        ("healthy canary (1.00x)".to_string(), &plan.healthy, false),
     ] {
         writeln!(
             out,
@@ -426,16 +435,19 @@ pub fn write_text(plan: &Plan, out: &mut impl Write) -> std::io::Result<()> {
         )?;
         writeln!(
             out,
-            "  rolled back within {window}: {}",
+            "  rolled back within {window}{}: {}",
+            if regressed { "" } else { " (false rollbacks)" },
             share(outcomes.rolled_back)
         )?;
-        writeln!(
-            out,
-            "  rolled back with 50% probability {}, 90% {}, 95% {}",
-            by(outcomes.rollback_50_secs),
-            by(outcomes.rollback_90_secs),
-            by(outcomes.rollback_95_secs)
-        )?;
+        if regressed {
+            writeln!(
+                out,
+                "  rolled back with 50% probability {}, 90% {}, 95% {}",
+                by(outcomes.rollback_50_secs),
+                by(outcomes.rollback_90_secs),
+                by(outcomes.rollback_95_secs)
+            )?;
+        }
         writeln!(
             out,
             "  promoted early (before the final look): {}",
