@@ -178,3 +178,69 @@ fn plan_prints_its_figures_and_refuses_series() {
         "{help}"
     );
 }
+
+// With `final_test_after`, plan judges thin traffic as the judge does: the sequential test
+// at its share of the metric's alpha, the final-look test on the first 30 minutes at the
+// rest (both from `judge::counts_tests`). Its share of 3x canaries rolled back at 1
+// request/s per side and 0.5% errors equals that of the same canaries judged in the test.
+#[test]
+fn plan_counts_the_final_look_test_at_thin_traffic() {
+    use canary_gate::judge::counts_tests;
+    use canary_gate::rules::MetricKind;
+    use canary_gate::stats::counts::{Decision, final_look_test, ratio_decision};
+
+    use crate::stats::simulate::{seeded, simulate_window};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = RULES.replace(
+        "    min_requests: 20\n",
+        "    min_requests: 20\n    final_test_after: 30m\n",
+    );
+    std::fs::write(dir.path().join("planned.yaml"), &rules).expect("rule file");
+    let set = canary_gate::rules::load_str(std::path::Path::new("planned.yaml"), &rules)
+        .expect("valid rules");
+    let MetricKind::Ratio { rule, .. } = &set.metrics[0].kind else {
+        panic!("error-rate is a ratio metric");
+    };
+    let tests = counts_tests(rule, per_metric_alpha(ALPHA, 3), set.step_secs);
+    let final_look = tests.final_look.expect("a final-look test");
+    let canaries = 400;
+    let mut rng = seeded(SEED);
+    let rolled_back = (0..canaries)
+        .filter(|_| {
+            let steps = simulate_window(&Scenario::even(1.0, 0.005, 3.0), &mut rng);
+            ratio_decision(&steps, &tests.sequential).0 == Decision::Harm
+                || final_look_test(&steps, &final_look.test, final_look.steps)
+                    .is_some_and(|f| f.harm)
+        })
+        .count() as f64
+        / canaries as f64;
+    let planned = plan(
+        dir.path(),
+        &[
+            "--metric",
+            "error-rate",
+            "--rps",
+            "2",
+            "--base-rate",
+            "0.5%",
+            "--effect",
+            "3x",
+            "--canaries",
+            &canaries.to_string(),
+            "--seed",
+            &SEED.to_string(),
+        ],
+    );
+    eprintln!("thin traffic 3x with the final look: plan {planned:#}, test {rolled_back}");
+    assert_eq!(planned["final_test_after_secs"], 1800);
+    assert_eq!(
+        planned["regressed"]["rolled_back"].as_f64(),
+        Some(rolled_back),
+        "{planned:#}"
+    );
+    assert!(
+        rolled_back > 0.3,
+        "the final look catches many: {rolled_back}"
+    );
+}
