@@ -277,10 +277,13 @@ struct AlignedStep {
     /// restart here may start between the two halves of a burst. `None` for
     /// the window's first block, which has no blocks before it: whether it
     /// is a spike is judged in hindsight, against the second block
-    /// (`first_block_spike`).
+    /// (`first_block_spike`). At the second point the block before is the
+    /// first, which counts as a spike, as it does for persistence: against
+    /// the second block alone it would not stand out when the two hold the
+    /// two halves of one burst.
     near_spike: Option<bool>,
     /// At the second point only: whether the first block is a spike
-    /// against the second.
+    /// against the second, for restarts whose first point is the first.
     first_block_spike: Option<bool>,
 }
 
@@ -391,6 +394,8 @@ fn aligned_steps(steps: &[StepCounts]) -> impl Iterator<Item = AlignedStep> + '_
         let block_bad = block.canary_bad + block.baseline_bad;
         let block_total = block.canary_total + block.baseline_total;
         let spike = is_spike(block_bad, block_total, &reference_blocks);
+        // At the second point `previous_spike` is the first block's own flag,
+        // true for want of a reference (see `near_spike`).
         let near_spike = (!reference_blocks.is_empty()).then_some(spike || previous_spike);
         let first_block_spike = (reference_blocks.len() == 1).then(|| {
             let first = reference_blocks[0];
@@ -400,9 +405,7 @@ fn aligned_steps(steps: &[StepCounts]) -> impl Iterator<Item = AlignedStep> + '_
                 &std::iter::once((block_bad, block_total)).collect(),
             )
         });
-        // The first block's own flag (true for want of a reference) is
-        // replaced by its judgement in hindsight.
-        previous_spike = spike || first_block_spike == Some(true);
+        previous_spike = spike;
         if reference_blocks.len() == SPIKE_REFERENCE_BLOCKS {
             reference_blocks.pop_front();
         }
@@ -1425,6 +1428,52 @@ mod tests {
         });
         let evened = ratio_test(&steps, &test);
         assert_eq!(evened.decision, Decision::Undecided);
+    }
+
+    // Regression: the first block's spike flag, judged in hindsight against the second, leaked
+    // into the third point: a restart whose first point was the third started at the less
+    // favourable of two points whenever the first block was a spike, though the block before
+    // it is the second. (At the second point the first block counts as a spike, on purpose:
+    // judged against the second alone, the first half of a burst split between them does not
+    // stand out.) Windows whose first steps nobody reported start their blocks late, so that
+    // restarts land on these points.
+    #[test]
+    fn first_block_flag_does_not_leak_into_the_third_point() {
+        let nothing = StepCounts::default();
+        let step = |canary_bad: f64, baseline_bad: f64| StepCounts {
+            canary_bad,
+            canary_total: 300.0,
+            baseline_bad,
+            baseline_total: 300.0,
+        };
+        let near_spikes = |steps: &[StepCounts]| -> Vec<Option<bool>> {
+            aligned_steps(steps)
+                .filter(|s| s.advancing)
+                .map(|s| s.near_spike)
+                .collect()
+        };
+        let steady = [
+            nothing,
+            nothing,
+            step(3.0, 3.0),
+            step(7.0, 3.0),
+            step(4.0, 3.0),
+        ];
+        assert_eq!(near_spikes(&steady), [None, Some(true), Some(false)]);
+        // The first block holds a whole burst: a spike in hindsight, two points before the third.
+        let burst_first = [
+            nothing,
+            nothing,
+            step(30.0, 30.0),
+            step(4.0, 3.0),
+            step(7.0, 3.0),
+        ];
+        let first_block_spike: Vec<Option<bool>> = aligned_steps(&burst_first)
+            .filter(|s| s.advancing)
+            .map(|s| s.first_block_spike)
+            .collect();
+        assert_eq!(first_block_spike, [None, Some(true), None]);
+        assert_eq!(near_spikes(&burst_first), [None, Some(true), Some(false)]);
     }
 
     // Pins that an informative step needs bad events and traffic on both sides.
