@@ -6,6 +6,7 @@ mod controllers;
 mod deploy;
 mod durability;
 mod faults;
+mod figures;
 mod hostile;
 mod kinds;
 mod load;
