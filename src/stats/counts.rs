@@ -1367,13 +1367,20 @@ fn estimate_spread(aligned: &[AlignedStep], estimate_log: f64, log_threshold: f6
 /// position on the evidence's value (Illinois variant: Dowell & Jarratt,
 /// "A modified regula falsi method", BIT 11, 1971), starting from the
 /// estimate and stepping out by the spread: about ten walks of the window
-/// where bisection takes 27. Should anything go astray (a value that is not
+/// where bisection takes 27, those well inside the rejected side cut short
+/// (see [`BOUND_SEARCH_MARGIN`]). Should anything go astray (a value that is not
 /// finite, no turn found in the range) it falls back to that bisection.
 struct BoundSearch<F: Fn(f64, f64) -> f64> {
     evidence: F,
     log_threshold: f64,
     rejected_above: bool,
 }
+
+/// How far above the threshold (in log e-value) a [`BoundSearch`] walk goes
+/// on before it stops: far enough that the values near the bound, which steer
+/// the false position, are whole, while walks at log-ratios far inside the
+/// rejected side end early.
+const BOUND_SEARCH_MARGIN: f64 = 1.0;
 
 /// Most evidence walks one [`BoundSearch`] makes before falling back to bisection.
 const BOUND_SEARCH_WALKS: usize = 64;
@@ -1414,8 +1421,11 @@ impl<F: Fn(f64, f64) -> f64> BoundSearch<F> {
     fn search(&self, estimate_log: f64, spread: f64) -> Option<f64> {
         let (cells, width) = Self::grid();
         let point = |index: u64| -LOG_RATIO_LIMIT + index as f64 * width;
-        // Positive where rejected: the evidence above the threshold.
-        let excess = |index: u64| (self.evidence)(point(index), f64::INFINITY) - self.log_threshold;
+        // Positive where rejected: the evidence above the threshold. A walk
+        // stops once it is BOUND_SEARCH_MARGIN above: the sign, all that
+        // decides the answer, is then known, and the value only steers.
+        let stop_at = self.log_threshold + BOUND_SEARCH_MARGIN;
+        let excess = |index: u64| (self.evidence)(point(index), stop_at) - self.log_threshold;
         // Grid steps toward rejection (+1 when rejected above).
         let toward: i64 = if self.rejected_above { 1 } else { -1 };
         let clamp = |index: i64| index.clamp(0, cells as i64) as u64;
