@@ -85,12 +85,12 @@ pub fn to_request(payload: &WebhookPayload) -> Result<VerdictRequest, PayloadErr
 /// The HTTP status Flagger reads: 2xx passes the check, anything else fails it.
 /// A rollback fails it (412), and so does a verdict that could not see a metric
 /// or is still undecided at the final look (503): canary-gate never passes a
-/// check it could not judge.
+/// check it could not judge. A shadow metric, never counted, changes nothing.
 pub fn status_for(verdict: &Verdict) -> StatusCode {
     let unseen = verdict
         .metrics
         .iter()
-        .any(|m| m.outcome == MetricOutcome::Error);
+        .any(|m| !m.shadow && m.outcome == MetricOutcome::Error);
     let undecided_at_the_end = verdict.is_final && verdict.verdict == Outcome::Inconclusive;
     if verdict.verdict == Outcome::Rollback {
         StatusCode::PRECONDITION_FAILED
@@ -158,6 +158,14 @@ mod tests {
             status_for(&verdict("inconclusive", true, "nodata")),
             StatusCode::SERVICE_UNAVAILABLE
         );
+        // An unreadable shadow metric is not counted, so it does not fail the check.
+        let mut shadowed = verdict("promote", false, "pass");
+        let mut unreadable = shadowed.metrics[0].clone();
+        unreadable.name = "m-v2".into();
+        unreadable.shadow = true;
+        unreadable.outcome = MetricOutcome::Error;
+        shadowed.metrics.push(unreadable);
+        assert_eq!(status_for(&shadowed), StatusCode::OK);
     }
 
     // Metadata picks the rule set, the sides and the vars; the token stays out of the request.

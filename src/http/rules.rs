@@ -60,6 +60,8 @@ pub struct MetricSummary {
     pub kind: &'static str,
     /// Whether failing it rolls back whatever the score.
     pub critical: bool,
+    /// Whether it is judged and shown but never counted in the verdict.
+    pub shadow: bool,
 }
 
 /// A problem in a rule file.
@@ -107,6 +109,7 @@ async fn list_rules<S: MetricSource>(State(state): State<Arc<AppState<S>>>) -> J
                     name: metric.name.clone(),
                     kind: crate::judge::kind_name(&metric.kind),
                     critical: metric.critical,
+                    shadow: metric.shadow,
                 })
                 .collect(),
             vars: set.vars.clone(),

@@ -56,6 +56,55 @@ fn undecided_words(
     }
 }
 
+/// The tests a counts rule runs at the metric's `alpha`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CountsTests {
+    /// The sequential test, judged at every look.
+    pub sequential: RatioTest,
+    /// The final-look test, when the rule sets `final_test_after`.
+    pub final_look: Option<FinalLook>,
+}
+
+/// A rule's fixed-horizon test on the window's first steps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FinalLook {
+    pub test: RatioTest,
+    /// Steps it reads from the window's start.
+    pub steps: usize,
+    /// The rule's `final_test_after`.
+    pub after_secs: u64,
+}
+
+/// The tests `judge_counts` runs for `rule` at `alpha` with steps of
+/// `step_secs`. With a final-look test the metric's alpha is shared: a false
+/// rollback needs one of the two tests to err, at most the sum of their alphas.
+/// `canary-gate plan` simulates a rule with these very tests.
+pub fn counts_tests(rule: &CountsRule, alpha: f64, step_secs: u64) -> CountsTests {
+    let (sequential_alpha, final_look) = match rule.final_test_after_secs {
+        Some(after_secs) => (
+            alpha * (1.0 - FINAL_LOOK_ALPHA_SHARE),
+            Some(((after_secs / step_secs.max(1)).max(1) as usize, after_secs)),
+        ),
+        None => (alpha, None),
+    };
+    let sequential = RatioTest {
+        direction: rule.direction,
+        tolerance: rule.tolerance,
+        alpha: sequential_alpha,
+    };
+    CountsTests {
+        sequential,
+        final_look: final_look.map(|(steps, after_secs)| FinalLook {
+            test: RatioTest {
+                alpha: alpha * FINAL_LOOK_ALPHA_SHARE,
+                ..sequential
+            },
+            steps,
+            after_secs,
+        }),
+    }
+}
+
 /// Judges one counts metric over the window's steps.
 pub(crate) fn judge_counts(
     rule: &CountsRule,
@@ -111,30 +160,14 @@ pub(crate) fn judge_counts(
         };
     }
 
-    // With a final-look test, the metric's alpha is shared: a false rollback
-    // needs one of the two tests to err, at most the sum of their alphas.
-    let (sequential_alpha, final_look) = match rule.final_test_after_secs {
-        Some(after_secs) => (
-            alpha * (1.0 - FINAL_LOOK_ALPHA_SHARE),
-            Some((
-                (after_secs / window.step_secs.max(1)).max(1) as usize,
-                after_secs,
-            )),
-        ),
-        None => (alpha, None),
-    };
-    let test = RatioTest {
-        direction: rule.direction,
-        tolerance: rule.tolerance,
-        alpha: sequential_alpha,
-    };
+    let CountsTests {
+        sequential: test,
+        final_look,
+    } = counts_tests(rule, alpha, window.step_secs);
     let outcome = ratio_test(steps, &test);
-    let final_outcome = final_look.and_then(|(final_steps, after_secs)| {
-        let final_test = RatioTest {
-            alpha: alpha * FINAL_LOOK_ALPHA_SHARE,
-            ..test
-        };
-        final_look_test(steps, &final_test, final_steps).map(|f| (f, final_test.alpha, after_secs))
+    let final_outcome = final_look.and_then(|final_look| {
+        final_look_test(steps, &final_look.test, final_look.steps)
+            .map(|f| (f, final_look.test.alpha, final_look.after_secs))
     });
     let (tolerated_lower, tolerated_upper) = tolerated_band(rule.direction, rule.tolerance);
     // The level at which the pair of bounds holds together: what the interval

@@ -10,11 +10,12 @@ mod finding;
 mod series;
 /// The number words, at their old path for one release (they live in [`crate::text`]).
 pub use crate::text as words;
+pub use counts::{CountsTests, FinalLook, counts_tests};
 
 use finding::Finding;
 
 use crate::request::Judgement;
-use crate::rules::{MetricKind, NodataPolicy, RuleSet};
+use crate::rules::{Metric, MetricKind, NodataPolicy, RuleSet};
 use crate::stats::counts::StepCounts;
 use crate::stats::family::per_metric_alpha;
 use crate::verdict::{
@@ -56,14 +57,38 @@ pub struct VerdictFrame {
     pub window: Window,
 }
 
-/// How many metrics share the rule set's alpha: those judged by a statistical test.
+/// How many metrics share the rule set's alpha: the live (not shadow) ones
+/// judged by a statistical test.
 pub fn tested_metrics(rules: &RuleSet) -> usize {
     rules
         .metrics
         .iter()
-        .filter(|m| !matches!(m.kind, MetricKind::Threshold { .. }))
+        .filter(|m| !m.shadow && is_tested(m))
         .count()
 }
+
+/// Whether a metric is judged by a statistical test, and so takes alpha.
+fn is_tested(metric: &Metric) -> bool {
+    !matches!(metric.kind, MetricKind::Threshold { .. })
+}
+
+/// The alpha `metric` is judged at. Live metrics split the rule set's alpha
+/// among themselves, as if the shadow ones were absent. A shadow metric is
+/// judged at the level it would get once its `shadow: true` is removed: a
+/// metric marked shadow on its own then joins the live ones (the rule set's
+/// alpha over the live tested metrics plus one); every metric of a shadow rule
+/// set becomes live together (the alpha over all its tested metrics).
+pub fn metric_alpha(rules: &RuleSet, metric: &Metric) -> f64 {
+    let sharing = match (metric.shadow, rules.shadow) {
+        (false, _) => tested_metrics(rules),
+        (true, true) => rules.metrics.iter().filter(|m| is_tested(m)).count(),
+        (true, false) => tested_metrics(rules) + usize::from(is_tested(metric)),
+    };
+    per_metric_alpha(rules.alpha, sharing)
+}
+
+/// The words that open the reason of a failing shadow metric, and name it in the verdict's.
+pub const SHADOW_FAILED: &str = "shadow: would have failed";
 
 /// Judges every metric of `rules` from `inputs` (one per metric, in order)
 /// and returns the verdict.
@@ -73,9 +98,9 @@ pub fn judge(
     inputs: Vec<MetricInput>,
     frame: VerdictFrame,
 ) -> Verdict {
-    let alpha = per_metric_alpha(rules.alpha, tested_metrics(rules));
     let mut reports = Vec::with_capacity(rules.metrics.len());
     for (metric, input) in rules.metrics.iter().zip(inputs) {
+        let alpha = metric_alpha(rules, metric);
         let mut forces_rollback = false;
         let finding = match (&metric.kind, input.measured) {
             (_, Measured::Failed(why)) => Finding::bare(MetricOutcome::Error, why),
@@ -127,6 +152,11 @@ pub fn judge(
                 ),
             ),
         };
+        let reason = if metric.shadow && finding.outcome == MetricOutcome::Fail {
+            format!("{SHADOW_FAILED}. {}", finding.reason)
+        } else {
+            finding.reason
+        };
         reports.push(MetricReport {
             name: metric.name.clone(),
             kind: kind_name(&metric.kind).to_string(),
@@ -136,8 +166,9 @@ pub fn judge(
                 .map(|g| g.name.clone())
                 .unwrap_or_default(),
             critical: metric.critical || forces_rollback,
+            shadow: metric.shadow,
             outcome: finding.outcome,
-            reason: finding.reason,
+            reason,
             canary: finding.canary,
             baseline: finding.baseline,
             estimate: finding.estimate,
@@ -251,15 +282,53 @@ fn score(
     }
 }
 
-/// The verdict of the whole rule set, its reason and its score.
+/// The verdict of the whole rule set, its reason and its score: the live
+/// metrics decide, and the reason ends by naming each failing shadow metric.
 fn decide(rules: &RuleSet, is_final: bool, reports: &[MetricReport]) -> (Outcome, String, f64) {
+    let (verdict, mut reason, score) = if reports.iter().all(|r| r.shadow) {
+        // Promoting on no live evidence would pass any canary; fail safe.
+        (
+            Outcome::Inconclusive,
+            format!(
+                "Inconclusive: every metric of rule set `{}` is shadow, so no live metric judged the canary and it is not promoted; remove `shadow: true` for the rules to gate deploys.",
+                rules.name
+            ),
+            100.0,
+        )
+    } else {
+        decide_live(rules, is_final, reports)
+    };
+    let shadow_failures: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.shadow && r.outcome == MetricOutcome::Fail)
+        .map(|r| r.name.as_str())
+        .collect();
+    if !shadow_failures.is_empty() {
+        reason.push_str(&format!(
+            " Not counted: {}, {SHADOW_FAILED}.",
+            shadow_failures.join(", ")
+        ));
+    }
+    (verdict, reason, score)
+}
+
+/// The verdict of the live metrics, as if the shadow ones were absent.
+fn decide_live(
+    rules: &RuleSet,
+    is_final: bool,
+    reports: &[MetricReport],
+) -> (Outcome, String, f64) {
     let ignored = |r: &MetricReport| {
-        is_final && r.outcome == MetricOutcome::Nodata && rules.on_nodata == NodataPolicy::Ignore
+        r.shadow
+            || (is_final
+                && r.outcome == MetricOutcome::Nodata
+                && rules.on_nodata == NodataPolicy::Ignore)
     };
     let failed_for_nodata = |r: &MetricReport| {
         is_final && r.outcome == MetricOutcome::Nodata && rules.on_nodata == NodataPolicy::Rollback
     };
-    let failing = |r: &MetricReport| r.outcome == MetricOutcome::Fail || failed_for_nodata(r);
+    let failing =
+        |r: &MetricReport| !r.shadow && (r.outcome == MetricOutcome::Fail || failed_for_nodata(r));
     let score_value = {
         let adjusted: Vec<MetricReport> = reports
             .iter()
@@ -332,7 +401,7 @@ fn decide(rules: &RuleSet, is_final: bool, reports: &[MetricReport]) -> (Outcome
     if score_value >= rules.scoring.pass {
         let passed: Vec<&MetricReport> = reports
             .iter()
-            .filter(|r| r.outcome == MetricOutcome::Pass)
+            .filter(|r| !r.shadow && r.outcome == MetricOutcome::Pass)
             .collect();
         let reason = if failures.is_empty() {
             let summary = passed
@@ -625,5 +694,95 @@ mod tests {
             "{}",
             errors.reason
         );
+    }
+
+    /// A live ratio metric and two shadow ones (a ratio and a threshold), `top` above them.
+    fn shadow_rules(top: &str, shadow_field: &str) -> RuleSet {
+        let text = format!(
+            "{top}alpha: 0.06\n\
+             metrics:\n\
+             \x20 - {{name: errors, kind: ratio, bad: e, total: t, direction: increase, tolerance: 0%}}\n\
+             \x20 - {{name: errors-v2, kind: ratio, bad: e, total: t, direction: increase, tolerance: 0%{shadow_field}}}\n\
+             \x20 - {{name: queue, kind: threshold, query: q, max: 100{shadow_field}}}\n"
+        );
+        crate::rules::load_str(Path::new("shadow.yaml"), &text).expect("valid rules")
+    }
+
+    // Live metrics split alpha as if the shadow ones were absent; a shadow metric is
+    // judged at the level it would get once made live, alone or with its whole set.
+    #[test]
+    fn shadow_metrics_take_no_share_of_alpha() {
+        let rules = shadow_rules("", ", shadow: true");
+        assert_eq!(tested_metrics(&rules), 1);
+        let live = metric_alpha(&rules, &rules.metrics[0]);
+        let shadow = metric_alpha(&rules, &rules.metrics[1]);
+        assert_eq!(live, per_metric_alpha(0.06, 1));
+        assert_eq!(shadow, per_metric_alpha(0.06, 2));
+        let all_live = shadow_rules("", "");
+        assert_eq!(metric_alpha(&all_live, &all_live.metrics[1]), shadow);
+        let whole_set = shadow_rules("shadow: true\n", "");
+        assert!(whole_set.metrics.iter().all(|m| m.shadow));
+        assert_eq!(tested_metrics(&whole_set), 0);
+        assert_eq!(metric_alpha(&whole_set, &whole_set.metrics[0]), shadow);
+    }
+
+    // A failing shadow metric leaves the verdict and the score as the live metrics make
+    // them, and both its reason and the verdict's say that it would have failed.
+    #[test]
+    fn failing_shadow_metrics_change_nothing_but_say_so() {
+        let rules = shadow_rules("", ", shadow: true");
+        let inputs = |shadow_bad: f64, queue: f64| {
+            vec![
+                counts(1.0),
+                counts(shadow_bad),
+                Measured::Value(Some(queue)),
+            ]
+            .into_iter()
+            .map(input)
+            .collect::<Vec<_>>()
+        };
+        let healthy = judge(&rules, &judgement(true), inputs(1.0, 5.0), frame());
+        let failing = judge(&rules, &judgement(true), inputs(3.0, 500.0), frame());
+        assert_eq!(healthy.verdict, Outcome::Promote, "{}", healthy.reason);
+        assert_eq!(failing.verdict, Outcome::Promote, "{}", failing.reason);
+        assert_eq!(failing.score, healthy.score);
+        for shadow in &failing.metrics[1..] {
+            assert!(shadow.shadow);
+            assert_eq!(shadow.outcome, MetricOutcome::Fail, "{}", shadow.reason);
+            assert!(
+                shadow.reason.starts_with(SHADOW_FAILED),
+                "{}",
+                shadow.reason
+            );
+        }
+        assert!(
+            failing
+                .reason
+                .ends_with("Not counted: errors-v2, queue, shadow: would have failed."),
+            "{}",
+            failing.reason
+        );
+        assert!(!healthy.reason.contains("shadow"), "{}", healthy.reason);
+    }
+
+    // A rule set with no live metric never promotes: it has judged nothing.
+    #[test]
+    fn an_all_shadow_rule_set_is_inconclusive() {
+        let rules = shadow_rules("shadow: true\n", "");
+        let inputs = vec![counts(1.0), counts(1.0), Measured::Value(Some(5.0))];
+        let v = judge(
+            &rules,
+            &judgement(true),
+            inputs.into_iter().map(input).collect(),
+            frame(),
+        );
+        assert_eq!(v.verdict, Outcome::Inconclusive, "{}", v.reason);
+        assert!(
+            v.reason
+                .contains("every metric of rule set `shadow` is shadow"),
+            "{}",
+            v.reason
+        );
+        assert!(v.metrics.iter().all(|m| m.outcome == MetricOutcome::Pass));
     }
 }

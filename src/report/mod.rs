@@ -192,7 +192,7 @@ fn glance_table(metrics: &[MetricReport]) -> Markup {
                                 .map(|e| (change_words(e), tolerated_words(e)))
                                 .unwrap_or_default();
                             tr class=[(metric.outcome == MetricOutcome::Fail).then_some("failing")] {
-                                td { a href={ "#metric-" (anchor(&metric.name)) } { (metric.name) } }
+                                td { a href={ "#metric-" (anchor(&metric.name)) } { (metric.label()) } }
                                 td { (badge(class, word)) }
                                 td.num { strong.(verdict_colour(metric.outcome)) { (change) } }
                                 td.num.wide { (tolerated) }
@@ -230,6 +230,9 @@ fn metric_panel(metric: &MetricReport) -> Markup {
     let mut tags = vec![metric.kind.clone()];
     if metric.critical {
         tags.push("critical".into());
+    }
+    if metric.shadow {
+        tags.push("shadow: not counted in the verdict".into());
     }
     if !metric.group.is_empty() {
         tags.push(format!("group {}", metric.group));

@@ -45,7 +45,7 @@ pub const MAX_METRICS: usize = 200;
 const MAX_FINAL_TEST_AFTER_SECS: u64 = 24 * 3600;
 
 const KINDS: &[&str] = &["ratio", "latency", "series", "threshold"];
-const COMMON_FIELDS: &[&str] = &["name", "kind", "group", "critical"];
+const COMMON_FIELDS: &[&str] = &["name", "kind", "group", "critical", "shadow"];
 const RATIO_FIELDS: &[&str] = &[
     "bad",
     "total",
@@ -216,6 +216,7 @@ fn compile_set(
         }
     });
     let scoring = compile_scoring(ctx, &raw);
+    let shadow = raw.shadow.as_ref().is_some_and(|shadow| shadow.value);
 
     let declared_groups = compile_groups(ctx, raw.groups.as_ref());
 
@@ -264,7 +265,7 @@ fn compile_set(
             }
         }
         let Some((mut metric, metric_vars)) =
-            compile_metric(ctx, raw_metric, declared_groups.as_deref())
+            compile_metric(ctx, raw_metric, declared_groups.as_deref(), shadow)
         else {
             continue;
         };
@@ -331,6 +332,7 @@ fn compile_set(
         step_secs,
         window_secs,
         source,
+        shadow,
         scoring,
         groups,
         metrics,
@@ -523,10 +525,12 @@ fn present_fields(raw: &RawMetric) -> Vec<(&'static str, (usize, usize))> {
     out
 }
 
+/// Compiles one metric; `set_shadow` is the rule set's own `shadow: true`.
 fn compile_metric(
     ctx: &mut Ctx<'_>,
     spanned: &Spanned<RawMetric>,
     groups: Option<&[(Group, (usize, usize))]>,
+    set_shadow: bool,
 ) -> Option<(Metric, BTreeSet<String>)> {
     let raw = &spanned.value;
     let errors_before = ctx.errors.len();
@@ -594,6 +598,14 @@ fn compile_metric(
         }
     }
 
+    // A shadow rule set is shadow as a whole: a `shadow: false` inside it would
+    // make one metric gate deploys from a file its writer sees as a trial.
+    if set_shadow && let Some(shadow) = &raw.shadow {
+        ctx.err(
+            shadow,
+            "`shadow` on a metric of a shadow rule set is refused: the file's `shadow: true` makes every metric shadow; remove this line, or remove the file's `shadow: true` and set `shadow: true` on the metrics to try",
+        );
+    }
     let group = compile_group_ref(ctx, spanned, name.as_deref(), groups);
     let mut vars = BTreeSet::new();
     let metric_kind = match kind.value.as_str() {
@@ -665,6 +677,7 @@ fn compile_metric(
             name: name?,
             group: group?,
             critical: raw.critical.as_ref().is_some_and(|c| c.value),
+            shadow: set_shadow || raw.shadow.as_ref().is_some_and(|s| s.value),
             kind: metric_kind?,
             line: pos(spanned).0,
         },
@@ -1040,5 +1053,27 @@ mod tests {
         assert!(!is_plain_name("Error"));
         assert!(!is_plain_name("-x"));
         assert!(!is_plain_name(""));
+    }
+
+    // Pins that a metric of a shadow rule set may not set `shadow` itself, at its line,
+    // and that `shadow` is offered when misspelt.
+    #[test]
+    fn shadow_inside_a_shadow_set_is_refused() {
+        let text = "shadow: true\nmetrics:\n  - name: up\n    kind: threshold\n    query: up\n    min: 1\n    shadow: false\n";
+        let errors = super::super::load_str(Path::new("t.yaml"), text).expect_err("refused");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 7, "{errors:?}");
+        assert!(
+            errors[0].message.contains("shadow rule set is refused"),
+            "{errors:?}"
+        );
+        let misspelt =
+            "metrics:\n  - {name: up, kind: threshold, query: up, min: 1, shadwo: true}\n";
+        let errors =
+            super::super::load_str(Path::new("t.yaml"), misspelt).expect_err("unknown field");
+        assert!(
+            errors[0].message.contains("did you mean `shadow`"),
+            "{errors:?}"
+        );
     }
 }

@@ -28,6 +28,9 @@ pub struct RuleSet {
     /// The metric source (a name in the config file) the rule set is judged
     /// against; `None` for the default source.
     pub source: Option<String>,
+    /// Whether the whole rule set runs in shadow (`shadow: true` at the top of
+    /// the file): every metric is then shadow, and the verdict is inconclusive.
+    pub shadow: bool,
     /// Score thresholds of the weighted verdict.
     pub scoring: Scoring,
     /// Metric groups and their weights; without declared groups, one group per metric.
@@ -91,6 +94,10 @@ pub struct Metric {
     pub group: usize,
     /// A failing critical metric rolls back whatever the score.
     pub critical: bool,
+    /// A shadow metric is judged, logged and shown, but never changes the
+    /// verdict or the score and takes no share of the alpha; see
+    /// [`crate::judge`] for the level it is judged at.
+    pub shadow: bool,
     /// What is measured and how it is judged.
     pub kind: MetricKind,
     /// 1-based line of the metric in its file.

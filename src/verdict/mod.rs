@@ -172,6 +172,10 @@ pub struct MetricReport {
     pub kind: String,
     pub group: String,
     pub critical: bool,
+    /// A shadow metric is judged and shown but never changes the verdict or
+    /// the score; absent (false) in log lines written before it existed.
+    #[serde(default)]
+    pub shadow: bool,
     pub outcome: MetricOutcome,
     /// One sentence, with the numbers behind it.
     pub reason: String,
@@ -186,6 +190,17 @@ pub struct MetricReport {
     /// dropped the data; absent in log lines written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chart: Option<Chart>,
+}
+
+impl MetricReport {
+    /// The metric's name as people read it in lists: `name (shadow)` for a shadow metric.
+    pub fn label(&self) -> String {
+        if self.shadow {
+            format!("{} (shadow)", self.name)
+        } else {
+            self.name.clone()
+        }
+    }
 }
 
 /// Most points a chart keeps: longer windows merge adjacent steps, so a log

@@ -11,7 +11,7 @@ use std::time::Duration;
 use canary_gate::source::memory::{self, SeriesValue, StoredSeries, notation};
 use canary_gate::source::{MemorySource, MetricSource, PrometheusSource, RangeSpec, Series};
 
-use crate::support::binary::binary;
+use crate::support::binary::{assert_exit, binary};
 use crate::support::prometheus::TestPrometheus;
 use crate::support::repo_root;
 
@@ -501,13 +501,7 @@ fn shipped_rule_tests_pass() {
         .arg(repo_root().join("rules/tests"))
         .output()
         .expect("run canary-gate test");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = assert_exit(&output, 0);
     assert!(stdout.contains(" 0 failed"), "{stdout}");
     for name in [
         "healthy canary",
@@ -636,5 +630,68 @@ fn rules_outside_the_subset_are_refused_by_name() {
     assert!(
         stderr.contains("`quantile_over_time`") && stderr.contains("metric `p99`"),
         "{stderr}"
+    );
+}
+
+// A rule test can expect a shadow outcome: with error-rate in shadow, a 3x error
+// regression still promotes, error-rate fails as shadow, and an expectation that
+// it is live fails with both words.
+#[test]
+fn rule_tests_expect_shadow_outcomes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let http = std::fs::read_to_string(repo_root().join("rules/http.yaml")).expect("http.yaml");
+    let shadowed = http.replacen(
+        "    critical: true ",
+        "    shadow: true\n    critical: true ",
+        1,
+    );
+    assert_ne!(shadowed, http, "error-rate is marked shadow");
+    std::fs::write(dir.path().join("trial.yaml"), shadowed).expect("write rules");
+    let side = |errors: u32| {
+        format!(
+            "
+        - series: http_requests_total{{service=\"$service\", code=\"200\"}}
+          values: 0+{}x120
+        - series: http_requests_total{{service=\"$service\", code=\"500\"}}
+          values: 0+{errors}x120
+        - series: http_request_duration_seconds_bucket{{service=\"$service\", le=\"0.25\"}}
+          values: 0+285x120
+        - series: http_request_duration_seconds_bucket{{service=\"$service\", le=\"+Inf\"}}
+          values: 0+300x120",
+            300 - errors
+        )
+    };
+    let test = |shadow: bool| {
+        format!(
+            "rules: trial.yaml
+interval: 15s
+canary: {{track: canary}}
+baseline: {{track: baseline}}
+vars: {{service: checkout}}
+tests:
+  - name: shadow regression
+    series:
+      canary:{}
+      baseline:{}
+    evals:
+      - at: 30m
+        final: true
+        verdict: promote
+        metrics:
+          error-rate: {{outcome: fail, shadow: {shadow}, reason: 'shadow: would have failed'}}
+          slow-requests: {{outcome: pass, shadow: false}}
+",
+            side(9),
+            side(3)
+        )
+    };
+    let (_, output) = run_test_file(dir.path(), "shadow-test.yaml", &test(true));
+    assert_exit(&output, 0);
+    let (_, output) = run_test_file(dir.path(), "live-test.yaml", &test(false));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("metric `error-rate`: expected a live metric, got a shadow one"),
+        "{stdout}"
     );
 }

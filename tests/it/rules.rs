@@ -219,7 +219,7 @@ fn value_errors_are_all_collected() {
             "17:16: `histogram` must not match on `le`; canary-gate picks the buckets it needs from `threshold_seconds` itself",
             "18:24: threshold_seconds must be a number of seconds above 0, such as 0.25",
             "20:16: tolerance `+20%` points the other way than direction `decrease`; write '-20%'",
-            "21:10: `max` does not apply to kind `latency`; its fields are name, kind, group, critical, histogram, threshold_seconds, direction, tolerance, min_requests, early_promotion, final_test_after",
+            "21:10: `max` does not apply to kind `latency`; its fields are name, kind, group, critical, shadow, histogram, threshold_seconds, direction, tolerance, min_requests, early_promotion, final_test_after",
             "22:5: threshold metric has neither `min` nor `max`; add at least one bound, such as `max: 0.8`",
             "22:11: metric name `error-rate` is already used on line 7; give each metric its own name",
         ]
@@ -237,7 +237,7 @@ fn metric_shape_errors() {
             "9:11: kind `gauge` is not known; write one of ratio, latency, series, threshold",
             "10:11: metric name `errors` is already used on line 2; give each metric its own name",
             "14:16: direction `up` is not known; write increase, decrease or either",
-            "16:24: `threshold_seconds` does not apply to kind `ratio`; its fields are name, kind, group, critical, bad, total, direction, tolerance, min_requests, early_promotion, final_test_after",
+            "16:24: `threshold_seconds` does not apply to kind `ratio`; its fields are name, kind, group, critical, shadow, bad, total, direction, tolerance, min_requests, early_promotion, final_test_after",
             "17:5: metric has no `kind`; add `kind:` with one of ratio, latency, series, threshold",
             "19:5: metric has no `name`; add one such as `name: error-rate`",
             "22:16: tolerance `+5%` is one-sided but direction is `either`; write '±5%'",

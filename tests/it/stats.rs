@@ -315,7 +315,12 @@ fn fixture_steps(value: &Value) -> Vec<StepCounts> {
         .expect("steps")
         .iter()
         .map(|step| {
-            let v = numbers(step);
+            let v: Vec<f64> = step
+                .as_array()
+                .expect("a step")
+                .iter()
+                .map(fixture_number)
+                .collect();
             StepCounts {
                 canary_bad: v[0],
                 canary_total: v[1],
@@ -326,12 +331,49 @@ fn fixture_steps(value: &Value) -> Vec<StepCounts> {
         .collect()
 }
 
-// Pins the decision, estimate and rates to the numpy re-implementation (scripts/fixtures/).
-// Its e-value paths and bounds are those of the plain mixture, before persistence and
-// restarts (issue 11); `harm_path_matches_the_e_detector_formula` checks those instead.
+/// A number of the fixture, where JSON's missing infinities and NaN are written as text.
+fn fixture_number(value: &Value) -> f64 {
+    match value.as_str() {
+        Some("inf") => f64::INFINITY,
+        Some("-inf") => f64::NEG_INFINITY,
+        Some("nan") => f64::NAN,
+        _ => number(value),
+    }
+}
+
+/// Whether `actual` is within `relative` of `expected` (on the scale of `expected`, at least
+/// `floor`); infinities and NaN must match exactly.
+fn within(actual: f64, expected: f64, relative: f64, floor: f64) -> bool {
+    if !expected.is_finite() {
+        return actual == expected || (actual.is_nan() && expected.is_nan());
+    }
+    (actual - expected).abs() <= relative * expected.abs().max(floor)
+}
+
+/// Records a mismatch of `what` in case `name` unless [`within`] holds.
+fn check(
+    failures: &mut Vec<String>,
+    name: &str,
+    what: &str,
+    actual: f64,
+    expected: f64,
+    relative: f64,
+    floor: f64,
+) {
+    if !within(actual, expected, relative, floor) {
+        failures.push(format!("{name} {what}: got {actual}, expected {expected}"));
+    }
+}
+
+// Pins the counts test to the independent numpy/scipy implementation of docs/statistics.md
+// (scripts/fixtures/counts_test.py): decision and its step, the log of every persisted e-value
+// on the path and of the largest ones, the estimate, the bounds and the final-look p-value,
+// on windows with missed scrapes, share jumps, split bursts, late onset and thin traffic.
+// Bounds are found by bisection to 1e-6 on the log scale, hence their relative 1e-6.
 #[test]
-fn ratio_test_matches_numpy_reimplementation() {
-    let fixtures = fixture("ratio_test_numpy.json");
+fn counts_test_matches_numpy_reimplementation() {
+    let fixtures = fixture("counts_numpy.json");
+    let mut failures = Vec::new();
     for case in fixtures["cases"].as_array().expect("cases") {
         let name = case["name"].as_str().expect("name");
         let test = RatioTest {
@@ -343,34 +385,109 @@ fn ratio_test_matches_numpy_reimplementation() {
         let outcome = ratio_test(&steps, &test);
         let expected = &case["expected"];
         let decision = serde_json::to_value(outcome.decision).expect("serializable");
-        assert_eq!(decision, expected["decision"], "{name}");
-        assert_eq!(outcome.path.len(), numbers(&expected["harm_path"]).len());
-        // Steps are now grouped into blocks (a side that served nothing, or a jump
-        // of the traffic share, is carried into the next step), which moves the
-        // conditional estimate of such windows a little; the rates are unchanged.
-        for (field, relative) in [
-            ("ratio_estimate", if carries(&steps) { 0.05 } else { 0.01 }),
-            ("canary_rate", 1e-5),
-            ("baseline_rate", 1e-5),
+        if decision != expected["decision"] {
+            failures.push(format!(
+                "{name} decision: got {decision}, expected {}",
+                expected["decision"]
+            ));
+        }
+        let decided_at = expected["decided_at_step"].as_u64().map(|s| s as usize);
+        if outcome.decided_at_step != decided_at {
+            failures.push(format!(
+                "{name} decided at: got {:?}, expected {decided_at:?}",
+                outcome.decided_at_step
+            ));
+        }
+        // Log e-values near 0 are compared absolutely (to 1e-6), larger ones relatively.
+        let harm_path = numbers(&expected["harm_path_log"]);
+        let safety_path = numbers(&expected["safety_path_log"]);
+        assert_eq!(outcome.path.len(), steps.len(), "{name}");
+        let mut compared = vec![
+            (
+                "harm evidence".to_string(),
+                outcome.harm_evidence.ln(),
+                number(&expected["harm_evidence_log"]),
+                1e-6,
+                1.0,
+            ),
+            (
+                "safety evidence".to_string(),
+                outcome.safety_evidence.ln(),
+                number(&expected["safety_evidence_log"]),
+                1e-6,
+                1.0,
+            ),
+        ];
+        for (k, point) in outcome.path.iter().enumerate() {
+            compared.push((
+                format!("harm at step {k}"),
+                point.harm.ln(),
+                harm_path[k],
+                1e-6,
+                1.0,
+            ));
+            compared.push((
+                format!("safety at step {k}"),
+                point.safety.ln(),
+                safety_path[k],
+                1e-6,
+                1.0,
+            ));
+        }
+        for (what, actual, relative) in [
+            ("ratio_estimate", outcome.ratio_estimate, 1e-8),
+            ("ratio_lower", outcome.ratio_lower, 1e-6),
+            ("ratio_upper", outcome.ratio_upper, 1e-6),
+            ("canary_rate", outcome.canary_rate, 1e-12),
+            ("baseline_rate", outcome.baseline_rate, 1e-12),
         ] {
-            let actual = serde_json::to_value(&outcome).expect("serializable")[field]
-                .as_f64()
-                .expect("finite");
-            assert_close(
+            compared.push((
+                what.to_string(),
                 actual,
-                number(&expected[field]),
+                fixture_number(&expected[what]),
                 relative,
-                &format!("{name} {field}"),
-            );
+                0.0,
+            ));
+        }
+        for (what, actual, wanted, relative, floor) in compared {
+            check(&mut failures, name, &what, actual, wanted, relative, floor);
+        }
+        if let Some(final_steps) = case["final_steps"].as_u64() {
+            let final_test = RatioTest {
+                alpha: number(&case["final_alpha"]),
+                ..test
+            };
+            let actual = final_look_test(&steps, &final_test, final_steps as usize);
+            match (actual, expected.get("final_look").filter(|v| !v.is_null())) {
+                (Some(actual), Some(wanted)) => {
+                    // Exact tails are sums of binomial terms (1e-9); Chernoff's bound is a
+                    // minimum found numerically (1e-6).
+                    check(
+                        &mut failures,
+                        name,
+                        "final-look p-value",
+                        actual.p_value,
+                        number(&wanted["p_value"]),
+                        1e-6,
+                        0.0,
+                    );
+                    if Some(actual.harm) != wanted["harm"].as_bool() {
+                        failures.push(format!("{name} final-look harm: got {}", actual.harm));
+                    }
+                }
+                (None, None) => {}
+                (actual, wanted) => failures.push(format!(
+                    "{name} final look: got {actual:?}, expected {wanted:?}"
+                )),
+            }
         }
     }
-}
-
-/// Whether a window has a step in which a side served nothing.
-fn carries(steps: &[StepCounts]) -> bool {
-    steps
-        .iter()
-        .any(|s| s.canary_total <= 0.0 || s.baseline_total <= 0.0)
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Log-likelihood ratio of one step for alternative `rho1` against `rho0`,
@@ -383,7 +500,7 @@ fn step_llr(step: &StepCounts, rho1: f64, rho0: f64) -> f64 {
 
 /// Whether step `i` of a window without carried blocks holds more bad events than the
 /// steps before it make plausible (docs/statistics.md, "spikes"): more than
-/// `lambda + 2 sqrt(lambda (1 + n / n_ref)) + 1`, with `lambda` what the pooled bad fraction
+/// `lambda + 3 sqrt(lambda (1 + n / n_ref)) + 0.5`, with `lambda` what the pooled bad fraction
 /// of up to 8 steps before it predicts; the first step is judged against the second.
 fn spike_at(steps: &[StepCounts], i: usize) -> bool {
     let bad = |s: &StepCounts| s.canary_bad + s.baseline_bad;
@@ -400,28 +517,28 @@ fn spike_at(steps: &[StepCounts], i: usize) -> bool {
     }
     let lambda = total(&steps[i]) * reference_bad / reference_total;
     let variance = lambda * (1.0 + total(&steps[i]) / reference_total);
-    bad(&steps[i]) > lambda + 2.0 * variance.sqrt() + 1.0
+    bad(&steps[i]) > lambda + 3.0 * variance.sqrt() + 0.5
 }
 
 // Pins the harm path to the e-detector of docs/statistics.md computed term by term
 // (O(n^2), no shared code): D_k = sum_j pi_j sum_a w_a T_{a,j,k} + sum_{j > k} pi_j, with
-// pi_0 = 3/4 and 1/72 at every fourth step up to 72; T = min_{s in {j, j+1}} prod_{i=s..k} LR_a,i
+// pi_0 = 0.7 and 1/60 at every fourth step up to 72; T = min_{s in {j, j+1}} prod_{i=s..k} LR_a,i
 // when step j or j - 1 is a spike (at k = 0 the first step's is not yet known), else the
 // product from j; the reported harm e-value is min(D_{k-1}, D_k) at a spike, else D_k.
 // Windows with a burst added on one side check the spikes' branch too.
 #[test]
 fn harm_path_matches_the_e_detector_formula() {
     let alternatives = [
-        (1.25, 0.05),
-        (1.5, 0.15),
-        (2.0, 0.40),
-        (3.0, 0.28),
-        (5.0, 0.08),
-        (10.0, 0.04),
+        (1.25, 0.02),
+        (1.5, 0.08),
+        (2.0, 0.45),
+        (3.0, 0.35),
+        (5.0, 0.07),
+        (10.0, 0.03),
     ];
     let restart_weight = |j: usize| match j {
-        0 => 0.75,
-        j if j % 4 == 0 && j <= 72 => 0.25 / 18.0,
+        0 => 0.7,
+        j if j % 4 == 0 && j <= 72 => 0.3 / 18.0,
         _ => 0.0,
     };
     let mut rng = seeded(12);
@@ -849,12 +966,13 @@ fn two_fold_regression_is_rolled_back_fast() {
     eprintln!("2x regression: {summary}");
     assert!(summary.within_10_min >= 0.95, "{summary:?}");
     // 180 s before issue 11, as now: persistence gated on spikes costs a steady regression
-    // nothing, and the start keeps 3/4 of the weight (240 s with persistence everywhere).
+    // little, and the start keeps 0.7 of the weight (240 s with persistence everywhere).
     assert!(summary.median_secs <= 180.0, "{summary:?}");
 }
 
-// Pins power for a 3x regression: median time to rollback at most 90 s, as before issue 11
-// (120 s with persistence at every point).
+// Pins power for a 3x regression: median time to rollback at most 60 s, as before issue 11
+// (90 s with the spike bound at 2 standard deviations and less weight on 3x; 120 s with
+// persistence at every point). Only just: about 52% of these canaries are rolled back by 60 s.
 #[test]
 fn three_fold_regression_is_rolled_back_in_about_a_minute() {
     let times = run_sequential(
@@ -865,7 +983,7 @@ fn three_fold_regression_is_rolled_back_in_about_a_minute() {
     );
     let summary = summarise(&times);
     eprintln!("3x regression: {summary}");
-    assert!(summary.median_secs <= 90.0, "{summary:?}");
+    assert!(summary.median_secs <= 60.0, "{summary:?}");
     assert!(summary.within_10_min >= 0.99, "{summary:?}");
 }
 

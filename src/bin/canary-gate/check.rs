@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use canary_gate::judge::{kind_name, tested_metrics};
+use canary_gate::judge::{kind_name, metric_alpha, tested_metrics};
 use canary_gate::plan::{self, Role};
 use canary_gate::request::SideSelector;
-use canary_gate::rules::{self, RuleError, RuleSet};
+use canary_gate::rules::{self, MetricKind, RuleError, RuleSet};
 use canary_gate::stats::family::per_metric_alpha;
 
 /// The example sides and vars the shown queries are planned for.
@@ -92,9 +92,17 @@ fn show_rule_set(set: &RuleSet, example: &Example, out: &mut dyn Write) -> io::R
     )?;
     for (metric, metric_plan) in set.metrics.iter().zip(&planned.metrics) {
         let critical = if metric.critical { ", critical" } else { "" };
+        let shadow = match (metric.shadow, &metric.kind) {
+            (false, _) => String::new(),
+            (true, MetricKind::Threshold { .. }) => ", shadow: never counted".to_string(),
+            (true, _) => format!(
+                ", shadow: judged at alpha {}, never counted",
+                canary_gate::text::number(metric_alpha(set, metric))
+            ),
+        };
         writeln!(
             out,
-            "  - {} ({}{critical})",
+            "  - {} ({}{critical}{shadow})",
             metric.name,
             kind_name(&metric.kind)
         )?;

@@ -7,6 +7,10 @@
 //! invalid), for every command; `main` maps every error to 3 in one place.
 
 mod check;
+// Shared with the Monte Carlo tests, which use parts `plan` does not.
+#[allow(dead_code)]
+mod monte_carlo;
+mod planning;
 mod replay;
 mod rule_test;
 mod simulate;
@@ -64,6 +68,7 @@ enum Command {
     Log(LogArgs),
     Simulate(SimulateArgs),
     Test(TestArgs),
+    Plan(PlanArgs),
 }
 
 /// Validate rule files like `promtool check rules`: every problem as
@@ -90,6 +95,97 @@ struct CheckArgs {
     /// Example value for a `$var`: `name=value` (repeatable); others show as `$name`.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     vars: Vec<String>,
+}
+
+/// Plan a canary before running it: how fast a metric of a rule set would
+/// roll back a canary with a given effect, and how often it would roll back or
+/// promote early a healthy one, at your traffic. Simulates --canaries canaries
+/// with the effect and as many healthy ones (Poisson traffic per step, seeded
+/// by --seed) and judges each with the metric's own tests: its tolerance, its
+/// share of the rule set's alpha, min_requests, the final-look test, early
+/// promotion, on_timeout, the rule set's step, looks every --every over
+/// --duration. For a latency metric, --base-rate is the baseline's share of
+/// slow requests. Series and threshold metrics have no rate to simulate and
+/// are refused.
+///
+/// Exit codes: 0 planned, 3 error.
+///
+/// Example: a 2x error regression at 1% errors, 20 requests/s of which the
+/// canary gets a quarter:
+///   canary-gate plan --rules http --metric error-rate --rps 20 --split 1:3 \
+///     --base-rate 1% --effect 2x
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+struct PlanArgs {
+    /// Folder of rule files.
+    #[arg(long, env = "CANARY_GATE_RULES_DIR", default_value = "rules")]
+    rules_dir: PathBuf,
+    /// The rule set, by name (`http` for rules/http.yaml).
+    #[arg(long)]
+    rules: String,
+    /// The metric of the rule set to plan for (a ratio or latency metric).
+    #[arg(long)]
+    metric: String,
+    /// Requests per second the canary and the baseline serve together.
+    #[arg(long)]
+    rps: f64,
+    /// The canary's and the baseline's shares of the requests, canary:baseline.
+    #[arg(long, default_value = "1:1", value_parser = parse_split)]
+    split: (f64, f64),
+    /// The baseline's rate of bad events (for a latency metric, of slow
+    /// requests), such as `1%` or `0.01`.
+    #[arg(long, value_parser = parse_rate)]
+    base_rate: f64,
+    /// The canary's rate over the baseline's, such as `2x` (twice the errors).
+    #[arg(long, value_parser = parse_effect)]
+    effect: f64,
+    /// Length of the analysis from the canary's start; its last look is final.
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Time between looks, as `wait --every`.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    every: Duration,
+    /// Canaries simulated with the effect, and as many healthy ones.
+    #[arg(long, default_value_t = 2000)]
+    canaries: usize,
+    /// Seed of the simulated canaries (the healthy ones use seed + 1).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Format of the plan on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+/// `1:3` as the canary's and the baseline's shares.
+fn parse_split(text: &str) -> Result<(f64, f64), String> {
+    let problem = || format!("`{text}` is not a split; write canary:baseline shares, such as 1:3");
+    let (canary, baseline) = text.split_once(':').ok_or_else(problem)?;
+    let share = |part: &str| part.trim().parse::<f64>().map_err(|_| problem());
+    Ok((share(canary)?, share(baseline)?))
+}
+
+/// `1%` or `0.01` as a fraction.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let problem = || {
+        format!("`{text}` is not a rate; write a percentage such as 1% or a fraction such as 0.01")
+    };
+    match text.trim().strip_suffix('%') {
+        Some(percent) => percent
+            .trim()
+            .parse::<f64>()
+            .map(|p| p / 100.0)
+            .map_err(|_| problem()),
+        None => text.trim().parse::<f64>().map_err(|_| problem()),
+    }
+}
+
+/// `2x` or `2` as a ratio.
+fn parse_effect(text: &str) -> Result<f64, String> {
+    let number = text.trim();
+    let number = number.strip_suffix(['x', 'X']).unwrap_or(number);
+    number.trim().parse::<f64>().map_err(|_| {
+        format!("`{text}` is not an effect; write the canary's rate over the baseline's, such as 2x or 1.5x")
+    })
 }
 
 /// Run rule unit tests, like `promtool test rules`: each test file names a
@@ -541,6 +637,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Log(args) => log(args),
         Command::Simulate(args) => simulate(args),
         Command::Test(args) => test(args),
+        Command::Plan(args) => plan(args),
     }
 }
 
@@ -675,9 +772,10 @@ fn print_verdict(verdict: &Verdict, output: Output) -> anyhow::Result<()> {
             writeln!(out, "verdict: {}", verdict.verdict.as_str())?;
             writeln!(out, "reason:  {}", verdict.reason)?;
             for metric in &verdict.metrics {
+                let shadow = if metric.shadow { ", shadow" } else { "" };
                 writeln!(
                     out,
-                    "  - {} ({}): {}",
+                    "  - {} ({}{shadow}): {}",
                     metric.name,
                     metric.outcome.word(),
                     metric.reason
@@ -845,6 +943,36 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_ERROR)
     })
+}
+
+fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let whole_secs = |flag: &str, duration: Duration| {
+        anyhow::ensure!(
+            duration.subsec_nanos() == 0,
+            "--{flag} must be a whole number of seconds"
+        );
+        Ok(duration.as_secs())
+    };
+    let options = planning::PlanOptions {
+        rules: args.rules,
+        metric: args.metric,
+        requests_per_sec: args.rps,
+        split: args.split,
+        base_rate: args.base_rate,
+        effect: args.effect,
+        duration_secs: whole_secs("duration", args.duration)?,
+        every_secs: whole_secs("every", args.every)?,
+        canaries: args.canaries,
+        seed: args.seed,
+    };
+    let rules = canary_gate::rules::load_dir(&args.rules_dir);
+    let planned = planning::plan(&rules, &options)?;
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&planned)?)?,
+        Output::Text => planning::write_text(&planned, &mut out)?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn test(args: TestArgs) -> anyhow::Result<ExitCode> {

@@ -165,7 +165,7 @@ pub fn write_text(replay: &Replay, out: &mut impl Write) -> std::io::Result<()> 
             .verdict
             .metrics
             .iter()
-            .map(|m| format!("{} {}", m.name, m.outcome.word()))
+            .map(|m| format!("{} {}", m.label(), m.outcome.word()))
             .collect();
         writeln!(
             out,
@@ -225,6 +225,8 @@ struct LookSummary<'a> {
 struct MetricSummary<'a> {
     name: &'a str,
     outcome: &'a str,
+    /// Judged and shown, never counted in the verdict.
+    shadow: bool,
 }
 
 /// The JSON document of a replay.
@@ -252,6 +254,7 @@ fn summary<'a>(replay: &Replay, number: usize, look: &'a Look) -> LookSummary<'a
             .map(|m| MetricSummary {
                 name: &m.name,
                 outcome: m.outcome.word(),
+                shadow: m.shadow,
             })
             .collect(),
     }

@@ -122,6 +122,9 @@ struct RawExpectation {
     /// Text the metric's reason must contain.
     #[serde(default)]
     reason: Option<String>,
+    /// Whether the metric must be shadow (judged, never counted).
+    #[serde(default)]
+    shadow: Option<bool>,
 }
 
 /// A problem at a place in a test file, shown as `file:line:col: message`.
@@ -308,6 +311,7 @@ struct Expectation {
     outcome: String,
     estimate: Option<(f64, f64)>,
     reason: Option<String>,
+    shadow: Option<bool>,
 }
 
 impl Suite {
@@ -494,6 +498,7 @@ impl Suite {
                             (value, expectation.within.unwrap_or(DEFAULT_ESTIMATE_WITHIN))
                         }),
                         reason: expectation.reason.clone(),
+                        shadow: expectation.shadow,
                     });
                 }
                 looks.push(Look {
@@ -604,6 +609,16 @@ impl Look {
                 && !report.reason.contains(text.as_str())
             {
                 wrong.push(format!("expected the reason to contain {text:?}"));
+            }
+            if let Some(shadow) = expectation.shadow
+                && shadow != report.shadow
+            {
+                let word = |shadow: bool| if shadow { "shadow" } else { "live" };
+                wrong.push(format!(
+                    "expected a {} metric, got a {} one",
+                    word(shadow),
+                    word(report.shadow)
+                ));
             }
             if !wrong.is_empty() {
                 failures.push(format!(

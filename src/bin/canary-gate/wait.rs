@@ -110,7 +110,7 @@ pub fn progress_line(elapsed: Duration, verdict: &Verdict) -> String {
                 .map(|e| format!(" {}", text::times(e.value)));
             format!(
                 "{} {}{}",
-                m.name,
+                m.label(),
                 m.outcome.word(),
                 figure.unwrap_or_default()
             )

@@ -143,3 +143,16 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
         .output()
         .expect("run canary-gate")
 }
+
+/// Asserts that a finished `canary-gate` run exited with `code`, showing its
+/// stdout and stderr if not, and returns its stdout.
+pub fn assert_exit(output: &Output, code: i32) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
