@@ -49,6 +49,12 @@ pub struct PlannedQuery {
     pub role: Role,
     /// The PromQL text, rendered from the AST.
     pub promql: String,
+    /// For a threshold latency metric's histogram, which `promql` narrows to
+    /// the two buckets it measures (see [`bucket_matcher`]): the same query
+    /// with every bucket, asked only when the narrowed answer cannot be
+    /// measured, so the error can name the buckets that exist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub every_bucket: Option<String>,
 }
 
 /// The queries of one metric, per side. Threshold metrics have no baseline queries.
@@ -159,13 +165,34 @@ pub fn plan(
                 MetricKind::Series { query, .. } => vec![(Role::Series, query)],
                 MetricKind::Threshold { query, .. } => vec![(Role::Value, query)],
             };
+            // A threshold latency metric measures two buckets of its
+            // histogram: a bare selector asks for those two only.
+            let buckets = match &metric.kind {
+                MetricKind::Latency {
+                    histogram,
+                    threshold_seconds,
+                    ..
+                } if histogram.reads_raw_series() => Some(bucket_matcher(*threshold_seconds)),
+                _ => None,
+            };
             let side_queries = |side: &SideSelector| {
                 queries
                     .iter()
                     .map(|(role, query)| {
+                        let whole = render(&metric.name, query, &side.matchers, vars)?;
+                        let Some(buckets) = &buckets else {
+                            return Ok(PlannedQuery {
+                                role: *role,
+                                promql: whole,
+                                every_bucket: None,
+                            });
+                        };
+                        let mut narrowed = side.matchers.clone();
+                        narrowed.push(buckets.clone());
                         Ok(PlannedQuery {
                             role: *role,
-                            promql: render(&metric.name, query, side, vars)?,
+                            promql: render(&metric.name, query, &narrowed, vars)?,
+                            every_bucket: Some(whole),
                         })
                     })
                     .collect::<Result<Vec<_>, PlanError>>()
@@ -221,16 +248,30 @@ fn check_vars(rules: &RuleSet, vars: &BTreeMap<String, String>) -> Result<(), Pl
     Ok(())
 }
 
-/// One query for one side: vars substituted, side matchers appended to every
-/// selector, rendered, and checked to read back as the same AST.
+/// The `le` matcher of the buckets a threshold latency metric measures:
+/// its threshold's (as the client libraries write it: `0.25`, `1` or `1.0`)
+/// and `+Inf`. `measure::histogram_counts` reads nothing else.
+pub fn bucket_matcher(threshold_seconds: f64) -> Matcher {
+    let mut spellings = vec![format!("{threshold_seconds}")];
+    if threshold_seconds.fract() == 0.0 {
+        spellings.push(format!("{threshold_seconds:.1}"));
+    }
+    spellings.push("+Inf".to_string());
+    let pattern: Vec<String> = spellings.iter().map(|s| vars::quote_meta(s)).collect();
+    Matcher::new_matcher(T_EQL_REGEX, "le".to_string(), pattern.join("|"))
+        .expect("escaped literals joined by | are a valid regex")
+}
+
+/// One query for one side: vars substituted, the side's `matchers` appended
+/// to every selector, rendered, and checked to read back as the same AST.
 fn render(
     metric: &str,
     query: &Query,
-    side: &SideSelector,
+    matchers: &[Matcher],
     vars: &BTreeMap<String, String>,
 ) -> Result<String, PlanError> {
     let mut expr = query.expr.clone();
-    inject(&mut expr, side, vars).map_err(|reason| PlanError::UnplannableQuery {
+    inject(&mut expr, matchers, vars).map_err(|reason| PlanError::UnplannableQuery {
         metric: metric.to_string(),
         reason,
     })?;
@@ -245,11 +286,11 @@ fn render(
 }
 
 /// Edits `expr` in place: `$vars` in every label matcher value are replaced,
-/// then the side's matchers are appended to every selector (to each `or`
-/// group when the selector has them).
+/// then `side` (the side's matchers) is appended to every selector (to each
+/// `or` group when the selector has them).
 fn inject(
     expr: &mut Expr,
-    side: &SideSelector,
+    side: &[Matcher],
     vars: &BTreeMap<String, String>,
 ) -> Result<(), String> {
     for_each_selector(expr, &mut |node| {
@@ -267,14 +308,14 @@ fn inject(
             substitute(matcher, vars)?;
         }
         if matchers.or_matchers.is_empty() {
-            matchers.matchers.extend(side.matchers.iter().cloned());
+            matchers.matchers.extend(side.iter().cloned());
         } else {
             // Display prints only the `or` groups when there are any, so plain
             // matchers must not be left beside them: fold them into each group.
             let shared = std::mem::take(&mut matchers.matchers);
             for group in &mut matchers.or_matchers {
                 group.extend(shared.iter().cloned());
-                group.extend(side.matchers.iter().cloned());
+                group.extend(side.iter().cloned());
             }
         }
         Ok(())
@@ -333,7 +374,7 @@ mod tests {
     #[test]
     fn injects_into_every_or_group() {
         let mut expr = promql_parser::parser::parse(r#"x{a="1" or b="2"}"#).expect("parses");
-        inject(&mut expr, &canary(), &BTreeMap::new()).expect("injects");
+        inject(&mut expr, &canary().matchers, &BTreeMap::new()).expect("injects");
         assert_eq!(
             expr.to_string(),
             r#"x{a="1", track="canary" or b="2", track="canary"}"#
@@ -351,7 +392,7 @@ mod tests {
                 .matchers
                 .push(Matcher::new(MatchOp::Equal, "c", "3"));
         }
-        inject(&mut expr, &canary(), &BTreeMap::new()).expect("injects");
+        inject(&mut expr, &canary().matchers, &BTreeMap::new()).expect("injects");
         assert_eq!(
             expr.to_string(),
             r#"x{a="1", c="3", track="canary" or b="2", c="3", track="canary"}"#
@@ -386,7 +427,7 @@ mod tests {
         let mut expr = Expr::Extension(promql_parser::parser::ast::Extension {
             expr: std::sync::Arc::new(Opaque),
         });
-        let err = inject(&mut expr, &canary(), &BTreeMap::new()).unwrap_err();
+        let err = inject(&mut expr, &canary().matchers, &BTreeMap::new()).unwrap_err();
         assert!(err.contains("extension node"), "{err}");
     }
 }

@@ -98,48 +98,31 @@ pub async fn analyze<S: MetricSource>(
         }
     }
     let deadline = run.deadline;
-    let answers = join_all(fetches.iter().map(|fetch| {
-        let (kind, promql) = match fetch {
-            Fetch::Range(promql) => ("range", promql),
-            Fetch::Instant(promql) => ("instant", promql),
-        };
-        let span = tracing::info_span!("query", kind, promql = %promql);
-        async move {
-            let started = std::time::Instant::now();
-            let query = async {
-                match fetch {
-                    Fetch::Range(promql) => source.range_query(promql, range).await,
-                    Fetch::Instant(promql) => source.instant_query(promql, range.end_secs).await,
-                }
-            };
-            // The retries run inside the one budget: at the deadline the query
-            // is given up, and the answers that came in time are kept.
-            let answer = match tokio::time::timeout_at(deadline.at, query).await {
-                Ok(answer) => answer.map_err(Unanswered::Source),
-                Err(_) => Err(Unanswered::Deadline(deadline)),
-            };
-            let error_kind = answer.as_ref().err().map(Unanswered::kind);
-            if let Err(error) = &answer {
-                tracing::warn!(%error, "query unanswered");
-            }
-            run.recorder
-                .query(source_name, started.elapsed().as_secs_f64(), error_kind);
-            answer
-        }
-        .instrument(span)
-    }))
-    .await;
-    let missed = answers
-        .iter()
+    let answers = fetch_all((source_name, source), &fetches, range, run).await;
+    let mut results: HashMap<Fetch, Result<Vec<Series>, Unanswered>> =
+        fetches.into_iter().zip(answers).collect();
+    // A histogram answer narrowed to the buckets a metric measures, which
+    // cannot be measured, is asked again with every bucket: the error then
+    // names the buckets that exist, as it did before the narrowing.
+    let whole = unmeasurable_narrowed(rules, &plan, &results, range);
+    if !whole.is_empty() {
+        let answers = fetch_all((source_name, source), &whole, range, run).await;
+        results.extend(whole.into_iter().zip(answers));
+    }
+    let missed = results
+        .values()
         .filter(|a| matches!(a, Err(Unanswered::Deadline(_))))
         .count();
-    let results: HashMap<Fetch, Result<Vec<Series>, Unanswered>> =
-        fetches.into_iter().zip(answers).collect();
 
     let mut inputs = Vec::with_capacity(rules.metrics.len());
     for (metric, metric_plan) in rules.metrics.iter().zip(&plan.metrics) {
         let get = |query: &PlannedQuery| -> Result<&Vec<Series>, String> {
-            let fetch = fetch_for(&metric.kind, query);
+            let fetch = match &query.every_bucket {
+                Some(every) if results.contains_key(&Fetch::Range(every.clone())) => {
+                    Fetch::Range(every.clone())
+                }
+                _ => fetch_for(&metric.kind, query),
+            };
             match results.get(&fetch) {
                 Some(Ok(series)) => Ok(series),
                 Some(Err(error)) => Err(format!("{error} (query: {})", query.promql)),
@@ -183,6 +166,86 @@ pub async fn analyze<S: MetricSource>(
         missed,
         results.len(),
     ))
+}
+
+/// Sends every query of `fetches` at the same time over `range`, each
+/// answered within `run`'s deadline or counted as not answered; the answers
+/// in the order of `fetches`.
+async fn fetch_all<S: MetricSource>(
+    (source_name, source): (&str, &S),
+    fetches: &[Fetch],
+    range: RangeSpec,
+    run: Run<'_>,
+) -> Vec<Result<Vec<Series>, Unanswered>> {
+    let deadline = run.deadline;
+    join_all(fetches.iter().map(|fetch| {
+        let (kind, promql) = match fetch {
+            Fetch::Range(promql) => ("range", promql),
+            Fetch::Instant(promql) => ("instant", promql),
+        };
+        let span = tracing::info_span!("query", kind, promql = %promql);
+        async move {
+            let started = std::time::Instant::now();
+            let query = async {
+                match fetch {
+                    Fetch::Range(promql) => source.range_query(promql, range).await,
+                    Fetch::Instant(promql) => source.instant_query(promql, range.end_secs).await,
+                }
+            };
+            // The retries run inside the one budget: at the deadline the query
+            // is given up, and the answers that came in time are kept.
+            let answer = match tokio::time::timeout_at(deadline.at, query).await {
+                Ok(answer) => answer.map_err(Unanswered::Source),
+                Err(_) => Err(Unanswered::Deadline(deadline)),
+            };
+            let error_kind = answer.as_ref().err().map(Unanswered::kind);
+            if let Err(error) = &answer {
+                tracing::warn!(%error, "query unanswered");
+            }
+            run.recorder
+                .query(source_name, started.elapsed().as_secs_f64(), error_kind);
+            answer
+        }
+        .instrument(span)
+    }))
+    .await
+}
+
+/// The every-bucket queries of the narrowed histogram queries whose answers
+/// cannot be measured (a series lacks the threshold's bucket or +Inf).
+fn unmeasurable_narrowed(
+    rules: &RuleSet,
+    plan: &plan::Plan,
+    results: &HashMap<Fetch, Result<Vec<Series>, Unanswered>>,
+    range: RangeSpec,
+) -> Vec<Fetch> {
+    let mut whole = Vec::new();
+    for (metric, metric_plan) in rules.metrics.iter().zip(&plan.metrics) {
+        let MetricKind::Latency {
+            histogram,
+            threshold_seconds,
+            ..
+        } = &metric.kind
+        else {
+            continue;
+        };
+        for query in metric_plan.canary.iter().chain(&metric_plan.baseline) {
+            let Some(every) = &query.every_bucket else {
+                continue;
+            };
+            let Some(Ok(series)) = results.get(&fetch_for(&metric.kind, query)) else {
+                continue;
+            };
+            let measurable =
+                measure::histogram_counts(series, *threshold_seconds, range, drops_of(histogram))
+                    .is_ok();
+            let fetch = Fetch::Range(every.clone());
+            if !measurable && !whole.contains(&fetch) {
+                whole.push(fetch);
+            }
+        }
+    }
+    whole
 }
 
 /// [`judge::judge`] on tokio's blocking pool: it is pure CPU work that grows

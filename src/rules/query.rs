@@ -162,18 +162,43 @@ fn range_function(expr: &Expr) -> Option<String> {
     }
 }
 
+/// Renders each thread has found to read back as their AST, at most this
+/// many (the memo is emptied when full): a deployment's every look plans the
+/// same queries, and parsing one again compiles its regex matchers again.
+const VERIFIED_RENDERS: usize = 512;
+
 /// True if `rendered` parses to the same query as `expr`.
 ///
 /// The parser's Display sorts the matchers of a selector, which changes no
-/// meaning, so matchers are compared as sets.
+/// meaning, so matchers are compared as sets. A pure function of its two
+/// arguments, so a render found to read back as the same AST before is
+/// answered from a memo (text and AST both compared), without parsing.
 pub(crate) fn reads_back_as(rendered: &str, expr: &Expr) -> bool {
+    thread_local! {
+        static VERIFIED: std::cell::RefCell<std::collections::HashMap<String, Expr>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    let known = VERIFIED.with(|memo| memo.borrow().get(rendered).is_some_and(|seen| seen == expr));
+    if known {
+        return true;
+    }
     let Ok(mut reread) = parse_promql(rendered) else {
         return false;
     };
     let mut original = expr.clone();
     normalize(&mut reread);
     normalize(&mut original);
-    reread == original
+    let same = reread == original;
+    if same {
+        VERIFIED.with(|memo| {
+            let mut memo = memo.borrow_mut();
+            if memo.len() >= VERIFIED_RENDERS {
+                memo.clear();
+            }
+            memo.insert(rendered.to_string(), expr.clone());
+        });
+    }
+    same
 }
 
 /// Rewrites spellings the parser's Display changes without changing meaning:

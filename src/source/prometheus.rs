@@ -3,16 +3,19 @@
 //! The prometheus-http-query crate builds and sends each query; its raw answer
 //! is read here, against the API's standard envelope, because the crate's own
 //! parser drops the `warnings` that say an answer may be partial, and because
-//! a proxy's HTML error page or a 5xx deserves a reason that names it.
+//! a proxy's HTML error page or a 5xx deserves a reason that names it. The
+//! answer is decoded once, straight into [`Series`]: no `serde_json::Value`
+//! in between, and no string allocated per sample.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_http_query::{Client, Error as ClientError, response::Data, response::PromqlResult};
+use prometheus_http_query::{Client, Error as ClientError};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use tokio::sync::Semaphore;
 
 use super::config::{Auth, DEFAULT_SOURCE, SourceSettings};
@@ -49,16 +52,116 @@ impl std::fmt::Debug for PrometheusSource {
     }
 }
 
-/// The envelope every Prometheus API answer comes in.
+/// The envelope every Prometheus API answer comes in, its `data` decoded as
+/// `D`: the series themselves, or nothing ([`de::IgnoredAny`]) to read the
+/// rest of an answer whose `data` is unreadable.
 #[derive(Deserialize)]
-struct Envelope {
+struct Envelope<D> {
     status: String,
-    data: Option<serde_json::Value>,
+    data: Option<D>,
     #[serde(rename = "errorType")]
     error_type: Option<String>,
     error: Option<String>,
     #[serde(default)]
     warnings: Vec<String>,
+}
+
+impl<D> Envelope<D> {
+    /// The envelope without its data, and the data.
+    fn split(self) -> (Envelope<()>, Option<D>) {
+        let Envelope {
+            status,
+            data,
+            error_type,
+            error,
+            warnings,
+        } = self;
+        let envelope = Envelope {
+            status,
+            data: None,
+            error_type,
+            error,
+            warnings,
+        };
+        (envelope, data)
+    }
+}
+
+/// A query's result, by the API's `resultType` (which Prometheus writes
+/// before `result`, so nothing is buffered to find it).
+#[derive(Deserialize)]
+#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+enum Data {
+    Matrix(Vec<RangeSeries>),
+    Vector(Vec<InstantSeries>),
+    Scalar(Sample),
+}
+
+/// One series of a range query's answer.
+#[derive(Deserialize)]
+struct RangeSeries {
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    #[serde(default)]
+    values: Vec<Sample>,
+}
+
+/// One series of an instant query's answer.
+#[derive(Deserialize)]
+struct InstantSeries {
+    #[serde(default)]
+    metric: BTreeMap<String, String>,
+    value: Sample,
+}
+
+/// One `[unix seconds, "value"]` pair: the time rounded to whole seconds, the
+/// value read from its string (`"NaN"`, `"+Inf"` and `"-Inf"` included).
+struct Sample(i64, f64);
+
+impl<'de> Deserialize<'de> for Sample {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Sample, D::Error> {
+        struct Pair;
+        impl<'de> Visitor<'de> for Pair {
+            type Value = Sample;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a [unix seconds, \"value\"] pair")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Sample, A::Error> {
+                let time: f64 = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let value = seq
+                    .next_element::<SampleValue>()?
+                    .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::invalid_length(3, &self));
+                }
+                Ok(Sample(time.round() as i64, value.0))
+            }
+        }
+        deserializer.deserialize_seq(Pair)
+    }
+}
+
+/// A sample's value: a float in a JSON string, read without copying it.
+struct SampleValue(f64);
+
+impl<'de> Deserialize<'de> for SampleValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<SampleValue, D::Error> {
+        struct Text;
+        impl Visitor<'_> for Text {
+            type Value = SampleValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a float value inside a quoted JSON string")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<SampleValue, E> {
+                text.parse::<f64>()
+                    .map(SampleValue)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Str(text), &self))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
 }
 
 impl PrometheusSource {
@@ -204,20 +307,31 @@ fn quote(body: &[u8]) -> String {
 /// Reads an answer with HTTP `status` and `body` against the API envelope.
 fn read_answer(status: u16, body: &[u8]) -> Result<Vec<Series>, SourceError> {
     let success = (200..300).contains(&status);
-    let envelope = match serde_json::from_slice::<Envelope>(body) {
-        Ok(envelope) => envelope,
-        Err(_) if !success => {
-            return Err(SourceError::Http {
-                status,
-                body: quote(body),
-            });
+    // One pass decodes the envelope and its series; only when that fails is
+    // the body read again, without its `data`, to say why.
+    let (envelope, data) = match serde_json::from_slice::<Envelope<Data>>(body) {
+        Ok(envelope) => {
+            let (envelope, data) = envelope.split();
+            (envelope, Ok(data))
         }
-        Err(e) => {
-            return Err(SourceError::BadResponse(format!(
-                "not the Prometheus API's JSON ({e}): {}",
-                quote(body)
-            )));
-        }
+        Err(data_error) => match serde_json::from_slice::<Envelope<de::IgnoredAny>>(body) {
+            Ok(bare) => (
+                bare.split().0,
+                Err(format!("unreadable `data`: {data_error}")),
+            ),
+            Err(_) if !success => {
+                return Err(SourceError::Http {
+                    status,
+                    body: quote(body),
+                });
+            }
+            Err(e) => {
+                return Err(SourceError::BadResponse(format!(
+                    "not the Prometheus API's JSON ({e}): {}",
+                    quote(body)
+                )));
+            }
+        },
     };
     match envelope.status.as_str() {
         "error" => Err(SourceError::Query {
@@ -229,14 +343,10 @@ fn read_answer(status: u16, body: &[u8]) -> Result<Vec<Series>, SourceError> {
             body: quote(body),
         }),
         "success" if !envelope.warnings.is_empty() => Err(SourceError::Partial(envelope.warnings)),
-        "success" => {
-            let data = envelope
-                .data
-                .ok_or_else(|| SourceError::BadResponse("a success with no `data`".into()))?;
-            let result: PromqlResult = serde_json::from_value(data)
-                .map_err(|e| SourceError::BadResponse(format!("unreadable `data`: {e}")))?;
-            Ok(to_series(result.into_inner().0))
-        }
+        "success" => match data.map_err(SourceError::BadResponse)? {
+            Some(data) => Ok(to_series(data)),
+            None => Err(SourceError::BadResponse("a success with no `data`".into())),
+        },
         other => Err(SourceError::BadResponse(format!(
             "unknown status `{other}`: {}",
             quote(body)
@@ -245,35 +355,24 @@ fn read_answer(status: u16, body: &[u8]) -> Result<Vec<Series>, SourceError> {
 }
 
 fn to_series(data: Data) -> Vec<Series> {
-    let labels =
-        |m: std::collections::HashMap<String, String>| m.into_iter().collect::<BTreeMap<_, _>>();
     match data {
         Data::Matrix(matrix) => matrix
             .into_iter()
-            .map(|range| {
-                let (metric, samples) = range.into_inner();
-                Series {
-                    labels: labels(metric),
-                    points: samples
-                        .iter()
-                        .map(|s| (s.timestamp().round() as i64, s.value()))
-                        .collect(),
-                }
+            .map(|range| Series {
+                labels: range.metric,
+                points: range.values.into_iter().map(|s| (s.0, s.1)).collect(),
             })
             .collect(),
         Data::Vector(vector) => vector
             .into_iter()
-            .map(|instant| {
-                let (metric, sample) = instant.into_inner();
-                Series {
-                    labels: labels(metric),
-                    points: vec![(sample.timestamp().round() as i64, sample.value())],
-                }
+            .map(|instant| Series {
+                labels: instant.metric,
+                points: vec![(instant.value.0, instant.value.1)],
             })
             .collect(),
         Data::Scalar(sample) => vec![Series {
             labels: BTreeMap::new(),
-            points: vec![(sample.timestamp().round() as i64, sample.value())],
+            points: vec![(sample.0, sample.1)],
         }],
     }
 }

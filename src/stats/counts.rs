@@ -444,12 +444,22 @@ fn aligned_steps(steps: &[StepCounts]) -> impl Iterator<Item = AlignedStep> + '_
     })
 }
 
-/// ln(1 + e^x) without overflow.
-fn softplus(x: f64) -> f64 {
+/// `(ln(1 + e^x), ln(1 + e^-x))` without overflow, from one exponential and
+/// one logarithm: both are `ln(1 + e^-|x|)` plus `max(x, 0)` or `max(-x, 0)`.
+/// Each is bit for bit what the direct stable form
+/// (`x + ln_1p(e^-x)` for `x > 0`, `ln_1p(e^x)` otherwise) gives; the unit
+/// test `softplus_pair_is_the_stable_softplus_bit_for_bit` pins it.
+fn softplus_pair(x: f64) -> (f64, f64) {
     if x > 0.0 {
-        x + (-x).exp().ln_1p()
+        let tail = (-x).exp().ln_1p();
+        (x + tail, tail)
+    } else if x < 0.0 {
+        let tail = x.exp().ln_1p();
+        (tail, -x + tail)
     } else {
-        x.exp().ln_1p()
+        // Zero (either sign) or NaN: e^x and e^-x are the same.
+        let tail = x.exp().ln_1p();
+        (tail, tail)
     }
 }
 
@@ -457,7 +467,8 @@ fn softplus(x: f64) -> f64 {
 /// `c ln p + b ln(1 - p)` with `p = logistic(theta + log_share_odds)`.
 fn step_log_likelihood(step: &Informative, theta: f64) -> f64 {
     let x = theta + step.log_share_odds;
-    -step.canary_bad * softplus(-x) - step.baseline_bad * softplus(x)
+    let (up, down) = softplus_pair(x);
+    -step.canary_bad * down - step.baseline_bad * up
 }
 
 /// How an e-process restarts its evidence, e-detector style (Shin, Ramdas &
@@ -725,38 +736,47 @@ impl MixtureProcess {
 
     /// Moves the restarts whose starting points are all past into `log_closed`.
     fn close_finished(&mut self) {
-        let (finished, open): (Vec<OpenRestart>, Vec<OpenRestart>) = std::mem::take(&mut self.open)
-            .into_iter()
-            .partition(|r| r.points_left == 0);
-        self.open = open;
-        for restart in finished {
-            for (closed, max) in self.log_closed.iter_mut().zip(&restart.max_log_ratios) {
+        // In place and in order (`retain` visits each restart once, first to
+        // last), so nothing is allocated at every step.
+        let log_closed = &mut self.log_closed;
+        self.open.retain(|restart| {
+            if restart.points_left > 0 {
+                return true;
+            }
+            for (closed, max) in log_closed.iter_mut().zip(&restart.max_log_ratios) {
                 *closed = log_add_exp(*closed, restart.weight.ln() - max);
             }
-        }
+            false
+        });
     }
 
     /// Natural log of the current e-value, computed stably:
     /// sum_a w_a sum_j pi_j exp(L_a - max L) + pending_weight.
     fn log_evalue(&self) -> f64 {
-        let mut terms = vec![self.pending_weight.ln()];
-        for (a, (weight, llr)) in self
-            .log_weights
-            .iter()
-            .zip(&self.log_likelihood_ratios)
-            .enumerate()
-        {
-            terms.push(weight + llr + self.log_closed[a]);
-            for restart in &self.open {
-                terms
-                    .push(weight + restart.weight.ln() + llr - restart.max_log_ratios[a].max(*llr));
-            }
-        }
-        let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        // The terms in one fixed order, walked twice (for their largest, then
+        // for the sum) rather than collected: this runs at every step.
+        let pending = self.pending_weight.ln();
+        let terms = || {
+            let per_alternative = self
+                .log_weights
+                .iter()
+                .zip(&self.log_likelihood_ratios)
+                .zip(&self.log_closed)
+                .enumerate()
+                .flat_map(move |(a, ((weight, llr), closed))| {
+                    std::iter::once(weight + llr + closed).chain(self.open.iter().map(
+                        move |restart| {
+                            weight + restart.weight.ln() + llr - restart.max_log_ratios[a].max(*llr)
+                        },
+                    ))
+                });
+            std::iter::once(pending).chain(per_alternative)
+        };
+        let max = terms().fold(f64::NEG_INFINITY, f64::max);
         if !max.is_finite() {
             return max;
         }
-        max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln()
+        max + terms().map(|t| (t - max).exp()).sum::<f64>().ln()
     }
 }
 
@@ -905,7 +925,8 @@ pub fn ratio_test(steps: &[StepCounts], test: &RatioTest) -> RatioOutcome {
     } else {
         0.05
     };
-    let (ratio_lower, ratio_upper) = confidence_bounds(steps, test.direction, alpha_for_bounds);
+    let (ratio_lower, ratio_upper) =
+        confidence_bounds(steps, test.direction, alpha_for_bounds, ratio_estimate.ln());
 
     RatioOutcome {
         decision: walk.decision,
@@ -1243,28 +1264,31 @@ fn bisect(f: impl Fn(f64) -> f64, mut low: f64, mut high: f64, precision: f64) -
     0.5 * (low + high)
 }
 
-/// The largest persisted log e-value over the window's steps (and the start,
-/// where it is 0) of the mixture against the boundary `null_log_ratio` with
-/// `alternatives` on `side`, computed exactly as [`ratio_test`] computes the
-/// deciding e-values. Using the running maximum makes the bounds below the
-/// running intersection of the confidence sequence, consistent with
-/// decisions that are reached once an e-value has ever crossed.
+/// The largest persisted log e-value over the window's `aligned` steps (and
+/// the start, where it is 0) of the mixture against the boundary
+/// `null_log_ratio` with `alternatives` on `side`, computed exactly as
+/// [`ratio_test`] computes the deciding e-values; the walk stops as soon as it
+/// reaches `stop_at` (pass infinity for the whole walk). Using the running
+/// maximum makes the bounds below the running intersection of the confidence
+/// sequence, consistent with decisions that are reached once an e-value has
+/// ever crossed.
 fn running_max_log_evalue(
-    steps: &[StepCounts],
+    aligned: &[AlignedStep],
     null_log_ratio: f64,
-    side: Side,
-    alternatives: &[(f64, f64)],
-    restarts: Restarts,
+    (side, alternatives, restarts): (Side, &[(f64, f64)], Restarts),
+    stop_at: f64,
 ) -> f64 {
     let mut process = MixtureProcess::new(null_log_ratio, side, alternatives, restarts);
     let mut persisted = Persisted::new();
     let mut max = 0.0_f64;
-    for (index, aligned) in aligned_steps(steps).enumerate() {
-        let moved_on = aligned.advancing;
+    for (index, aligned) in aligned.iter().enumerate() {
         process.begin_step(index);
-        process.update(aligned.evidence.as_ref(), &aligned);
-        persisted.record(process.log_evalue(), moved_on, aligned.spike);
+        process.update(aligned.evidence.as_ref(), aligned);
+        persisted.record(process.log_evalue(), aligned.advancing, aligned.spike);
         max = max.max(persisted.value());
+        if max >= stop_at {
+            break;
+        }
     }
     max
 }
@@ -1291,12 +1315,64 @@ fn interval_confidence(direction: Direction, alpha: f64) -> f64 {
 /// the tolerance and a decision agree. For `either` the harm decision
 /// averages two processes, so each bound is at `alpha / 2`: a bound beyond
 /// the band then implies that average has crossed. A one-sided e-value falls
-/// as its boundary moves toward the alternatives, so each bound is found by
-/// bisection over the whole range.
-fn confidence_bounds(steps: &[StepCounts], direction: Direction, alpha: f64) -> (f64, f64) {
-    if !aligned_steps(steps).any(|s| s.evidence.is_some()) {
+/// as its boundary moves toward the alternatives, so each bound is the cell of
+/// the bisection grid where rejection turns (see [`BoundSearch`]), searched
+/// from the estimate `estimate_log` (the log of the conditional MLE).
+fn confidence_bounds(
+    steps: &[StepCounts],
+    direction: Direction,
+    alpha: f64,
+    estimate_log: f64,
+) -> (f64, f64) {
+    // Blocks depend on the counts alone: formed once for every walk below.
+    let aligned: Vec<AlignedStep> = aligned_steps(steps).collect();
+    if !aligned.iter().any(|s| s.evidence.is_some()) {
         return (0.0, f64::INFINITY);
     }
+    let (below, above, log_threshold) = bound_processes(direction, alpha);
+    let spread = estimate_spread(&aligned, estimate_log, log_threshold);
+
+    // Lower bound: below it the "above" process has crossed at some step.
+    let lower = BoundSearch {
+        evidence: |theta: f64, stop_at: f64| {
+            running_max_log_evalue(&aligned, theta, (Side::Above, below.0, below.1), stop_at)
+        },
+        log_threshold,
+        rejected_above: false,
+    };
+    let lower = if lower.rejects(-LOG_RATIO_LIMIT) {
+        lower.find(estimate_log, spread).exp()
+    } else {
+        0.0
+    };
+    // Upper bound: above it the "below" process has crossed at some step.
+    let upper = BoundSearch {
+        evidence: |theta: f64, stop_at: f64| {
+            running_max_log_evalue(&aligned, theta, (Side::Below, above.0, above.1), stop_at)
+        },
+        log_threshold,
+        rejected_above: true,
+    };
+    let upper = if upper.rejects(LOG_RATIO_LIMIT) {
+        upper.find(estimate_log, spread).exp()
+    } else {
+        f64::INFINITY
+    };
+    (lower, upper)
+}
+
+/// The alternatives and restarts whose process each bound inverts, with
+/// the log of the threshold the bounds are found at: below the lower bound the
+/// first (on the side above its boundary) has crossed, above the upper bound
+/// the second (below it).
+type BoundProcesses = (
+    (&'static [(f64, f64)], Restarts),
+    (&'static [(f64, f64)], Restarts),
+    f64,
+);
+
+/// See [`BoundProcesses`] and [`confidence_bounds`].
+fn bound_processes(direction: Direction, alpha: f64) -> BoundProcesses {
     let harm = (&HARM_ALTERNATIVES[..], HARM_RESTARTS);
     let safety = (&SAFETY_ALTERNATIVES[..], Restarts::NONE);
     let (below, above, bound_alpha) = match direction {
@@ -1304,44 +1380,186 @@ fn confidence_bounds(steps: &[StepCounts], direction: Direction, alpha: f64) -> 
         Direction::Decrease => (safety, harm, alpha),
         Direction::Either => (harm, harm, alpha / 2.0),
     };
-    let log_threshold = (1.0 / bound_alpha).ln();
+    (below, above, (1.0 / bound_alpha).ln())
+}
 
-    // Lower bound: below it the "above" process has crossed at some step.
-    let rejects_below = |theta: f64| {
-        running_max_log_evalue(steps, theta, Side::Above, below.0, below.1) >= log_threshold
-    };
-    let lower = if rejects_below(-LOG_RATIO_LIMIT) {
-        let theta = bisect(
-            |theta| if rejects_below(theta) { -1.0 } else { 1.0 },
-            -LOG_RATIO_LIMIT,
-            LOG_RATIO_LIMIT,
-            BOUND_PRECISION_LOG,
-        );
-        theta.exp()
-    } else {
-        0.0
-    };
-    // Upper bound: above it the "below" process has crossed at some step.
-    let rejects_above = |theta: f64| {
-        running_max_log_evalue(steps, theta, Side::Below, above.0, above.1) >= log_threshold
-    };
-    let upper = if rejects_above(LOG_RATIO_LIMIT) {
-        let theta = bisect(
-            |theta| if rejects_above(theta) { 1.0 } else { -1.0 },
-            -LOG_RATIO_LIMIT,
-            LOG_RATIO_LIMIT,
-            BOUND_PRECISION_LOG,
-        );
-        theta.exp()
-    } else {
-        f64::INFINITY
-    };
-    (lower, upper)
+/// A first guess of how far a bound lies from the estimate, on the log scale:
+/// the half-width a fixed-sample test at the same threshold would give,
+/// `sqrt(2 ln(1/alpha) / I)` with `I` the conditional Fisher information
+/// `sum K p (1 - p)` at the estimate. Only where the search starts depends on
+/// it, never the bound found.
+fn estimate_spread(aligned: &[AlignedStep], estimate_log: f64, log_threshold: f64) -> f64 {
+    let information: f64 = aligned
+        .iter()
+        .filter_map(|s| s.evidence.as_ref())
+        .map(|s| {
+            let p = 1.0 / (1.0 + (-(estimate_log + s.log_share_odds)).exp());
+            (s.canary_bad + s.baseline_bad) * p * (1.0 - p)
+        })
+        .sum();
+    (2.0 * log_threshold / information).sqrt()
+}
+
+/// The search for one confidence bound: the log-ratio where the running
+/// maximum of a mixture's persisted log e-value (`evidence(theta, stop_at)`)
+/// reaches `log_threshold`, which it does for every log-ratio on one side
+/// (above the bound when `rejected_above`).
+///
+/// The answer is the one a bisection of `[-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT]`
+/// to [`BOUND_PRECISION_LOG`] gives, bit for bit: that bisection halves down to
+/// a grid of `2^k` equal cells, whose points are exact binary fractions, and
+/// ends in the cell at whose ends rejection turns, returning its middle.
+/// Rejection is monotone in the log-ratio (each step's log-likelihood ratio
+/// is, and so are the sums, minima and maxima built from them), so any search
+/// that finds two neighbouring grid points, one rejected and one not, finds
+/// that cell. This one evaluates the evidence only at grid points, by false
+/// position on the evidence's value (Illinois variant: Dowell & Jarratt,
+/// "A modified regula falsi method", BIT 11, 1971), starting from the
+/// estimate and stepping out by the spread: about ten walks of the window
+/// where bisection takes 27, those well inside the rejected side cut short
+/// (see [`BOUND_SEARCH_MARGIN`]). Should anything go astray (a value that is not
+/// finite, no turn found in the range) it falls back to that bisection.
+struct BoundSearch<F: Fn(f64, f64) -> f64> {
+    evidence: F,
+    log_threshold: f64,
+    rejected_above: bool,
+}
+
+/// How far above the threshold (in log e-value) a [`BoundSearch`] walk goes
+/// on before it stops: far enough that the values near the bound, which steer
+/// the false position, are whole, while walks at log-ratios far inside the
+/// rejected side end early.
+const BOUND_SEARCH_MARGIN: f64 = 1.0;
+
+/// Most evidence walks one [`BoundSearch`] makes before falling back to bisection.
+const BOUND_SEARCH_WALKS: usize = 64;
+
+impl<F: Fn(f64, f64) -> f64> BoundSearch<F> {
+    /// Whether the log-ratio `theta` is rejected: its evidence reaches the
+    /// threshold at some step (the walk stops there).
+    fn rejects(&self, theta: f64) -> bool {
+        (self.evidence)(theta, self.log_threshold) >= self.log_threshold
+    }
+
+    /// Cells of the bisection's grid, and the width of one.
+    fn grid() -> (u64, f64) {
+        let span = 2.0 * LOG_RATIO_LIMIT;
+        let mut cells = 1_u64;
+        while span / cells as f64 > BOUND_PRECISION_LOG {
+            cells *= 2;
+        }
+        (cells, span / cells as f64)
+    }
+
+    /// The bisection's answer; see the type's notes.
+    fn find(&self, estimate_log: f64, spread: f64) -> f64 {
+        self.search(estimate_log, spread).unwrap_or_else(|| {
+            bisect(
+                |theta| match (self.rejects(theta), self.rejected_above) {
+                    (true, true) | (false, false) => 1.0,
+                    (false, true) | (true, false) => -1.0,
+                },
+                -LOG_RATIO_LIMIT,
+                LOG_RATIO_LIMIT,
+                BOUND_PRECISION_LOG,
+            )
+        })
+    }
+
+    /// The middle of the grid cell where rejection turns, or `None` to fall back.
+    fn search(&self, estimate_log: f64, spread: f64) -> Option<f64> {
+        let (cells, width) = Self::grid();
+        let point = |index: u64| -LOG_RATIO_LIMIT + index as f64 * width;
+        // Positive where rejected: the evidence above the threshold. A walk
+        // stops once it is BOUND_SEARCH_MARGIN above: the sign, all that
+        // decides the answer, is then known, and the value only steers.
+        let stop_at = self.log_threshold + BOUND_SEARCH_MARGIN;
+        let excess = |index: u64| (self.evidence)(point(index), stop_at) - self.log_threshold;
+        // Grid steps toward rejection (+1 when rejected above).
+        let toward: i64 = if self.rejected_above { 1 } else { -1 };
+        let clamp = |index: i64| index.clamp(0, cells as i64) as u64;
+        if !estimate_log.is_finite() || !spread.is_finite() {
+            return None;
+        }
+        let start = clamp(((estimate_log + LOG_RATIO_LIMIT) / width).round() as i64);
+        let mut step = ((spread / width).round() as i64).max(1);
+        let mut walks = 1;
+        let first = excess(start);
+        if !first.is_finite() {
+            return None;
+        }
+        // A bracket: one grid point rejected, one not, with their excesses.
+        // From a rejected start, step away from rejection; from a kept one,
+        // toward it; doubling the step each time.
+        let start_rejected = first >= 0.0;
+        let direction = if start_rejected { -toward } else { toward };
+        let edge = if direction > 0 { cells } else { 0 };
+        let mut at = (start, first);
+        let (mut rejected, mut kept) = loop {
+            if at.0 == edge {
+                return None;
+            }
+            let next = clamp(at.0 as i64 + direction * step);
+            let value = excess(next);
+            walks += 1;
+            if !value.is_finite() || walks > BOUND_SEARCH_WALKS {
+                return None;
+            }
+            if (value >= 0.0) != start_rejected {
+                break match start_rejected {
+                    true => (at, (next, value)),
+                    false => ((next, value), at),
+                };
+            }
+            at = (next, value);
+            step *= 2;
+        };
+        let mut retained: Option<bool> = None;
+        while rejected.0.abs_diff(kept.0) > 1 {
+            let (low, high) = (rejected.0.min(kept.0), rejected.0.max(kept.0));
+            // False position between the two ends, kept strictly inside.
+            let share = rejected.1 / (rejected.1 - kept.1);
+            let guess = rejected.0 as f64 + share * (kept.0 as f64 - rejected.0 as f64);
+            let next = (guess.round() as u64).clamp(low + 1, high - 1);
+            let value = excess(next);
+            walks += 1;
+            if !value.is_finite() || walks > BOUND_SEARCH_WALKS {
+                return None;
+            }
+            let rejected_now = value >= 0.0;
+            // Illinois: an end kept twice in a row has its value halved, so
+            // the next guess moves toward it.
+            if retained == Some(!rejected_now) {
+                match rejected_now {
+                    true => kept.1 *= 0.5,
+                    false => rejected.1 *= 0.5,
+                }
+            }
+            retained = Some(!rejected_now);
+            if rejected_now {
+                rejected = (next, value);
+            } else {
+                kept = (next, value);
+            }
+        }
+        let (low, high) = (rejected.0.min(kept.0), rejected.0.max(kept.0));
+        Some(0.5 * (point(low) + point(high)))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ln(1 + e^x) without overflow, one at a time: the form the evidence
+    /// was computed with before [`softplus_pair`], kept as its reference.
+    fn softplus(x: f64) -> f64 {
+        if x > 0.0 {
+            x + (-x).exp().ln_1p()
+        } else {
+            x.exp().ln_1p()
+        }
+    }
 
     // Pins the stable softplus against the direct formula where both are exact.
     #[test]
@@ -1349,8 +1567,201 @@ mod tests {
         for x in [-30.0_f64, -2.0, 0.0, 1.5, 30.0] {
             let direct = (1.0 + x.exp()).ln();
             assert!((softplus(x) - direct).abs() < 1e-12, "x = {x}");
+            assert_eq!(softplus_pair(x).0.to_bits(), softplus(x).to_bits());
         }
         assert!((softplus(800.0) - 800.0).abs() < 1e-12);
+    }
+
+    // Pins that the fused pair gives both softplus values bit for bit, so the
+    // evidence computed with it is the evidence computed before it.
+    #[test]
+    fn softplus_pair_is_the_stable_softplus_bit_for_bit() {
+        let mut x = 1e-300_f64;
+        let mut values = vec![0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, 710.0, -745.0];
+        while x < 1e4 {
+            values.extend([x, -x, x * 1.000_000_1, -x * 0.999_999_9]);
+            x *= 1.37;
+        }
+        for x in values {
+            let (up, down) = softplus_pair(x);
+            assert_eq!(up.to_bits(), softplus(x).to_bits(), "softplus({x})");
+            assert_eq!(down.to_bits(), softplus(-x).to_bits(), "softplus(-{x})");
+        }
+        assert!(softplus_pair(f64::NAN).0.is_nan() && softplus_pair(f64::NAN).1.is_nan());
+    }
+
+    /// The log e-value as it was computed before terms were walked twice: collected, then summed.
+    fn collected_log_evalue(process: &MixtureProcess) -> f64 {
+        let mut terms = vec![process.pending_weight.ln()];
+        for (a, (weight, llr)) in process
+            .log_weights
+            .iter()
+            .zip(&process.log_likelihood_ratios)
+            .enumerate()
+        {
+            terms.push(weight + llr + process.log_closed[a]);
+            for restart in &process.open {
+                terms
+                    .push(weight + restart.weight.ln() + llr - restart.max_log_ratios[a].max(*llr));
+            }
+        }
+        let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !max.is_finite() {
+            return max;
+        }
+        max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln()
+    }
+
+    /// The confidence bounds as they were found before [`BoundSearch`]: by
+    /// bisection of the whole range, every walk to the window's end.
+    fn bisected_bounds(steps: &[StepCounts], direction: Direction, alpha: f64) -> (f64, f64) {
+        let aligned: Vec<AlignedStep> = aligned_steps(steps).collect();
+        if !aligned.iter().any(|s| s.evidence.is_some()) {
+            return (0.0, f64::INFINITY);
+        }
+        let (below, above, log_threshold) = bound_processes(direction, alpha);
+        let all = f64::INFINITY;
+        let rejects_below = |theta: f64| {
+            running_max_log_evalue(&aligned, theta, (Side::Above, below.0, below.1), all)
+                >= log_threshold
+        };
+        let lower = if rejects_below(-LOG_RATIO_LIMIT) {
+            let theta = bisect(
+                |theta| if rejects_below(theta) { -1.0 } else { 1.0 },
+                -LOG_RATIO_LIMIT,
+                LOG_RATIO_LIMIT,
+                BOUND_PRECISION_LOG,
+            );
+            theta.exp()
+        } else {
+            0.0
+        };
+        let rejects_above = |theta: f64| {
+            running_max_log_evalue(&aligned, theta, (Side::Below, above.0, above.1), all)
+                >= log_threshold
+        };
+        let upper = if rejects_above(LOG_RATIO_LIMIT) {
+            let theta = bisect(
+                |theta| if rejects_above(theta) { 1.0 } else { -1.0 },
+                -LOG_RATIO_LIMIT,
+                LOG_RATIO_LIMIT,
+                BOUND_PRECISION_LOG,
+            );
+            theta.exp()
+        } else {
+            f64::INFINITY
+        };
+        (lower, upper)
+    }
+
+    /// Seeded random windows: traffic from thin to heavy, uneven splits,
+    /// regressions from the start or late, gaps, lopsided scrapes, bursts and
+    /// the odd unknown (NaN) step.
+    fn random_windows(count: usize, seed: u64) -> Vec<(Vec<StepCounts>, RatioTest)> {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Poisson};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        // A splitmix64 stream for the settings, so they need no more of rand's API.
+        let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+        let mut uniform = move || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) as f64 / u64::MAX as f64
+        };
+        let poisson = |mean: f64, rng: &mut rand::rngs::StdRng| match Poisson::new(mean) {
+            Ok(law) => law.sample(rng),
+            Err(_) => 0.0,
+        };
+        (0..count)
+            .map(|_| {
+                let steps = 2 + (uniform() * 400.0) as usize;
+                let traffic = 10f64.powf(uniform() * 4.0 - 0.5);
+                let share = 0.2 + uniform() * 1.6;
+                let bad = 10f64.powf(-3.0 + uniform() * 2.5);
+                let ratio = [1.0, 1.0, 1.3, 2.0, 0.5, 4.0][(uniform() * 6.0) as usize % 6];
+                let late = (uniform() * steps as f64) as usize;
+                let gaps = uniform() * 0.2;
+                let window = (0..steps)
+                    .map(|index| {
+                        let rho = if index >= late / 2 { ratio } else { 1.0 };
+                        let canary_total = poisson(traffic * share, &mut rng);
+                        let baseline_total = poisson(traffic, &mut rng);
+                        let mut counts = StepCounts {
+                            canary_bad: poisson(canary_total * bad * rho, &mut rng)
+                                .min(canary_total),
+                            canary_total,
+                            baseline_bad: poisson(baseline_total * bad, &mut rng)
+                                .min(baseline_total),
+                            baseline_total,
+                        };
+                        if uniform() < gaps {
+                            counts.canary_total = 0.0;
+                            counts.canary_bad = 0.0;
+                        }
+                        if uniform() < 0.01 {
+                            counts.baseline_bad = f64::NAN;
+                        }
+                        if uniform() < 0.02 {
+                            counts.canary_bad += poisson(20.0, &mut rng);
+                        }
+                        counts
+                    })
+                    .collect();
+                let direction = [Direction::Increase, Direction::Decrease, Direction::Either]
+                    [(uniform() * 3.0) as usize % 3];
+                let test = RatioTest {
+                    direction,
+                    tolerance: [0.0, 0.1, 0.2, 0.5][(uniform() * 4.0) as usize % 4],
+                    alpha: [0.005, 0.01, 0.05][(uniform() * 3.0) as usize % 3],
+                };
+                (window, test)
+            })
+            .collect()
+    }
+
+    // Pins that the e-values computed without collecting their terms are the
+    // ones computed before, bit for bit, at every step of many random windows.
+    #[test]
+    fn log_evalue_is_the_collected_sum_bit_for_bit() {
+        for (steps, test) in random_windows(60, 15) {
+            for (side, alternatives, restarts) in [
+                (Side::Above, &HARM_ALTERNATIVES[..], HARM_RESTARTS),
+                (Side::Below, &SAFETY_ALTERNATIVES[..], Restarts::NONE),
+            ] {
+                let null = (1.0 + test.tolerance).ln();
+                let mut process = MixtureProcess::new(null, side, alternatives, restarts);
+                for (index, aligned) in aligned_steps(&steps).enumerate() {
+                    process.begin_step(index);
+                    process.update(aligned.evidence.as_ref(), &aligned);
+                    assert_eq!(
+                        process.log_evalue().to_bits(),
+                        collected_log_evalue(&process).to_bits(),
+                        "step {index}"
+                    );
+                }
+            }
+        }
+    }
+
+    // Pins that the bound search finds, bit for bit, the bounds the bisection of the
+    // whole range found, on many seeded random windows of every direction.
+    #[test]
+    fn bound_search_finds_the_bisections_bounds() {
+        for (number, (steps, test)) in random_windows(300, 1502).into_iter().enumerate() {
+            let evidence: Vec<Informative> =
+                aligned_steps(&steps).filter_map(|s| s.evidence).collect();
+            let estimate = conditional_mle(&evidence);
+            let found = confidence_bounds(&steps, test.direction, test.alpha, estimate.ln());
+            let bisected = bisected_bounds(&steps, test.direction, test.alpha);
+            assert_eq!(
+                (found.0.to_bits(), found.1.to_bits()),
+                (bisected.0.to_bits(), bisected.1.to_bits()),
+                "window {number} ({} steps, {test:?}): {found:?} against {bisected:?}",
+                steps.len()
+            );
+        }
     }
 
     // Pins the module's validity argument for binomial draws (replacing a Hoeffding argument

@@ -7,6 +7,7 @@ mod deploy;
 mod distribution;
 mod durability;
 mod faults;
+mod figures;
 mod hostile;
 mod kinds;
 mod load;

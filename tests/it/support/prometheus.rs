@@ -197,6 +197,13 @@ impl TestPrometheus {
         binaries()
     }
 
+    /// The process id, for what `/proc` tells of it (the benchmark's CPU figures).
+    // Only benches/verdict_cost.rs, which includes this file, asks for it.
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Fails the test when any query reached Prometheus.
     pub fn assert_no_queries(&self) {
         let log = self.query_log();

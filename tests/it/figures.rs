@@ -1,0 +1,183 @@
+//! A verdict's figures stay what they were before the speed-ups of issue 15
+//! (typed decoding of Prometheus's answers, the bound search, the memo of
+//! verified renders): fixed, seeded data through a real Prometheus, judged
+//! by the `judge` command, compared with the verdicts the commit before them
+//! gave on the same data.
+//!
+//! The recording, `tests/fixtures/figures/verdicts.json`, was made with the
+//! release binary of commit d4cdfe2 (before the speed-ups):
+//!
+//! ```text
+//! CANARY_GATE_RECORD_WITH=/path/to/old/canary-gate cargo test --test it figures::
+//! ```
+//!
+//! which runs that binary instead of this build's and writes what it gives.
+//! Only what depends on the moment of the run is left out of the comparison
+//! (the verdict's id and the time it was judged at); every figure and reason
+//! must be equal, and every query too, but for the `le` matcher the plan now
+//! adds to the latency metric's histogram query.
+
+use std::process::Command;
+
+use crate::support::binary::binary;
+use crate::support::prometheus::TestPrometheus;
+use crate::support::repo_root;
+use crate::support::simulate::{SideTraffic, Simulation};
+
+/// The recorded verdicts.
+const RECORDED: &str = "tests/fixtures/figures/verdicts.json";
+
+/// The start of the fixed data: 2026-11-02T00:00:00Z.
+const DATA_START_SECS: i64 = 1_793_577_600;
+
+/// Hours of fixed data.
+const DATA_HOURS: i64 = 3;
+
+/// Two services, each with a baseline and a canary: `checkout`'s canary is
+/// healthy, `search`'s fails three times as often and is slower more often.
+fn fixed_data() -> Simulation {
+    let side = |service: &str, track: &str, errors: f64, slow: f64| {
+        let mut side = SideTraffic::new(&[("service", service), ("track", track)]);
+        side.error_ratio = errors;
+        side.slow_ratio = slow;
+        side
+    };
+    Simulation {
+        start_secs: DATA_START_SECS,
+        duration_secs: DATA_HOURS * 3600,
+        scrape_interval_secs: 15,
+        seed: 1502,
+        sides: vec![
+            side("checkout", "baseline", 0.01, 0.05),
+            side("checkout", "canary", 0.01, 0.05),
+            side("search", "baseline", 0.01, 0.05),
+            side("search", "canary", 0.03, 0.08),
+        ],
+    }
+}
+
+/// The looks judged: service, minutes after the data's start, whether final.
+const LOOKS: [(&str, i64, bool); 6] = [
+    ("checkout", 10, false),
+    ("checkout", 45, false),
+    ("checkout", 180, true),
+    ("search", 10, false),
+    ("search", 45, false),
+    ("search", 180, true),
+];
+
+/// The verdict `program` gives for one look, without its id and judging time.
+fn judge(
+    program: &std::path::Path,
+    prometheus: &str,
+    look: (&str, i64, bool),
+) -> serde_json::Value {
+    let (service, minutes, is_final) = look;
+    let mut command = Command::new(program);
+    command
+        .arg("judge")
+        .args(["--prometheus-url", prometheus])
+        .arg("--rules-dir")
+        .arg(repo_root().join("rules"))
+        .args(["--rules", "http", "--deployment", "figures-1"])
+        .args(["--canary", "track=canary", "--baseline", "track=baseline"])
+        .arg(format!("--start={DATA_START_SECS}"))
+        .arg(format!("--end={}", DATA_START_SECS + minutes * 60))
+        .arg(format!("--var=service={service}"))
+        .args(["--verdict-timeout", "120s"]);
+    if is_final {
+        command.arg("--final");
+    }
+    let output = command.output().expect("run canary-gate judge");
+    assert!(
+        matches!(output.status.code(), Some(0..=2)),
+        "judge {look:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut verdict: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("judge prints JSON");
+    let object = verdict.as_object_mut().expect("a verdict object");
+    object.remove("id");
+    object.remove("judged_at");
+    verdict
+}
+
+// Pins that every figure of six verdicts (healthy and regressed canaries, early,
+// later and final looks) is what the code before the speed-ups of issue 15 gave.
+#[test]
+fn verdicts_on_fixed_data_are_those_recorded_before_the_speed_ups() {
+    let mut text = Vec::new();
+    crate::support::simulate::write_openmetrics(&fixed_data(), &mut text).expect("OpenMetrics");
+    let prometheus = TestPrometheus::start_with_openmetrics(&text);
+    let recording = std::env::var_os("CANARY_GATE_RECORD_WITH");
+    let program = recording
+        .clone()
+        .map_or_else(binary, std::path::PathBuf::from);
+    let verdicts: Vec<serde_json::Value> = LOOKS
+        .iter()
+        .map(|look| judge(&program, &prometheus.url, *look))
+        .collect();
+    let path = repo_root().join(RECORDED);
+    if recording.is_some() {
+        std::fs::create_dir_all(path.parent().expect("a folder")).expect("fixture folder");
+        // One verdict per line: a change shows as the looks it touches.
+        let lines: Vec<String> = verdicts.iter().map(|v| v.to_string()).collect();
+        std::fs::write(&path, format!("[\n{}\n]\n", lines.join(",\n")))
+            .expect("write the recording");
+        return;
+    }
+    let recorded: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read the recording"))
+            .expect("the recording is JSON");
+    assert_eq!(recorded.len(), verdicts.len());
+    for ((look, before), now) in LOOKS.iter().zip(&recorded).zip(&verdicts) {
+        let mut differences = Vec::new();
+        compare(&narrowed(before.clone()), now, "", &mut differences);
+        assert!(
+            differences.is_empty(),
+            "look {look:?}: the verdict differs from the one recorded before the speed-ups at {}",
+            differences.join("; ")
+        );
+    }
+}
+
+/// The `le` matcher the plan now adds to the shipped latency metric's
+/// histogram query (threshold 0.25 s), as the query renders it.
+const BUCKETS: &str = r#"le=~"0\\.25|\\+Inf","#;
+
+/// `verdict` as recorded, its histogram queries asking for the two buckets
+/// they measure: the one change of the speed-ups a verdict shows.
+fn narrowed(mut verdict: serde_json::Value) -> serde_json::Value {
+    for metric in verdict["metrics"].as_array_mut().expect("metrics") {
+        for query in metric["queries"].as_array_mut().expect("queries") {
+            if query["role"] == "histogram" {
+                let promql = query["promql"].as_str().expect("promql");
+                query["promql"] = promql.replacen('{', &format!("{{{BUCKETS}"), 1).into();
+            }
+        }
+    }
+    verdict
+}
+
+/// The paths (with both values) at which `before` and `now` differ.
+fn compare(before: &serde_json::Value, now: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (before, now) {
+        (Value::Object(a), Value::Object(b)) => {
+            for key in a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))) {
+                let (x, y) = (&a.get(key), &b.get(key));
+                match (x, y) {
+                    (Some(x), Some(y)) => compare(x, y, &format!("{path}.{key}"), out),
+                    _ => out.push(format!("{path}.{key}: {x:?} then, {y:?} now")),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                compare(x, y, &format!("{path}[{i}]"), out);
+            }
+        }
+        (a, b) if a != b => out.push(format!("{path}: {a} then, {b} now")),
+        _ => {}
+    }
+}
