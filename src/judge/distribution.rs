@@ -7,14 +7,103 @@ use crate::request::Judgement;
 use crate::rules::{CountsRule, RuleSet, TimeoutPolicy};
 use crate::stats::counts::{Decision, StepCounts};
 use crate::stats::distribution::{
-    DistributionOutcome, DistributionTest, HistogramStep, distribution_test, interpolated_quantile,
-    pooled,
+    DistributionOutcome, DistributionTest, HistogramStep, SideBuckets, distribution_test,
+    interpolated_quantile, pooled,
 };
+use crate::stats::quantiles::quantile_bounds;
 use crate::text as words;
 use crate::verdict::{MetricOutcome, Percentile, SideFigures, Window};
 
 /// The percentiles every answer quotes for both sides.
 const QUOTED_PERCENTILES: [f64; 3] = [0.5, 0.9, 0.99];
+
+/// Chance that a side's percentile intervals miss (all three and every look
+/// together): each side's hold at 99.5%, so a comparison of the two sides'
+/// bounds (the "at least" figure of a reason) holds at 99%.
+const PERCENTILE_ALPHA_PER_SIDE: f64 = 0.005;
+
+/// The confidence of a comparison of both sides' percentile bounds.
+const COMPARISON_CONFIDENCE: f64 = 1.0 - 2.0 * PERCENTILE_ALPHA_PER_SIDE;
+
+/// One side's quoted percentiles: the interpolated estimate and its
+/// time-uniform interval at bucket edges (no percentile without requests).
+fn side_percentiles(edges: &[f64], side: &SideBuckets) -> Vec<Percentile> {
+    let Ok(bounds) = quantile_bounds(edges, side, &QUOTED_PERCENTILES, PERCENTILE_ALPHA_PER_SIDE)
+    else {
+        return Vec::new();
+    };
+    bounds
+        .iter()
+        .map(|bound| Percentile {
+            quantile: bound.quantile,
+            seconds: interpolated_quantile(edges, side, bound.quantile),
+            lower: bound.lower_seconds,
+            upper: bound.upper_seconds,
+            confidence: 1.0 - PERCENTILE_ALPHA_PER_SIDE,
+        })
+        .filter(|p| p.seconds.is_finite())
+        .collect()
+}
+
+/// "40 ms (25 ms to 50 ms)": an estimate and its interval in words.
+fn interval_words(percentile: &Percentile) -> String {
+    let upper = percentile
+        .upper
+        .map_or("beyond the largest bucket edge".into(), latency_words);
+    format!(
+        "{} ({} to {upper})",
+        latency_words(percentile.seconds),
+        latency_words(percentile.lower)
+    )
+}
+
+/// The quoted percentile that rose most (canary over baseline, estimates),
+/// in words, with the rise the intervals guarantee: "slower at p90 and p99:
+/// p99 rose from 180 ms to 240 ms (+33%, at least +18% with 99% confidence)".
+/// `None` when no quoted percentile rose.
+fn moved_percentile_words(canary: &[Percentile], baseline: &[Percentile]) -> Option<String> {
+    let pairs: Vec<(&Percentile, &Percentile)> = canary
+        .iter()
+        .filter_map(|c| {
+            let b = baseline.iter().find(|b| b.quantile == c.quantile)?;
+            (b.seconds > 0.0 && c.seconds > b.seconds).then_some((c, b))
+        })
+        .collect();
+    let rise = |(c, b): &(&Percentile, &Percentile)| c.seconds / b.seconds - 1.0;
+    let (canary_at, baseline_at) = *pairs.iter().max_by(|x, y| rise(x).total_cmp(&rise(y)))?;
+    let name = |q: f64| format!("p{}", words::number(q * 100.0));
+    let rose: Vec<String> = pairs.iter().map(|(c, _)| name(c.quantile)).collect();
+    // The canary's lower bound over the baseline's upper bound: both hold
+    // together at COMPARISON_CONFIDENCE, so the true rise is at least this.
+    // The canary's percentile lies strictly above its lower bound (the CDF
+    // there is below the quantile), the baseline's at or below its upper one.
+    let confidence = words::percent(COMPARISON_CONFIDENCE);
+    let sure = match baseline_at.upper {
+        Some(upper) if upper > 0.0 && canary_at.lower > upper => format!(
+            "at least +{} with {confidence} confidence, from the two sides' bucket-edge bounds",
+            words::percent(canary_at.lower / upper - 1.0)
+        ),
+        Some(upper) if upper > 0.0 && canary_at.lower == upper => format!(
+            "a rise with {confidence} confidence, of a size the buckets cannot bound: the canary's is above {}, the baseline's at most that",
+            latency_words(upper)
+        ),
+        _ => format!(
+            "not a rise the bucket-edge bounds alone guarantee with {confidence} confidence"
+        ),
+    };
+    Some(format!(
+        "slower at {}: {} rose from {} to {} (+{}, {sure})",
+        match rose.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        },
+        name(canary_at.quantile),
+        latency_words(baseline_at.seconds),
+        latency_words(canary_at.seconds),
+        words::percent(rise(&(canary_at, baseline_at))),
+    ))
+}
 
 /// A latency in seconds in words: `52 ms` below a second, `1.5 s` above.
 fn latency_words(seconds: f64) -> String {
@@ -38,23 +127,24 @@ fn evidence_words(value: f64) -> String {
     }
 }
 
-/// "p50 41 ms against 40 ms, ..." from both sides' pooled buckets, placed by
-/// linear interpolation inside a bucket (point estimates, no interval).
-fn percentile_words(edges: &[f64], steps: &[HistogramStep]) -> String {
-    let (canary, baseline) = (pooled(steps, true), pooled(steps, false));
-    let quoted: Vec<String> = QUOTED_PERCENTILES
+/// "p50 41 ms (25 ms to 50 ms) against 40 ms (25 ms to 50 ms), ..." from both
+/// sides' quoted percentiles.
+fn percentile_words(canary: &[Percentile], baseline: &[Percentile]) -> String {
+    let quoted: Vec<String> = canary
         .iter()
-        .map(|&q| {
-            format!(
+        .filter_map(|c| {
+            let b = baseline.iter().find(|b| b.quantile == c.quantile)?;
+            Some(format!(
                 "p{} {} against {}",
-                words::number(q * 100.0),
-                latency_words(interpolated_quantile(edges, &canary, q)),
-                latency_words(interpolated_quantile(edges, &baseline, q)),
-            )
+                words::number(c.quantile * 100.0),
+                interval_words(c),
+                interval_words(b),
+            ))
         })
         .collect();
     format!(
-        "canary against baseline, placed inside buckets by linear interpolation as histogram_quantile does (estimates without an interval): {}",
+        "canary against baseline, placed inside buckets by linear interpolation as histogram_quantile does, with intervals at bucket edges that hold for each side's three percentiles at every look together with {} confidence: {}",
+        words::percent(1.0 - PERCENTILE_ALPHA_PER_SIDE),
         quoted.join(", ")
     )
 }
@@ -91,18 +181,11 @@ pub(crate) fn judge_distribution(
     judgement: &Judgement,
 ) -> Finding {
     let (canary_pooled, baseline_pooled) = (pooled(steps, true), pooled(steps, false));
-    let figures = |side: &crate::stats::distribution::SideBuckets| SideFigures {
+    let figures = |side: &SideBuckets| SideFigures {
         value: Some(interpolated_quantile(edges, side, 0.5)).filter(|v| v.is_finite()),
         bad: None,
         count: Some(side.total),
-        percentiles: QUOTED_PERCENTILES
-            .iter()
-            .map(|&quantile| Percentile {
-                quantile,
-                seconds: interpolated_quantile(edges, side, quantile),
-            })
-            .filter(|p| p.seconds.is_finite())
-            .collect(),
+        percentiles: side_percentiles(edges, side),
     };
     let (canary, baseline) = (figures(&canary_pooled), figures(&baseline_pooled));
     if edges.is_empty() {
@@ -154,7 +237,9 @@ pub(crate) fn judge_distribution(
     } else {
         "no percentile slower".into()
     };
-    let percentiles = percentile_words(edges, steps);
+    let percentiles = percentile_words(&canary.percentiles, &baseline.percentiles);
+    let moved = moved_percentile_words(&canary.percentiles, &baseline.percentiles)
+        .map_or(String::new(), |words| format!("{words}; "));
     let at_edge = edge_words(&outcome, rule.tolerance).unwrap_or_default();
     let (metric_outcome, reason) = match outcome.decision {
         Decision::Harm => {
@@ -162,7 +247,7 @@ pub(crate) fn judge_distribution(
             (
                 MetricOutcome::Fail,
                 format!(
-                    "Slower than tolerated ({band}) above {}: {at_edge}; the evidence, averaged over the {} bucket edges, reached {}, past the {} needed. Percentiles: {percentiles}.",
+                    "Slower than tolerated ({band}) above {}: {moved}{at_edge}; the evidence, averaged over the {} bucket edges, reached {}, past the {} needed. Percentiles: {percentiles}.",
                     latency_words(edge),
                     edges.len(),
                     evidence_words(outcome.harm_evidence),

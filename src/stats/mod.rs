@@ -9,6 +9,7 @@ pub mod distribution;
 pub mod family;
 pub mod kayenta;
 pub mod mann_whitney;
+pub mod quantiles;
 
 /// Which change of a metric harms users.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

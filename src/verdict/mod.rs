@@ -131,7 +131,7 @@ pub struct SideFigures {
     pub count: Option<f64>,
     /// Latency distributions: p50, p90 and p99 pooled over the window, placed
     /// inside their bucket by linear interpolation as `histogram_quantile`
-    /// places them. Point estimates: they carry no interval.
+    /// places them, each with a time-uniform interval at bucket edges.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub percentiles: Vec<Percentile>,
 }
@@ -144,6 +144,22 @@ pub struct Percentile {
     /// The latency at it, in seconds (the largest finite bucket edge when it
     /// lies in the `+Inf` bucket).
     pub seconds: f64,
+    /// Seconds the percentile is at least: a bucket edge, or 0. Holds, with
+    /// `upper`, for all three percentiles of this side and at every look
+    /// together, with probability at least `confidence`, if the side's
+    /// requests are independent draws from one latency law over the window.
+    #[serde(default)]
+    pub lower: f64,
+    /// Seconds the percentile is at most: a bucket edge; absent when it may
+    /// lie beyond the largest finite edge (or in log lines written before
+    /// intervals existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper: Option<f64>,
+    /// The probability with which this side's `lower` and `upper` hold
+    /// together (all three percentiles, every look); 0 in log lines written
+    /// before intervals existed.
+    #[serde(default)]
+    pub confidence: f64,
 }
 
 /// An estimate of the canary's change against the baseline, with its interval.

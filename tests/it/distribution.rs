@@ -100,6 +100,28 @@ async fn the_distribution_catches_what_the_threshold_misses(kind: StoreKind) {
     let p50 = |side: &str| distribution[side]["percentiles"][0]["seconds"].as_f64();
     assert!(p50("canary") > p50("baseline"), "{distribution:#}");
     assert_eq!(distribution["canary"]["percentiles"][2]["quantile"], 0.99);
+    // Each percentile carries its time-uniform interval at bucket edges, around the
+    // estimate, with the level both sides' reason figures are built from.
+    for side in ["canary", "baseline"] {
+        for percentile in distribution[side]["percentiles"]
+            .as_array()
+            .expect("percentiles")
+        {
+            let seconds = percentile["seconds"].as_f64().expect("seconds");
+            let lower = percentile["lower"].as_f64().expect("lower");
+            assert!(lower <= seconds, "{percentile}");
+            if let Some(upper) = percentile["upper"].as_f64() {
+                assert!(seconds <= upper, "{percentile}");
+            }
+            assert_eq!(percentile["confidence"], 0.995, "{percentile}");
+        }
+    }
+    // The reason names the percentiles that rose and what the intervals guarantee.
+    eprintln!("{reason}");
+    assert!(
+        reason.contains("slower at p50") && reason.contains("with 99.0% confidence"),
+        "{reason}"
+    );
     assert_eq!(threshold["outcome"], "pass", "{slower:#}");
     assert_eq!(slower["verdict"], "rollback", "{slower:#}");
 

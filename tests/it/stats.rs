@@ -3,6 +3,7 @@
 //! simulations of canaries.
 
 pub mod histogram;
+mod quantiles;
 pub mod scrape;
 pub mod simulate;
 
