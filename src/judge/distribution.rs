@@ -333,3 +333,50 @@ pub(crate) fn judge_distribution(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn percentile(quantile: f64, seconds: f64, lower: f64, upper: Option<f64>) -> Percentile {
+        Percentile {
+            quantile,
+            seconds,
+            lower,
+            upper,
+            confidence: 1.0 - PERCENTILE_ALPHA_PER_SIDE,
+        }
+    }
+
+    // Pins the reason's guaranteed figure: the canary's lower bound over the baseline's
+    // upper bound, quoted only when the bounds are apart, at the comparison's 99%; the
+    // percentile quoted is the one whose estimate rose most.
+    #[test]
+    fn the_guaranteed_rise_comes_from_both_sides_bounds() {
+        let baseline = [
+            percentile(0.5, 0.04, 0.025, Some(0.05)),
+            percentile(0.99, 0.18, 0.1, Some(0.25)),
+        ];
+        let apart = [
+            percentile(0.5, 0.041, 0.025, Some(0.05)),
+            percentile(0.99, 0.6, 0.5, Some(1.0)),
+        ];
+        let words = moved_percentile_words(&apart, &baseline).expect("a rise");
+        assert!(
+            words.starts_with("slower at p50 and p99: p99 rose from 180 ms to 600 ms")
+                && words.contains("at least +100.0% with 99.0% confidence"),
+            "{words}"
+        );
+        let overlapping = [
+            percentile(0.5, 0.041, 0.025, Some(0.05)),
+            percentile(0.99, 0.2, 0.1, Some(0.25)),
+        ];
+        let words = moved_percentile_words(&overlapping, &baseline).expect("a rise");
+        assert!(
+            words.contains("not a rise the bucket-edge bounds alone guarantee"),
+            "{words}"
+        );
+        // Nothing rose: nothing to name.
+        assert_eq!(moved_percentile_words(&baseline, &baseline), None);
+    }
+}
