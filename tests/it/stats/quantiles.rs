@@ -106,7 +106,9 @@ fn miss_rates(timing: Timing, latency: Latency, alphas: &[f64], seed: u64) -> Ve
                     let bounds =
                         quantile_bounds(&DEFAULT_BUCKETS, &side, &QUOTED, *alpha).expect("valid");
                     bounds.iter().zip(&truth).any(|(bound, &true_seconds)| {
-                        true_seconds < bound.lower_seconds
+                        // Above a lower bound that is an edge, the percentile lies
+                        // strictly above it (the CDF there is below q).
+                        (bound.lower_seconds > 0.0 && true_seconds <= bound.lower_seconds)
                             || bound
                                 .upper_seconds
                                 .is_some_and(|upper| true_seconds > upper)
@@ -125,9 +127,9 @@ fn miss_rates(timing: Timing, latency: Latency, alphas: &[f64], seed: u64) -> Ve
 
 // Pins the intervals' promise: on seeded A/A canaries (20 requests/s a side, the default
 // buckets, looked at every 30 s for 30 minutes), each side's intervals for p50, p90 and p99
-// hold together at every look in at least 1 - alpha of the runs (up to three standard
-// errors), with independent phases, 0.5 s jitter and 2% missed scrapes; at the answer's
-// alpha 0.005 and at 0.2, where a too-narrow interval would show.
+// hold together at every look in at least 1 - alpha of the runs, with independent phases,
+// 0.5 s jitter and 2% missed scrapes; at the answer's alpha 0.005 and at 0.2, where a
+// too-narrow interval would show.
 #[test]
 fn percentile_intervals_cover_the_true_quantiles_at_every_look() {
     // The shared bursts are left out: they make the law change over time, and the
@@ -142,8 +144,10 @@ fn percentile_intervals_cover_the_true_quantiles_at_every_look() {
         let alphas = [0.005, 0.2];
         let rates = miss_rates(timing, ON_THE_EDGES, &alphas, seed);
         for (alpha, rate) in alphas.into_iter().zip(rates) {
-            let runs = (2 * COVERAGE_CANARIES) as f64;
-            let limit = alpha + 3.0 * (alpha * (1.0 - alpha) / runs).sqrt();
+            // No allowance for chance: the seeded runs are fixed, and the mixture is
+            // conservative enough (none missed) that a miss rate above alpha means a
+            // construction narrower than promised.
+            let limit = alpha;
             eprintln!(
                 "{name}, alpha {alpha}: missed in {:.2}% of runs",
                 rate * 100.0
