@@ -1,8 +1,9 @@
 //! The verdict report: pages a person reads in ten seconds.
 //!
 //! [`verdict_page`] shows one verdict (its word, its reason, a panel per
-//! metric with both sides, the interval against the tolerated band, both
-//! sides' curves over the window and the evidence against its boundary);
+//! metric with both sides, the interval against the tolerated band, a latency
+//! distribution's cumulative curves, both sides' curves over the window and
+//! the evidence against its boundary);
 //! [`history_page`] lists verdicts with filters. Both are plain HTML with
 //! inline CSS and SVG, drawn only from the verdict (its `chart` data), so a
 //! report renders offline and after Prometheus has dropped the data;
@@ -15,6 +16,7 @@
 //! After the verdict, at the end of the pipe: it uses the verdict (with the
 //! log's filters) and [`crate::text`], nothing upstream.
 
+mod distribution;
 mod html;
 mod svg;
 
@@ -401,10 +403,14 @@ fn figure(caption: &str, keys: &[(&str, &str)], svg: Markup) -> Markup {
     }
 }
 
-/// The charts of a metric: both sides over the window, and the evidence.
+/// The charts of a metric: a latency distribution's curves, both sides over
+/// the window, and the evidence.
 fn charts(metric: &MetricReport, chart: &Chart) -> Markup {
     html! {
         div.charts {
+            @if let Some(figure) = distribution::distribution_figure(metric, chart) {
+                (figure)
+            }
             @if !chart.canary_total.is_empty() {
                 (rates_figure(metric, chart))
             }
@@ -512,6 +518,8 @@ fn rates_figure(metric: &MetricReport, chart: &Chart) -> Markup {
             line("baseline", baseline_running),
             line("canary", canary_running),
         ],
+        areas: Vec::new(),
+        dots: Vec::new(),
         levels: Vec::new(),
         mark: decision_mark(metric, chart),
     }
@@ -598,6 +606,8 @@ fn evidence_figure(metric: &MetricReport, chart: &Chart) -> Markup {
         x_ticks: minute_ticks(x_max),
         y_ticks,
         lines: vec![line("safety", &chart.safety), line("harm", &chart.harm)],
+        areas: Vec::new(),
+        dots: Vec::new(),
         levels,
         mark: decision_mark(metric, chart),
     }
@@ -669,6 +679,8 @@ fn quantiles_figure(metric: &MetricReport, chart: &Chart) -> Markup {
             as_line("baseline", &chart.baseline_quantiles),
             as_line("canary", &chart.canary_quantiles),
         ],
+        areas: Vec::new(),
+        dots: Vec::new(),
         levels: Vec::new(),
         mark: None,
     }

@@ -224,7 +224,8 @@ pub const MAX_CHART_POINTS: usize = 240;
 
 /// The data behind a metric's charts in the report, compact enough for every
 /// verdict log line. Counts metrics fill the per-point counts and evidence;
-/// series metrics fill the quantiles of each side's pooled samples.
+/// series metrics fill the quantiles of each side's pooled samples; latency
+/// distributions add both sides' pooled bucket counts.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Chart {
     /// Seconds each point covers: the window's step, or a multiple of it when
@@ -262,6 +263,16 @@ pub struct Chart {
     /// Evenly spaced quantiles (0 to 1) of the baseline's pooled samples (series metrics).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baseline_quantiles: Vec<f64>,
+    /// A latency distribution's finite bucket edges in seconds, ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bucket_edges_seconds: Vec<f64>,
+    /// The canary's requests at or below each of `bucket_edges_seconds`,
+    /// pooled over the window, then all its requests (the `+Inf` bucket).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canary_buckets: Vec<f64>,
+    /// The baseline's requests at or below each edge, then all its requests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline_buckets: Vec<f64>,
 }
 
 /// The judged window.
