@@ -102,7 +102,8 @@ fn worse_regions(xs: &[f64], canary: &[f64], baseline: &[f64]) -> Vec<Area> {
         (x, canary[i - 1] + t * (canary[i] - canary[i - 1]))
     };
     let mut areas = Vec::new();
-    let (mut upper, mut lower): (Vec<(f64, f64)>, Vec<(f64, f64)>) = (Vec::new(), Vec::new());
+    let mut upper: Vec<(f64, f64)> = Vec::new();
+    let mut lower: Vec<(f64, f64)> = Vec::new();
     let mut close = |upper: &mut Vec<(f64, f64)>, lower: &mut Vec<(f64, f64)>| {
         let mut outline = std::mem::take(upper);
         outline.extend(std::mem::take(lower).into_iter().rev());
@@ -267,6 +268,8 @@ pub(super) fn distribution_figure(metric: &MetricReport, chart: &Chart) -> Optio
                 value: *q,
                 label: (*name).into(),
                 class: "guide",
+                // p99's label takes the room above p90's line.
+                label_below: *q == 0.9,
             })
             .collect(),
         dots,

@@ -122,20 +122,27 @@ pub fn no_such_verdict_page(message: &str) -> String {
     page("canary-gate: no such verdict", body)
 }
 
-/// A side's observed value in words: a rate for counts metrics, else the value.
+/// A side's observed value in words: a rate for counts metrics, the median latency
+/// for a latency distribution, else the value.
 fn side_value(metric: &MetricReport, side: &SideFigures) -> String {
     match side.value {
         Some(v) if side.bad.is_some() => words::percent(v),
+        // A latency distribution's value is its median.
+        Some(v) if !side.percentiles.is_empty() => words::latency(v),
         Some(v) => words::number(v),
         None if metric.kind == "threshold" => "\u{2014}".into(),
         None => "n/a".into(),
     }
 }
 
-/// A side's counts in words: "312 of 12,004" or "480 samples".
+/// A side's counts in words: "312 of 12,004", "median of 18,000 requests"
+/// (a latency distribution) or "480 samples".
 fn side_detail(side: &SideFigures) -> String {
     match (side.bad, side.count) {
         (Some(bad), Some(count)) => format!("{} of {}", words::count(bad), words::count(count)),
+        (None, Some(count)) if !side.percentiles.is_empty() => {
+            format!("median of {} requests", words::count(count))
+        }
         (None, Some(count)) => format!("{} samples", words::count(count)),
         _ => String::new(),
     }
@@ -589,6 +596,7 @@ fn evidence_figure(metric: &MetricReport, chart: &Chart) -> Markup {
             value: t,
             label: format!("decision boundary 1/\u{3b1} = {}", words::number(t)),
             class: "boundary",
+            label_below: false,
         })
         .into_iter()
         .collect();

@@ -70,6 +70,8 @@ pub struct Level {
     pub value: f64,
     pub label: String,
     pub class: &'static str,
+    /// Write the label below the line rather than above it, clear of a level just above.
+    pub label_below: bool,
 }
 
 /// A shaded region: a closed outline through its points, styled by its CSS class.
@@ -162,7 +164,8 @@ impl LineChart {
             @for level in &self.levels {
                 @let y = self.py(level.value);
                 line.(level.class) x1=(left) x2=(right) y1=(Coord(y)) y2=(Coord(y)) {}
-                text.level-label x=(right - 2.0) y=(Coord(y - 5.0)) text-anchor="end" { (level.label) }
+                @let label_y = if level.label_below { y + 15.0 } else { y - 5.0 };
+                text.level-label x=(right - 2.0) y=(Coord(label_y)) text-anchor="end" { (level.label) }
             }
             @for line in &self.lines {
                 @let path = self.path(&line.points);
