@@ -146,14 +146,24 @@ pub struct Percentile {
     pub seconds: f64,
 }
 
+/// A number the log wrote as `null`, read back as NaN: JSON has no NaN or
+/// infinity, so serde_json writes them as `null`, and a verdict whose ratio is
+/// undefined (no bad events on either side) must still read back.
+fn number_or_nan<'de, D: serde::Deserializer<'de>>(input: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(input)?.unwrap_or(f64::NAN))
+}
+
 /// An estimate of the canary's change against the baseline, with its interval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     /// What `value`, `lower` and `upper` measure: `ratio` (canary / baseline)
     /// for counts metrics, `shift` (canary - baseline) for series.
     pub unit: String,
+    #[serde(deserialize_with = "number_or_nan")]
     pub value: f64,
+    #[serde(deserialize_with = "number_or_nan")]
     pub lower: f64,
+    #[serde(deserialize_with = "number_or_nan")]
     pub upper: f64,
     /// The confidence with which `lower` and `upper` hold together: for
     /// counts metrics at every look, 1 - 2 alpha for a direction of increase
@@ -161,7 +171,9 @@ pub struct Estimate {
     /// two-sided level of the Mann-Whitney interval at that look.
     pub confidence: f64,
     /// The band of acceptable values of `value`.
+    #[serde(deserialize_with = "number_or_nan")]
     pub tolerated_lower: f64,
+    #[serde(deserialize_with = "number_or_nan")]
     pub tolerated_upper: f64,
 }
 
@@ -308,4 +320,29 @@ pub struct Verdict {
     /// Where a person reads this verdict's report; set on answers, never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // An estimate whose ratio is undefined is logged with nulls and reads back
+    // as NaN, not as an unreadable line.
+    #[test]
+    fn undefined_estimates_read_back() {
+        let estimate = Estimate {
+            unit: "ratio".into(),
+            value: f64::NAN,
+            lower: 0.5,
+            upper: f64::INFINITY,
+            confidence: 0.99,
+            tolerated_lower: 0.0,
+            tolerated_upper: 1.2,
+        };
+        let line = serde_json::to_string(&estimate).expect("serialises");
+        assert!(line.contains(r#""value":null"#), "{line}");
+        let read: Estimate = serde_json::from_str(&line).expect("reads back");
+        assert!(read.value.is_nan() && read.upper.is_nan());
+        assert_eq!((read.lower, read.tolerated_upper), (0.5, 1.2));
+    }
 }

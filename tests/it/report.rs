@@ -383,18 +383,9 @@ async fn browser_renders_history_and_rollback_report() {
     app.stop().await;
 }
 
-/// The latency distribution metric of [`crate::distribution::RULES`] alone,
-/// without its threshold form (whose ratio is undefined when neither side has
-/// a slow request, which the log cannot read back yet).
-fn distribution_rules() -> &'static str {
-    let rules = crate::distribution::RULES;
-    rules
-        .find("  - name: slow-requests")
-        .map_or(rules, |end| &rules[..end])
-}
-
 // A real browser draws a latency distribution from a real Prometheus's
-// histogram: for a canary with a slower body, both cumulative curves, the six
+// histogram, beside its 250 ms threshold form (whose ratio is undefined with no
+// slow request on either side: the report must still read it back from the log): for a canary with a slower body, both cumulative curves, the six
 // percentile marks, their table and the shaded region where the canary is
 // slower; for a canary like its baseline the same chart with nothing shaded.
 // Screenshots of both are kept.
@@ -409,7 +400,11 @@ async fn browser_draws_latency_distributions() {
         crate::distribution::histograms(start).as_bytes(),
     );
     let rules = tempfile::tempdir().expect("temp dir");
-    std::fs::write(rules.path().join("latency.yaml"), distribution_rules()).expect("write rules");
+    std::fs::write(
+        rules.path().join("latency.yaml"),
+        crate::distribution::RULES,
+    )
+    .expect("write rules");
     let app = spawn_app(store.url(), rules.path()).await;
     let report = |service: &'static str, expected: &'static str| {
         let app = &app;
@@ -438,8 +433,9 @@ async fn browser_draws_latency_distributions() {
     let slower = report("slower", "rollback").await;
     let steady = report("steady", "promote").await;
 
-    // The distribution, the share above the edge that moved, and the evidence.
-    let dom = load_in_browser(&slower, "distribution-report", 3).await;
+    // The distribution, the share above the edge that moved and the evidence,
+    // and the threshold form's strip, rates and evidence.
+    let dom = load_in_browser(&slower, "distribution-report", 6).await;
     assert!(dom.contains(r#"<figure class="distribution">"#), "{dom}");
     for curve in [
         "canary cdf",
@@ -465,7 +461,7 @@ async fn browser_draws_latency_distributions() {
     assert!(dom.contains(r#"<path class="worse""#), "{dom}");
     assert!(dom.contains(r#"<table class="percentiles">"#), "{dom}");
 
-    let dom = load_in_browser(&steady, "distribution-steady-report", 3).await;
+    let dom = load_in_browser(&steady, "distribution-steady-report", 6).await;
     assert!(dom.contains(r#"<path class="canary cdf""#), "{dom}");
     assert_eq!(dom.matches(r#"<circle class="pct "#).count(), 6, "{dom}");
     assert!(!dom.contains(r#"class="worse""#), "{dom}");
