@@ -11,7 +11,7 @@ use crate::stats::distribution::{
     pooled,
 };
 use crate::text as words;
-use crate::verdict::{MetricOutcome, Percentile, SideFigures, Window};
+use crate::verdict::{Chart, MetricOutcome, Percentile, SideFigures, Window};
 
 /// The percentiles every answer quotes for both sides.
 const QUOTED_PERCENTILES: [f64; 3] = [0.5, 0.9, 0.99];
@@ -232,17 +232,20 @@ pub(crate) fn judge_distribution(
         baseline,
         estimate: None,
         evidence: Some(evidence),
-        chart: Some(chart::with_buckets(
-            chart::counts_chart(
-                &edge_counts,
-                window,
-                &outcome.path,
-                Some(outcome.threshold),
-                outcome.decided_at_step,
-            ),
-            edges,
-            &canary_pooled,
-            &baseline_pooled,
-        )),
+        chart: Some(Chart {
+            counts_edge_seconds: outcome.moved_edge.and_then(|i| edges.get(i).copied()),
+            ..chart::with_buckets(
+                chart::counts_chart(
+                    &edge_counts,
+                    window,
+                    &outcome.path,
+                    Some(outcome.threshold),
+                    outcome.decided_at_step,
+                ),
+                edges,
+                &canary_pooled,
+                &baseline_pooled,
+            )
+        }),
     }
 }

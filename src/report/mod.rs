@@ -531,10 +531,13 @@ fn rates_figure(metric: &MetricReport, chart: &Chart) -> Markup {
         mark: decision_mark(metric, chart),
     }
     .render();
-    let what = if metric.kind == "latency" {
-        "Share of slow requests"
-    } else {
-        "Rate of bad events"
+    let what = match chart.counts_edge_seconds {
+        Some(edge) => format!(
+            "Share of requests slower than {} (the edge carrying the evidence),",
+            words::latency(edge)
+        ),
+        None if metric.kind == "latency" => "Share of slow requests".into(),
+        None => "Rate of bad events".into(),
     };
     let caption = format!(
         "{what} since the start (bold) and over the last {} (thin)",

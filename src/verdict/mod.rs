@@ -285,6 +285,10 @@ pub struct Chart {
     /// The baseline's requests at or below each edge, then all its requests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baseline_buckets: Vec<f64>,
+    /// The edge, in seconds, whose share of slower requests the counts above
+    /// chart: the one that carries a latency distribution's evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts_edge_seconds: Option<f64>,
 }
 
 /// The judged window.

@@ -460,6 +460,10 @@ async fn browser_draws_latency_distributions() {
     );
     assert!(dom.contains(r#"<path class="worse""#), "{dom}");
     assert!(dom.contains(r#"<table class="percentiles">"#), "{dom}");
+    assert!(
+        dom.contains("Share of requests slower than 100 ms"),
+        "{dom}"
+    );
 
     let dom = load_in_browser(&steady, "distribution-steady-report", 6).await;
     assert!(dom.contains(r#"<path class="canary cdf""#), "{dom}");
