@@ -72,6 +72,17 @@ pub fn number(value: f64) -> String {
     }
 }
 
+/// A latency in seconds in words: `52 ms` below a second, `1.5 s` above.
+pub fn latency(seconds: f64) -> String {
+    if !seconds.is_finite() {
+        "unknown".into()
+    } else if seconds < 1.0 {
+        format!("{} ms", number(seconds * 1000.0))
+    } else {
+        format!("{} s", number(seconds))
+    }
+}
+
 /// A duration in seconds as people say it: `150` → `2m 30s`.
 pub fn duration(seconds: i64) -> String {
     humantime::format_duration(std::time::Duration::from_secs(seconds.max(0) as u64)).to_string()
@@ -116,5 +127,7 @@ mod tests {
         assert_eq!(number(1234.6), "1235");
         assert_eq!(number(2.5), "2.5");
         assert_eq!(duration(150), "2m 30s");
+        assert_eq!(latency(0.052), "52 ms");
+        assert_eq!(latency(2.5), "2.5 s");
     }
 }

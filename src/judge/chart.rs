@@ -1,7 +1,9 @@
 //! The compact data behind a metric's charts in the report, taken from what
-//! the judge already holds: the per-step counts and the evidence path.
+//! the judge already holds: the per-step counts, the evidence path and a
+//! latency distribution's pooled buckets.
 
 use crate::stats::counts::{EvidencePoint, StepCounts};
+use crate::stats::distribution::SideBuckets;
 use crate::verdict::{Chart, MAX_CHART_POINTS, Window};
 
 /// Significant digits kept of counts: enough for a chart, short in a log line.
@@ -68,6 +70,33 @@ pub(crate) fn counts_chart(
         threshold,
         decided_at_step: decided_at_step.map(|s| s / factor),
         ..Chart::default()
+    }
+}
+
+/// Significant digits kept of pooled bucket counts: the tail's few requests
+/// stay exact in windows of up to a million.
+const BUCKET_DIGITS: i32 = 6;
+
+/// Adds a latency distribution's pooled buckets to `chart`: the finite edges
+/// and, for each side, its requests at or below each edge, then its total.
+pub(crate) fn with_buckets(
+    chart: Chart,
+    edges: &[f64],
+    canary: &SideBuckets,
+    baseline: &SideBuckets,
+) -> Chart {
+    let cumulative = |side: &SideBuckets| -> Vec<f64> {
+        side.at_or_below
+            .iter()
+            .chain(std::iter::once(&side.total))
+            .map(|count| round_significant(*count, BUCKET_DIGITS))
+            .collect()
+    };
+    Chart {
+        bucket_edges_seconds: edges.to_vec(),
+        canary_buckets: cumulative(canary),
+        baseline_buckets: cumulative(baseline),
+        ..chart
     }
 }
 
@@ -160,6 +189,26 @@ mod tests {
         assert_eq!(round_significant(123.456, 3), 123.0);
         assert_eq!(round_significant(0.0012345, 3), 0.00123);
         assert_eq!(round_significant(1.234e300, 3), 1.23e300);
+    }
+
+    // A distribution's chart keeps the edges and each side's cumulative counts
+    // with the +Inf total last, beside the counts chart it extends.
+    #[test]
+    fn distributions_keep_pooled_buckets() {
+        let side = |counts: &[f64], total| SideBuckets {
+            at_or_below: counts.to_vec(),
+            total,
+        };
+        let chart = with_buckets(
+            series_chart(&[1.0], &[2.0], &window(1)),
+            &[0.1, 0.25],
+            &side(&[10.0, 1234567.0], 1234999.0),
+            &side(&[20.0, 30.0], 40.0),
+        );
+        assert_eq!(chart.bucket_edges_seconds, vec![0.1, 0.25]);
+        assert_eq!(chart.canary_buckets, vec![10.0, 1234570.0, 1235000.0]);
+        assert_eq!(chart.baseline_buckets, vec![20.0, 30.0, 40.0]);
+        assert_eq!(chart.canary_quantiles, vec![1.0]);
     }
 
     // Series samples become at most MAX_CHART_POINTS sorted quantiles with both extremes.

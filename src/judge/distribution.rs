@@ -12,7 +12,7 @@ use crate::stats::distribution::{
 };
 use crate::stats::quantiles::quantile_bounds;
 use crate::text as words;
-use crate::verdict::{MetricOutcome, Percentile, SideFigures, Window};
+use crate::verdict::{Chart, MetricOutcome, Percentile, SideFigures, Window};
 
 /// The percentiles every answer quotes for both sides.
 const QUOTED_PERCENTILES: [f64; 3] = [0.5, 0.9, 0.99];
@@ -107,14 +107,7 @@ fn moved_percentile_words(canary: &[Percentile], baseline: &[Percentile]) -> Opt
 
 /// A latency in seconds in words: `52 ms` below a second, `1.5 s` above.
 fn latency_words(seconds: f64) -> String {
-    if !seconds.is_finite() {
-        return "unknown".into();
-    }
-    if seconds < 1.0 {
-        format!("{} ms", words::number(seconds * 1000.0))
-    } else {
-        format!("{} s", words::number(seconds))
-    }
+    words::latency(seconds)
 }
 
 /// An e-value in words: in full up to a million, then as a power of ten
@@ -296,8 +289,8 @@ pub(crate) fn judge_distribution(
             ),
         ),
     };
-    // The chart shows the counts at the edge that carries the evidence,
-    // against the averaged evidence path.
+    // The charts show both pooled distributions, and the counts at the edge
+    // that carries the evidence against the averaged evidence path.
     let edge_counts: Vec<StepCounts> = match outcome.moved_edge {
         Some(index) => steps
             .iter()
@@ -324,13 +317,21 @@ pub(crate) fn judge_distribution(
         baseline,
         estimate: None,
         evidence: Some(evidence),
-        chart: Some(chart::counts_chart(
-            &edge_counts,
-            window,
-            &outcome.path,
-            Some(outcome.threshold),
-            outcome.decided_at_step,
-        )),
+        chart: Some(Chart {
+            counts_edge_seconds: outcome.moved_edge.and_then(|i| edges.get(i).copied()),
+            ..chart::with_buckets(
+                chart::counts_chart(
+                    &edge_counts,
+                    window,
+                    &outcome.path,
+                    Some(outcome.threshold),
+                    outcome.decided_at_step,
+                ),
+                edges,
+                &canary_pooled,
+                &baseline_pooled,
+            )
+        }),
     }
 }
 

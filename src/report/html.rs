@@ -85,13 +85,23 @@ button{background:var(--ink);color:#fff;border-color:var(--ink);cursor:pointer}
 .muted{color:var(--muted)}
 nav{font-size:14px;margin-bottom:10px}
 figure.strip{max-width:560px;margin-bottom:8px}
+figure.distribution{grid-column:1/-1;display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:16px;align-items:start}
+.note{font-size:13px;color:var(--muted);margin:4px 0 0;max-width:70ch}
+table.percentiles caption{text-align:left;font-size:13px;color:var(--muted);padding-bottom:4px}
+table.percentiles th[scope=row]{font-size:15px;color:var(--ink)}
+.key.worse{height:10px;background:rgba(198,40,40,.2)}
+.key.pct{width:9px;height:9px;border-radius:50%;background:var(--ink)}
+svg path.cdf{stroke-width:2.5}svg path.beyond{stroke-width:1.5;stroke-dasharray:4 4}
+svg path.worse{fill:var(--red);fill-opacity:.2;stroke:none}
+svg .guide{stroke:#afb8c1;stroke-width:1;stroke-dasharray:2 3}
+svg circle.pct{stroke:#fff;stroke-width:1.5}svg circle.canary{fill:var(--canary)}svg circle.baseline{fill:var(--baseline)}
 .key.tolerated{height:10px;background:var(--green-wash);border:1px solid var(--green)}
 @media (max-width:720px){.wide{display:none}table.history thead{display:none}
 table.history tr{display:block;padding:8px 0;border-bottom:1px solid var(--line)}
 table.history td{display:inline-block;border:0;padding:2px 8px 2px 0}
 table.history td.why{display:block}
 svg text,svg .tick,svg .level-label{font-size:17px}svg .estimate-label{font-size:18px}
-main{padding:10px}.charts{grid-template-columns:1fr}.band{padding:14px 16px}
+main{padding:10px}.charts,figure.distribution{grid-template-columns:1fr}.band{padding:14px 16px}
 .reason{font-size:17px}.card{padding:12px 14px}.headline{font-size:24px}.side .value{font-size:21px}
 th,td{padding:6px}}
 "#;

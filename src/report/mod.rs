@@ -1,8 +1,9 @@
 //! The verdict report: pages a person reads in ten seconds.
 //!
 //! [`verdict_page`] shows one verdict (its word, its reason, a panel per
-//! metric with both sides, the interval against the tolerated band, both
-//! sides' curves over the window and the evidence against its boundary);
+//! metric with both sides, the interval against the tolerated band, a latency
+//! distribution's cumulative curves, both sides' curves over the window and
+//! the evidence against its boundary);
 //! [`history_page`] lists verdicts with filters. Both are plain HTML with
 //! inline CSS and SVG, drawn only from the verdict (its `chart` data), so a
 //! report renders offline and after Prometheus has dropped the data;
@@ -15,6 +16,7 @@
 //! After the verdict, at the end of the pipe: it uses the verdict (with the
 //! log's filters) and [`crate::text`], nothing upstream.
 
+mod distribution;
 mod html;
 mod svg;
 
@@ -120,20 +122,27 @@ pub fn no_such_verdict_page(message: &str) -> String {
     page("canary-gate: no such verdict", body)
 }
 
-/// A side's observed value in words: a rate for counts metrics, else the value.
+/// A side's observed value in words: a rate for counts metrics, the median latency
+/// for a latency distribution, else the value.
 fn side_value(metric: &MetricReport, side: &SideFigures) -> String {
     match side.value {
         Some(v) if side.bad.is_some() => words::percent(v),
+        // A latency distribution's value is its median.
+        Some(v) if !side.percentiles.is_empty() => words::latency(v),
         Some(v) => words::number(v),
         None if metric.kind == "threshold" => "\u{2014}".into(),
         None => "n/a".into(),
     }
 }
 
-/// A side's counts in words: "312 of 12,004" or "480 samples".
+/// A side's counts in words: "312 of 12,004", "median of 18,000 requests"
+/// (a latency distribution) or "480 samples".
 fn side_detail(side: &SideFigures) -> String {
     match (side.bad, side.count) {
         (Some(bad), Some(count)) => format!("{} of {}", words::count(bad), words::count(count)),
+        (None, Some(count)) if !side.percentiles.is_empty() => {
+            format!("median of {} requests", words::count(count))
+        }
         (None, Some(count)) => format!("{} samples", words::count(count)),
         _ => String::new(),
     }
@@ -401,10 +410,14 @@ fn figure(caption: &str, keys: &[(&str, &str)], svg: Markup) -> Markup {
     }
 }
 
-/// The charts of a metric: both sides over the window, and the evidence.
+/// The charts of a metric: a latency distribution's curves, both sides over
+/// the window, and the evidence.
 fn charts(metric: &MetricReport, chart: &Chart) -> Markup {
     html! {
         div.charts {
+            @if let Some(figure) = distribution::distribution_figure(metric, chart) {
+                (figure)
+            }
             @if !chart.canary_total.is_empty() {
                 (rates_figure(metric, chart))
             }
@@ -512,14 +525,19 @@ fn rates_figure(metric: &MetricReport, chart: &Chart) -> Markup {
             line("baseline", baseline_running),
             line("canary", canary_running),
         ],
+        areas: Vec::new(),
+        dots: Vec::new(),
         levels: Vec::new(),
         mark: decision_mark(metric, chart),
     }
     .render();
-    let what = if metric.kind == "latency" {
-        "Share of slow requests"
-    } else {
-        "Rate of bad events"
+    let what = match chart.counts_edge_seconds {
+        Some(edge) => format!(
+            "Share of requests slower than {} (the edge carrying the evidence),",
+            words::latency(edge)
+        ),
+        None if metric.kind == "latency" => "Share of slow requests".into(),
+        None => "Rate of bad events".into(),
     };
     let caption = format!(
         "{what} since the start (bold) and over the last {} (thin)",
@@ -581,6 +599,7 @@ fn evidence_figure(metric: &MetricReport, chart: &Chart) -> Markup {
             value: t,
             label: format!("decision boundary 1/\u{3b1} = {}", words::number(t)),
             class: "boundary",
+            label_below: false,
         })
         .into_iter()
         .collect();
@@ -598,6 +617,8 @@ fn evidence_figure(metric: &MetricReport, chart: &Chart) -> Markup {
         x_ticks: minute_ticks(x_max),
         y_ticks,
         lines: vec![line("safety", &chart.safety), line("harm", &chart.harm)],
+        areas: Vec::new(),
+        dots: Vec::new(),
         levels,
         mark: decision_mark(metric, chart),
     }
@@ -669,6 +690,8 @@ fn quantiles_figure(metric: &MetricReport, chart: &Chart) -> Markup {
             as_line("baseline", &chart.baseline_quantiles),
             as_line("canary", &chart.canary_quantiles),
         ],
+        areas: Vec::new(),
+        dots: Vec::new(),
         levels: Vec::new(),
         mark: None,
     }

@@ -70,9 +70,25 @@ pub struct Level {
     pub value: f64,
     pub label: String,
     pub class: &'static str,
+    /// Write the label below the line rather than above it, clear of a level just above.
+    pub label_below: bool,
 }
 
-/// A line chart over the canary's window.
+/// A shaded region: a closed outline through its points, styled by its CSS class.
+pub struct Area {
+    pub class: &'static str,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A marked point, such as a percentile on a curve, with its name for hover
+/// and screen readers.
+pub struct Dot {
+    pub class: &'static str,
+    pub at: (f64, f64),
+    pub label: String,
+}
+
+/// A line chart, over the canary's window or over latency.
 pub struct LineChart {
     /// What the chart shows, for screen readers.
     pub title: String,
@@ -81,6 +97,10 @@ pub struct LineChart {
     pub x_ticks: Vec<(f64, String)>,
     pub y_ticks: Vec<(f64, String)>,
     pub lines: Vec<Line>,
+    /// Regions shaded beneath the lines.
+    pub areas: Vec<Area>,
+    /// Points marked above the lines.
+    pub dots: Vec<Dot>,
     pub levels: Vec<Level>,
     /// A vertical mark, such as the moment of decision, with its label.
     pub mark: Option<(f64, String)>,
@@ -135,15 +155,29 @@ impl LineChart {
                 text.tick x=(Coord(x)) y=(bottom + 18.0) text-anchor="middle" { (label) }
             }
             line.axis x1=(left) x2=(right) y1=(bottom) y2=(bottom) {}
+            @for area in &self.areas {
+                @let outline = self.outline(&area.points);
+                @if !outline.is_empty() {
+                    path.(area.class) d=(outline) {}
+                }
+            }
             @for level in &self.levels {
                 @let y = self.py(level.value);
                 line.(level.class) x1=(left) x2=(right) y1=(Coord(y)) y2=(Coord(y)) {}
-                text.level-label x=(right - 2.0) y=(Coord(y - 5.0)) text-anchor="end" { (level.label) }
+                @let label_y = if level.label_below { y + 15.0 } else { y - 5.0 };
+                text.level-label x=(right - 2.0) y=(Coord(label_y)) text-anchor="end" { (level.label) }
             }
             @for line in &self.lines {
                 @let path = self.path(&line.points);
                 @if !path.is_empty() {
                     path.(line.class) d=(path) {}
+                }
+            }
+            @for dot in &self.dots {
+                @if dot.at.0.is_finite() && dot.at.1.is_finite() {
+                    circle.(dot.class) cx=(Coord(self.px(dot.at.0))) cy=(Coord(self.py(dot.at.1))) r="4.5" {
+                        title { (dot.label) }
+                    }
                 }
             }
             @if let Some((at, label)) = &self.mark {
@@ -155,6 +189,19 @@ impl LineChart {
             }
         };
         chart_svg(LINE_HEIGHT, &self.title, content)
+    }
+
+    /// SVG path data of a closed outline through `points` (finite ones only).
+    fn outline(&self, points: &[(f64, f64)]) -> String {
+        let finite: Vec<Option<(f64, f64)>> = points
+            .iter()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .map(|point| Some(*point))
+            .collect();
+        if finite.len() < 3 {
+            return String::new();
+        }
+        format!("{}Z", self.path(&finite))
     }
 
     /// SVG path data through the points, starting afresh after each gap.
@@ -287,6 +334,8 @@ mod tests {
             x_ticks: vec![],
             y_ticks: vec![],
             lines: vec![],
+            areas: vec![],
+            dots: vec![],
             levels: vec![],
             mark: None,
         };

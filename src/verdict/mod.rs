@@ -162,14 +162,24 @@ pub struct Percentile {
     pub confidence: f64,
 }
 
+/// A number the log wrote as `null`, read back as NaN: JSON has no NaN or
+/// infinity, so serde_json writes them as `null`, and a verdict whose ratio is
+/// undefined (no bad events on either side) must still read back.
+fn number_or_nan<'de, D: serde::Deserializer<'de>>(input: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(input)?.unwrap_or(f64::NAN))
+}
+
 /// An estimate of the canary's change against the baseline, with its interval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     /// What `value`, `lower` and `upper` measure: `ratio` (canary / baseline)
     /// for counts metrics, `shift` (canary - baseline) for series.
     pub unit: String,
+    #[serde(deserialize_with = "number_or_nan")]
     pub value: f64,
+    #[serde(deserialize_with = "number_or_nan")]
     pub lower: f64,
+    #[serde(deserialize_with = "number_or_nan")]
     pub upper: f64,
     /// The confidence with which `lower` and `upper` hold together: for
     /// counts metrics at every look, 1 - 2 alpha for a direction of increase
@@ -177,7 +187,9 @@ pub struct Estimate {
     /// two-sided level of the Mann-Whitney interval at that look.
     pub confidence: f64,
     /// The band of acceptable values of `value`.
+    #[serde(deserialize_with = "number_or_nan")]
     pub tolerated_lower: f64,
+    #[serde(deserialize_with = "number_or_nan")]
     pub tolerated_upper: f64,
 }
 
@@ -240,7 +252,8 @@ pub const MAX_CHART_POINTS: usize = 240;
 
 /// The data behind a metric's charts in the report, compact enough for every
 /// verdict log line. Counts metrics fill the per-point counts and evidence;
-/// series metrics fill the quantiles of each side's pooled samples.
+/// series metrics fill the quantiles of each side's pooled samples; latency
+/// distributions add both sides' pooled bucket counts.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Chart {
     /// Seconds each point covers: the window's step, or a multiple of it when
@@ -278,6 +291,20 @@ pub struct Chart {
     /// Evenly spaced quantiles (0 to 1) of the baseline's pooled samples (series metrics).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baseline_quantiles: Vec<f64>,
+    /// A latency distribution's finite bucket edges in seconds, ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bucket_edges_seconds: Vec<f64>,
+    /// The canary's requests at or below each of `bucket_edges_seconds`,
+    /// pooled over the window, then all its requests (the `+Inf` bucket).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canary_buckets: Vec<f64>,
+    /// The baseline's requests at or below each edge, then all its requests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline_buckets: Vec<f64>,
+    /// The edge, in seconds, whose share of slower requests the counts above
+    /// chart: the one that carries a latency distribution's evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts_edge_seconds: Option<f64>,
 }
 
 /// The judged window.
@@ -313,4 +340,29 @@ pub struct Verdict {
     /// Where a person reads this verdict's report; set on answers, never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // An estimate whose ratio is undefined is logged with nulls and reads back
+    // as NaN, not as an unreadable line.
+    #[test]
+    fn undefined_estimates_read_back() {
+        let estimate = Estimate {
+            unit: "ratio".into(),
+            value: f64::NAN,
+            lower: 0.5,
+            upper: f64::INFINITY,
+            confidence: 0.99,
+            tolerated_lower: 0.0,
+            tolerated_upper: 1.2,
+        };
+        let line = serde_json::to_string(&estimate).expect("serialises");
+        assert!(line.contains(r#""value":null"#), "{line}");
+        let read: Estimate = serde_json::from_str(&line).expect("reads back");
+        assert!(read.value.is_nan() && read.upper.is_nan());
+        assert_eq!((read.lower, read.tolerated_upper), (0.5, 1.2));
+    }
 }

@@ -10,7 +10,7 @@ use crate::support::{MINUTES, histogram_openmetrics, spawn_app, window_start};
 
 /// The same histogram judged two ways: as a distribution and as the share
 /// of requests slower than 250 ms.
-const RULES: &str = "\
+pub(crate) const RULES: &str = "\
 metrics:
   - name: latency
     kind: latency
@@ -50,7 +50,7 @@ const OTHER_LAYOUT: [Bucket; 4] = [("0.05", 90), ("0.1", 140), ("0.5", 150), ("+
 /// One pod a side for each service, scraped every 15 s: `steady`'s canary runs
 /// like its baseline, `slower`'s has the slower body, `relaid`'s canary has
 /// other buckets.
-fn histograms(start: i64) -> String {
+pub(crate) fn histograms(start: i64) -> String {
     let mut text = String::from("# TYPE http_request_duration_seconds histogram\n");
     let pods: [(&str, &str, &[Bucket]); 6] = [
         ("steady", "baseline", &BASELINE),

@@ -11,6 +11,7 @@ use canary_gate::verdict::log::VerdictLog;
 use serde_json::json;
 
 use crate::support::prometheus::TestPrometheus;
+use crate::support::store::{StoreKind, TestStore};
 use crate::support::{MINUTES, TestApp, repo_root, request, spawn_app, two_services, window_start};
 
 /// Longest a single Chromium run may take before the test gives up on it.
@@ -310,8 +311,9 @@ fn console_errors_are_recognised() {
 }
 
 /// Loads `url` in Chromium: checks the rendered DOM holds `min_charts` charts
-/// and the console no errors, and saves a desktop and a phone-wide screenshot.
-async fn load_in_browser(url: &str, name: &str, min_charts: usize) {
+/// and the console no errors, saves a desktop and a phone-wide screenshot, and
+/// returns the rendered DOM.
+async fn load_in_browser(url: &str, name: &str, min_charts: usize) -> String {
     let (dom, stderr) = chromium(url, &["--dump-dom".to_string()]).await;
     assert!(dom.contains("<main>"), "no page rendered for {url}:\n{dom}");
     let charts = dom.matches(r#"<svg class="chart""#).count();
@@ -334,6 +336,19 @@ async fn load_in_browser(url: &str, name: &str, min_charts: usize) {
         assert!(written > 0, "no screenshot at {}", shot.display());
         println!("screenshot: {}", shot.display());
     }
+    dom
+}
+
+/// Whether the browser tests must skip: Chromium is missing outside CI (in
+/// CI a missing Chromium fails).
+fn chromium_missing() -> bool {
+    if Path::new(CHROMIUM).exists() {
+        return false;
+    }
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(!in_ci, "{CHROMIUM} is missing; .ci/run installs it");
+    println!("SKIPPED browser test: {CHROMIUM} is not installed (apt-get install chromium)");
+    true
 }
 
 // A real browser loads the history and a rollback report from a running server:
@@ -341,10 +356,7 @@ async fn load_in_browser(url: &str, name: &str, min_charts: usize) {
 // Skips only when Chromium is missing outside CI; in CI a missing Chromium fails.
 #[tokio::test]
 async fn browser_renders_history_and_rollback_report() {
-    if !Path::new(CHROMIUM).exists() {
-        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        assert!(!in_ci, "{CHROMIUM} is missing; .ci/run installs it");
-        println!("SKIPPED browser test: {CHROMIUM} is not installed (apt-get install chromium)");
+    if chromium_missing() {
         return;
     }
     let start = window_start();
@@ -368,5 +380,94 @@ async fn browser_renders_history_and_rollback_report() {
     // Two metrics, each with an interval strip, both sides' rates and the evidence.
     load_in_browser(&report, "rollback-report", 6).await;
     load_in_browser(&promoted, "promote-report", 6).await;
+    app.stop().await;
+}
+
+// A real browser draws a latency distribution from a real Prometheus's
+// histogram, beside its 250 ms threshold form (whose ratio is undefined with no
+// slow request on either side: the report must still read it back from the log): for a canary with a slower body, both cumulative curves, the six
+// percentile marks, their table and the shaded region where the canary is
+// slower; for a canary like its baseline the same chart with nothing shaded.
+// Screenshots of both are kept.
+#[tokio::test]
+async fn browser_draws_latency_distributions() {
+    if chromium_missing() {
+        return;
+    }
+    let start = window_start();
+    let store = TestStore::start_with_openmetrics(
+        StoreKind::Prometheus,
+        crate::distribution::histograms(start).as_bytes(),
+    );
+    let rules = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        rules.path().join("latency.yaml"),
+        crate::distribution::RULES,
+    )
+    .expect("write rules");
+    let app = spawn_app(store.url(), rules.path()).await;
+    let report = |service: &'static str, expected: &'static str| {
+        let app = &app;
+        async move {
+            let ask = json!({
+                "rules": "latency", "deployment": format!("{service}-1"),
+                "canary": {"track": "canary"}, "baseline": {"track": "baseline"},
+                "start": start, "end": start + MINUTES * 60, "vars": {"service": service},
+                "final": true,
+            });
+            let (status, verdict) = app.post_verdict(&ask).await;
+            assert_eq!(verdict["verdict"], expected, "{status} {verdict:#}");
+            let chart = &verdict["metrics"][0]["chart"];
+            assert_eq!(
+                chart["bucket_edges_seconds"],
+                json!([0.025, 0.05, 0.1, 0.25]),
+                "{verdict:#}"
+            );
+            format!(
+                "{}/verdicts/{}",
+                app.url,
+                verdict["id"].as_str().expect("id")
+            )
+        }
+    };
+    let slower = report("slower", "rollback").await;
+    let steady = report("steady", "promote").await;
+
+    // The distribution, the share above the edge that moved and the evidence,
+    // and the threshold form's strip, rates and evidence.
+    let dom = load_in_browser(&slower, "distribution-report", 6).await;
+    assert!(dom.contains(r#"<figure class="distribution">"#), "{dom}");
+    for curve in [
+        "canary cdf",
+        "baseline cdf",
+        "canary beyond",
+        "baseline beyond",
+    ] {
+        assert!(
+            dom.contains(&format!(r#"<path class="{curve}""#)),
+            "{curve}:\n{dom}"
+        );
+    }
+    assert_eq!(
+        dom.matches(r#"<circle class="pct canary""#).count(),
+        3,
+        "{dom}"
+    );
+    assert_eq!(
+        dom.matches(r#"<circle class="pct baseline""#).count(),
+        3,
+        "{dom}"
+    );
+    assert!(dom.contains(r#"<path class="worse""#), "{dom}");
+    assert!(dom.contains(r#"<table class="percentiles">"#), "{dom}");
+    assert!(
+        dom.contains("Share of requests slower than 100 ms"),
+        "{dom}"
+    );
+
+    let dom = load_in_browser(&steady, "distribution-steady-report", 6).await;
+    assert!(dom.contains(r#"<path class="canary cdf""#), "{dom}");
+    assert_eq!(dom.matches(r#"<circle class="pct "#).count(), 6, "{dom}");
+    assert!(!dom.contains(r#"class="worse""#), "{dom}");
     app.stop().await;
 }
