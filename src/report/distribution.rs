@@ -139,6 +139,31 @@ fn percentile_words(percentile: Option<&Percentile>, beyond: bool) -> String {
     }
 }
 
+/// A percentile's interval at bucket edges, in words: "25 ms to 50 ms";
+/// nothing for a log line written before intervals existed.
+fn interval_words(percentile: Option<&Percentile>) -> Option<String> {
+    let p = percentile.filter(|p| p.confidence > 0.0)?;
+    let upper = p
+        .upper
+        .map_or_else(|| "unbounded".to_string(), words::latency);
+    // A no-break space keeps each figure with its unit when the cell wraps.
+    let lower = words::latency(p.lower).replace(' ', "\u{a0}");
+    Some(format!("{lower} to {}", upper.replace(' ', "\u{a0}")))
+}
+
+/// The level of a metric's percentile intervals (the lower of the two
+/// sides'), if it has any.
+fn interval_confidence(metric: &MetricReport) -> Option<f64> {
+    let level = metric
+        .canary
+        .percentiles
+        .iter()
+        .chain(&metric.baseline.percentiles)
+        .map(|p| p.confidence)
+        .fold(f64::INFINITY, f64::min);
+    (level.is_finite() && level > 0.0).then_some(level)
+}
+
 /// The canary's percentile against the baseline's, in words: `+30%`.
 fn change_words(canary: Option<&Percentile>, baseline: Option<&Percentile>) -> String {
     match (canary, baseline) {
@@ -302,7 +327,13 @@ pub(super) fn distribution_figure(metric: &MetricReport, chart: &Chart) -> Optio
             }
             div.scroll {
                 table.percentiles {
-                    caption { "Percentiles, placed inside their bucket by linear interpolation (estimates without an interval)" }
+                    caption {
+                        @if let Some(level) = interval_confidence(metric) {
+                            "Percentiles, placed inside their bucket by linear interpolation; below each, bounds at bucket edges (a side's three hold together, at every look, with " (words::percent(level)) " confidence)"
+                        } @else {
+                            "Percentiles, placed inside their bucket by linear interpolation (estimates without an interval)"
+                        }
+                    }
                     thead {
                         tr { th { "Percentile" } th { "Canary" } th { "Baseline" } th { "Change" } }
                     }
@@ -311,8 +342,14 @@ pub(super) fn distribution_figure(metric: &MetricReport, chart: &Chart) -> Optio
                             @let (c, b) = (quoted(&metric.canary, q), quoted(&metric.baseline, q));
                             tr {
                                 th scope="row" { (name) }
-                                td.num { (percentile_words(c, canary.beyond_edges(q))) }
-                                td.num { (percentile_words(b, baseline.beyond_edges(q))) }
+                                td.num {
+                                    (percentile_words(c, canary.beyond_edges(q)))
+                                    @if let Some(interval) = interval_words(c) { small.interval { (interval) } }
+                                }
+                                td.num {
+                                    (percentile_words(b, baseline.beyond_edges(q)))
+                                    @if let Some(interval) = interval_words(b) { small.interval { (interval) } }
+                                }
                                 td.num { (change_words(c, b)) }
                             }
                         }
@@ -345,6 +382,9 @@ mod tests {
                             edges[at.min(edges.len() - 1)]
                         })
                         .unwrap_or(f64::NAN),
+                    lower: 0.0,
+                    upper: None,
+                    confidence: 0.0,
                 })
                 .collect(),
             ..SideFigures::default()

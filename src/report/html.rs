@@ -89,6 +89,7 @@ figure.distribution{grid-column:1/-1;display:grid;grid-template-columns:minmax(0
 .note{font-size:13px;color:var(--muted);margin:4px 0 0;max-width:70ch}
 table.percentiles caption{text-align:left;font-size:13px;color:var(--muted);padding-bottom:4px}
 table.percentiles th[scope=row]{font-size:15px;color:var(--ink)}
+table.percentiles small.interval{display:block;font-size:12px;color:var(--muted);white-space:normal}
 .key.worse{height:10px;background:rgba(198,40,40,.2)}
 .key.pct{width:9px;height:9px;border-radius:50%;background:var(--ink)}
 svg path.cdf{stroke-width:2.5}svg path.beyond{stroke-width:1.5;stroke-dasharray:4 4}

@@ -460,6 +460,16 @@ async fn browser_draws_latency_distributions() {
     );
     assert!(dom.contains(r#"<path class="worse""#), "{dom}");
     assert!(dom.contains(r#"<table class="percentiles">"#), "{dom}");
+    // Each side's three percentiles carry their interval, and the caption its level.
+    assert_eq!(
+        dom.matches(r#"<small class="interval">"#).count(),
+        6,
+        "{dom}"
+    );
+    assert!(
+        dom.contains("at every look, with 99.5% confidence)"),
+        "{dom}"
+    );
     assert!(
         dom.contains("Share of requests slower than 100 ms"),
         "{dom}"
