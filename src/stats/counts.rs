@@ -238,15 +238,22 @@ struct Informative {
     log_share_odds: f64,
 }
 
-/// Keeps the steps that carry evidence; see the module notes for which do not.
-fn informative(counts: &StepCounts) -> Option<Informative> {
-    let values = [
+/// Whether a step's counts are unknown: a count that is missing (NaN),
+/// infinite or negative, as a failed query or a broken series gives.
+fn is_unknown(counts: &StepCounts) -> bool {
+    [
         counts.canary_bad,
         counts.canary_total,
         counts.baseline_bad,
         counts.baseline_total,
-    ];
-    if values.iter().any(|v| !v.is_finite() || *v < 0.0) {
+    ]
+    .iter()
+    .any(|v| !v.is_finite() || *v < 0.0)
+}
+
+/// Keeps the steps that carry evidence; see the module notes for which do not.
+fn informative(counts: &StepCounts) -> Option<Informative> {
+    if is_unknown(counts) {
         return None;
     }
     if counts.canary_total <= 0.0 || counts.baseline_total <= 0.0 {
@@ -368,13 +375,7 @@ fn aligned_steps(steps: &[StepCounts]) -> impl Iterator<Item = AlignedStep> + '_
         std::collections::VecDeque::new();
     let mut previous_spike = false;
     steps.iter().map(move |counts| {
-        let values = [
-            counts.canary_bad,
-            counts.canary_total,
-            counts.baseline_bad,
-            counts.baseline_total,
-        ];
-        if values.iter().any(|v| !v.is_finite() || *v < 0.0) {
+        if is_unknown(counts) {
             return AlignedStep {
                 evidence: None,
                 advancing: false,
