@@ -464,6 +464,16 @@ fn softplus_pair(x: f64) -> (f64, f64) {
     }
 }
 
+/// `1 / (1 + e^-x)` without overflow.
+fn logistic(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
 /// Conditional log-likelihood of one step at log-ratio `theta`:
 /// `c ln p + b ln(1 - p)` with `p = logistic(theta + log_share_odds)`.
 fn step_log_likelihood(step: &Informative, theta: f64) -> f64 {
@@ -614,6 +624,34 @@ struct MixtureProcess {
     restarts: Restarts,
     /// Weight of the restarts still to come: they contribute 1 each.
     pending_weight: f64,
+    /// Its log, kept beside it: every e-value reads it.
+    log_pending_weight: f64,
+    /// The log e-value as last computed, while nothing it is computed from
+    /// has changed: a step without evidence once the restarts are past
+    /// leaves it as it was, and such steps are common at the upper bucket
+    /// edges of a distribution.
+    known_log_evalue: std::cell::Cell<Option<f64>>,
+    /// For a process that only steers the bound search (see
+    /// [`Evaluation::Fused`]): per alternative, its log offset from the null
+    /// and `e^offset - 1`.
+    fused: Option<Vec<(f64, f64)>>,
+}
+
+/// How a [`MixtureProcess`] evaluates a step's likelihood ratios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Evaluation {
+    /// Each alternative's log-likelihood and the null's, each from its own
+    /// `exp` and `ln_1p` ([`step_log_likelihood`]): the e-values every
+    /// figure and decision is read from.
+    Exact,
+    /// One `exp` for the step and one `ln_1p` per alternative, from
+    /// `ln(L_a / L_0) = c d_a - K ln(1 + p_0 (e^d_a - 1))` with `d_a` the
+    /// alternative's offset from the null, `K = c + b` and `p_0` the
+    /// canary's share under the null (the ratio of `(1 + e^x_a)` and
+    /// `(1 + e^x_0)` is `1 + p_0 (e^d_a - 1)`). Equal to the exact form up to
+    /// rounding (about 1e-12 relative over a day's steps), so it only steers
+    /// [`BoundSearch`], whose answer is then confirmed with `Exact`.
+    Fused,
 }
 
 /// A restart whose starting points are not all past (see [`MixtureProcess`]).
@@ -648,17 +686,44 @@ impl MixtureProcess {
         alternatives: &[(f64, f64)],
         restarts: Restarts,
     ) -> MixtureProcess {
+        MixtureProcess::evaluated(
+            null_log_ratio,
+            side,
+            alternatives,
+            restarts,
+            Evaluation::Exact,
+        )
+    }
+
+    /// A fresh e-process that evaluates its steps as `evaluation` says.
+    fn evaluated(
+        null_log_ratio: f64,
+        side: Side,
+        alternatives: &[(f64, f64)],
+        restarts: Restarts,
+        evaluation: Evaluation,
+    ) -> MixtureProcess {
         let total_weight: f64 = alternatives.iter().map(|(_, w)| w).sum();
         let sign = match side {
             Side::Above => 1.0,
             Side::Below => -1.0,
         };
+        let alternative_log_ratios: Vec<f64> = alternatives
+            .iter()
+            .map(|(factor, _)| null_log_ratio + sign * factor.ln())
+            .collect();
+        let fused = (evaluation == Evaluation::Fused).then(|| {
+            alternative_log_ratios
+                .iter()
+                .map(|theta| {
+                    let offset = theta - null_log_ratio;
+                    (offset, offset.exp_m1())
+                })
+                .collect()
+        });
         MixtureProcess {
             null_log_ratio,
-            alternative_log_ratios: alternatives
-                .iter()
-                .map(|(factor, _)| null_log_ratio + sign * factor.ln())
-                .collect(),
+            alternative_log_ratios,
             log_weights: alternatives
                 .iter()
                 .map(|(_, w)| (w / total_weight).ln())
@@ -668,6 +733,9 @@ impl MixtureProcess {
             open: Vec::new(),
             restarts,
             pending_weight: 1.0,
+            log_pending_weight: 0.0,
+            known_log_evalue: std::cell::Cell::new(None),
+            fused,
         }
     }
 
@@ -678,7 +746,9 @@ impl MixtureProcess {
         if weight <= 0.0 {
             return;
         }
+        self.known_log_evalue.set(None);
         self.pending_weight = self.restarts.weight_after(index);
+        self.log_pending_weight = self.pending_weight.ln();
         self.open.push(OpenRestart {
             weight,
             points_left: PERSISTENCE_STEPS,
@@ -692,9 +762,28 @@ impl MixtureProcess {
     /// when it carries no evidence. `advancing` says whether both sides
     /// served traffic in it (see [`Persisted`]).
     fn update(&mut self, step: Option<&Informative>, aligned: &AlignedStep) {
+        self.update_given_null(step.map(|s| (s, None)), aligned);
+    }
+
+    /// [`Self::update`], with the step's log-likelihood at the null when the
+    /// caller has it already (processes with the same boundary share it).
+    fn update_given_null(
+        &mut self,
+        step: Option<(&Informative, Option<f64>)>,
+        aligned: &AlignedStep,
+    ) {
         let advancing = aligned.advancing;
-        if let Some(step) = step {
-            let null = step_log_likelihood(step, self.null_log_ratio);
+        if step.is_some() || (advancing && !self.open.is_empty()) {
+            self.known_log_evalue.set(None);
+        }
+        if let (Some((step, _)), Some(fused)) = (step, &self.fused) {
+            let null_share = logistic(self.null_log_ratio + step.log_share_odds);
+            let bad = step.canary_bad + step.baseline_bad;
+            for (llr, (offset, growth)) in self.log_likelihood_ratios.iter_mut().zip(fused) {
+                *llr += step.canary_bad * offset - bad * (null_share * growth).ln_1p();
+            }
+        } else if let Some((step, known_null)) = step {
+            let null = known_null.unwrap_or_else(|| step_log_likelihood(step, self.null_log_ratio));
             for (llr, theta) in self
                 .log_likelihood_ratios
                 .iter_mut()
@@ -751,33 +840,69 @@ impl MixtureProcess {
         });
     }
 
+    /// The log terms whose exponentials sum to the e-value, in one fixed
+    /// order: walked twice (for their largest, then for the sum) rather than
+    /// collected, since this runs at every step.
+    fn log_terms(&self) -> impl Iterator<Item = f64> + '_ {
+        let pending = self.log_pending_weight;
+        let per_alternative = self
+            .log_weights
+            .iter()
+            .zip(&self.log_likelihood_ratios)
+            .zip(&self.log_closed)
+            .enumerate()
+            .flat_map(move |(a, ((weight, llr), closed))| {
+                std::iter::once(weight + llr + closed).chain(self.open.iter().map(move |restart| {
+                    weight + restart.weight.ln() + llr - restart.max_log_ratios[a].max(*llr)
+                }))
+            });
+        std::iter::once(pending).chain(per_alternative)
+    }
+
     /// Natural log of the current e-value, computed stably:
     /// sum_a w_a sum_j pi_j exp(L_a - max L) + pending_weight.
     fn log_evalue(&self) -> f64 {
-        // The terms in one fixed order, walked twice (for their largest, then
-        // for the sum) rather than collected: this runs at every step.
-        let pending = self.pending_weight.ln();
-        let terms = || {
-            let per_alternative = self
-                .log_weights
-                .iter()
-                .zip(&self.log_likelihood_ratios)
-                .zip(&self.log_closed)
-                .enumerate()
-                .flat_map(move |(a, ((weight, llr), closed))| {
-                    std::iter::once(weight + llr + closed).chain(self.open.iter().map(
-                        move |restart| {
-                            weight + restart.weight.ln() + llr - restart.max_log_ratios[a].max(*llr)
-                        },
-                    ))
-                });
-            std::iter::once(pending).chain(per_alternative)
-        };
-        let max = terms().fold(f64::NEG_INFINITY, f64::max);
-        if !max.is_finite() {
-            return max;
+        match self.known_log_evalue.get() {
+            Some(known) => known,
+            None => self.log_sum(self.log_terms().fold(f64::NEG_INFINITY, f64::max)),
         }
-        max + terms().map(|t| (t - max).exp()).sum::<f64>().ln()
+    }
+
+    /// [`Self::log_evalue`] given the largest of its terms.
+    fn log_sum(&self, max: f64) -> f64 {
+        let value = if max.is_finite() {
+            max + self.log_terms().map(|t| (t - max).exp()).sum::<f64>().ln()
+        } else {
+            max
+        };
+        self.known_log_evalue.set(Some(value));
+        value
+    }
+
+    /// [`Self::log_evalue`], bit for bit, or, when the e-value is surely
+    /// below `floor`, an upper bound on it that is below `floor` too: the
+    /// largest term plus the log of the number of terms (each term's
+    /// exponential relative to the largest is at most 1), with room for
+    /// rounding. Where only whether values reach `floor` matters, the sum's
+    /// exponentials are then saved.
+    fn log_evalue_unless_below(&self, floor: f64) -> f64 {
+        if let Some(known) = self.known_log_evalue.get() {
+            return known;
+        }
+        let (max, count, nan) = self.log_terms().fold(
+            (f64::NEG_INFINITY, 0_usize, false),
+            |(max, count, nan), t| (max.max(t), count + 1, nan || t.is_nan()),
+        );
+        if !nan && max.is_finite() {
+            // ln(count) <= ceil(log2(count)) ln 2, without a logarithm.
+            let log_count = f64::from(usize::BITS - count.saturating_sub(1).leading_zeros())
+                * std::f64::consts::LN_2;
+            let bound = max + log_count + 1e-9 * (1.0 + max.abs());
+            if bound < floor {
+                return bound;
+            }
+        }
+        self.log_sum(max)
     }
 }
 
@@ -879,18 +1004,48 @@ impl Processes {
 
     fn update_all(&mut self, index: usize, aligned: &AlignedStep) {
         let step = aligned.evidence.as_ref();
+        // The step's log-likelihood at each boundary, computed once: a harm
+        // and a safety process share each boundary.
+        let mut nulls: [Option<(f64, f64)>; 2] = [None; 2];
         for process in self.harm.iter_mut().chain(self.safety.iter_mut()) {
             if process.null_log_ratio.is_finite() {
                 process.begin_step(index);
-                process.update(step, aligned);
+                let boundary = process.null_log_ratio;
+                let given = step.map(|step| {
+                    let known = nulls.iter().flatten().find(|(b, _)| *b == boundary);
+                    let null = known.map_or_else(|| step_log_likelihood(step, boundary), |k| k.1);
+                    if known.is_none()
+                        && let Some(free) = nulls.iter_mut().find(|n| n.is_none())
+                    {
+                        *free = Some((boundary, null));
+                    }
+                    (step, Some(null))
+                });
+                process.update_given_null(given, aligned);
             }
         }
     }
 
     /// Log of the harm e-value: the average of the harm processes.
     fn log_harm(&self) -> f64 {
-        let logs: Vec<f64> = self.harm.iter().map(MixtureProcess::log_evalue).collect();
-        log_mean_exp(&logs)
+        match &self.harm[..] {
+            // ln(mean(e^v)) of one value, as `log_mean_exp` computes it:
+            // v + ln(e^0 / 1), exactly v + 0.
+            [one] => log_mean_exp_of_one(one.log_evalue()),
+            several => {
+                let logs: Vec<f64> = several.iter().map(MixtureProcess::log_evalue).collect();
+                log_mean_exp(&logs)
+            }
+        }
+    }
+}
+
+/// [`log_mean_exp`] of one value, bit for bit, without its `exp` and `ln`.
+fn log_mean_exp_of_one(value: f64) -> f64 {
+    if value.is_finite() {
+        value + 0.0
+    } else {
+        value
     }
 }
 
@@ -1002,10 +1157,12 @@ fn walk(steps: &[StepCounts], test: &RatioTest) -> Walk {
             persisted.record(process.log_evalue(), moved_on, aligned.spike);
         }
         let log_harm = harm_persisted.value();
-        let safety_logs: Vec<f64> = safety_persisted.iter().map(Persisted::value).collect();
+        let mut safety_now = f64::INFINITY;
         harm_max_log = harm_max_log.max(log_harm);
-        for (max, current) in safety_max_logs.iter_mut().zip(&safety_logs) {
-            *max = max.max(*current);
+        for (max, persisted) in safety_max_logs.iter_mut().zip(&safety_persisted) {
+            let current = persisted.value();
+            *max = max.max(current);
+            safety_now = safety_now.min(current);
         }
         if harm_crossed_at.is_none() && harm_max_log >= log_threshold {
             harm_crossed_at = Some(index);
@@ -1017,7 +1174,6 @@ fn walk(steps: &[StepCounts], test: &RatioTest) -> Walk {
         if safety_crossed_at.is_none() && safety_running >= log_threshold {
             safety_crossed_at = Some(index);
         }
-        let safety_now = safety_logs.iter().copied().fold(f64::INFINITY, f64::min);
         path.push(EvidencePoint {
             step: index,
             harm: evalue(log_harm),
@@ -1265,6 +1421,10 @@ fn bisect(f: impl Fn(f64) -> f64, mut low: f64, mut high: f64, precision: f64) -
     0.5 * (low + high)
 }
 
+/// A mixture's side, alternatives and restarts: what [`MixtureProcess::new`]
+/// takes beside its boundary.
+type ProcessSpec = (Side, &'static [(f64, f64)], Restarts);
+
 /// The largest persisted log e-value over the window's `aligned` steps (and
 /// the start, where it is 0) of the mixture against the boundary
 /// `null_log_ratio` with `alternatives` on `side`, computed exactly as
@@ -1276,16 +1436,22 @@ fn bisect(f: impl Fn(f64) -> f64, mut low: f64, mut high: f64, precision: f64) -
 fn running_max_log_evalue(
     aligned: &[AlignedStep],
     null_log_ratio: f64,
-    (side, alternatives, restarts): (Side, &[(f64, f64)], Restarts),
+    (side, alternatives, restarts): ProcessSpec,
     stop_at: f64,
+    evaluation: Evaluation,
 ) -> f64 {
-    let mut process = MixtureProcess::new(null_log_ratio, side, alternatives, restarts);
+    let mut process =
+        MixtureProcess::evaluated(null_log_ratio, side, alternatives, restarts, evaluation);
     let mut persisted = Persisted::new();
     let mut max = 0.0_f64;
     for (index, aligned) in aligned.iter().enumerate() {
         process.begin_step(index);
         process.update(aligned.evidence.as_ref(), aligned);
-        persisted.record(process.log_evalue(), aligned.advancing, aligned.spike);
+        // A value below the running maximum cannot raise it, now or later
+        // (a persisted value is the smallest of values that include it), so
+        // any value below the maximum serves in its place.
+        let value = process.log_evalue_unless_below(max);
+        persisted.record(value, aligned.advancing, aligned.spike);
         max = max.max(persisted.value());
         if max >= stop_at {
             break;
@@ -1335,8 +1501,9 @@ fn confidence_bounds(
 
     // Lower bound: below it the "above" process has crossed at some step.
     let lower = BoundSearch {
-        evidence: |theta: f64, stop_at: f64| {
-            running_max_log_evalue(&aligned, theta, (Side::Above, below.0, below.1), stop_at)
+        evidence: |theta: f64, stop_at: f64, evaluation: Evaluation| {
+            let spec = (Side::Above, below.0, below.1);
+            running_max_log_evalue(&aligned, theta, spec, stop_at, evaluation)
         },
         log_threshold,
         rejected_above: false,
@@ -1348,8 +1515,9 @@ fn confidence_bounds(
     };
     // Upper bound: above it the "below" process has crossed at some step.
     let upper = BoundSearch {
-        evidence: |theta: f64, stop_at: f64| {
-            running_max_log_evalue(&aligned, theta, (Side::Below, above.0, above.1), stop_at)
+        evidence: |theta: f64, stop_at: f64, evaluation: Evaluation| {
+            let spec = (Side::Below, above.0, above.1);
+            running_max_log_evalue(&aligned, theta, spec, stop_at, evaluation)
         },
         log_threshold,
         rejected_above: true,
@@ -1418,9 +1586,15 @@ fn estimate_spread(aligned: &[AlignedStep], estimate_log: f64, log_threshold: f6
 /// "A modified regula falsi method", BIT 11, 1971), starting from the
 /// estimate and stepping out by the spread: about ten walks of the window
 /// where bisection takes 27, those well inside the rejected side cut short
-/// (see [`BOUND_SEARCH_MARGIN`]). Should anything go astray (a value that is not
-/// finite, no turn found in the range) it falls back to that bisection.
-struct BoundSearch<F: Fn(f64, f64) -> f64> {
+/// (see [`BOUND_SEARCH_MARGIN`]). The walks that steer it evaluate the
+/// evidence in the cheaper [`Evaluation::Fused`] form; the cell they find is
+/// then confirmed with exact walks at its two ends (and moved a cell at a
+/// time while rounding put it beside the exact one, see
+/// [`BOUND_CONFIRM_MOVES`]), so the answer is the exact evidence's. Should
+/// anything go astray (a value that is not finite, no turn found in the
+/// range, a cell that does not confirm) it searches again with exact walks,
+/// and then falls back to that bisection.
+struct BoundSearch<F: Fn(f64, f64, Evaluation) -> f64> {
     evidence: F,
     log_threshold: f64,
     rejected_above: bool,
@@ -1435,11 +1609,53 @@ const BOUND_SEARCH_MARGIN: f64 = 1.0;
 /// Most evidence walks one [`BoundSearch`] makes before falling back to bisection.
 const BOUND_SEARCH_WALKS: usize = 64;
 
-impl<F: Fn(f64, f64) -> f64> BoundSearch<F> {
-    /// Whether the log-ratio `theta` is rejected: its evidence reaches the
-    /// threshold at some step (the walk stops there).
+/// Most cells by which [`BoundSearch`] moves the cell its fused walks found
+/// before it searches again with exact walks. Rounding differences of about
+/// 1e-12 in a log e-value move a turn by far less than a cell (about 6e-7 in
+/// the log-ratio), so a move is rare and one is almost always enough.
+const BOUND_CONFIRM_MOVES: usize = 4;
+
+impl<F: Fn(f64, f64, Evaluation) -> f64> BoundSearch<F> {
+    /// Whether the log-ratio `theta` is rejected by the exact evidence: it
+    /// reaches the threshold at some step (the walk stops there).
     fn rejects(&self, theta: f64) -> bool {
-        (self.evidence)(theta, self.log_threshold) >= self.log_threshold
+        (self.evidence)(theta, self.log_threshold, Evaluation::Exact) >= self.log_threshold
+    }
+
+    /// The grid point `index`.
+    fn point(index: u64) -> f64 {
+        -LOG_RATIO_LIMIT + index as f64 * Self::grid().1
+    }
+
+    /// The cell `(rejected, kept)` (neighbouring grid points) confirmed by
+    /// exact walks: the given one if both ends say so, else the cell a move
+    /// or a few toward the exact turn; `None` if none confirms within
+    /// [`BOUND_CONFIRM_MOVES`] or the range ends.
+    fn confirm(&self, (mut rejected, mut kept): (u64, u64)) -> Option<(u64, u64)> {
+        let (cells, _) = Self::grid();
+        // Grid steps toward rejection (+1 when rejected above).
+        let toward: i64 = if self.rejected_above { 1 } else { -1 };
+        let moved = |index: u64, by: i64| {
+            let next = index as i64 + by;
+            (0..=cells as i64).contains(&next).then_some(next as u64)
+        };
+        let (mut rejected_known, mut kept_known) = (false, false);
+        for _ in 0..=BOUND_CONFIRM_MOVES {
+            if !kept_known && self.rejects(Self::point(kept)) {
+                // The turn lies further from rejection.
+                (rejected, rejected_known) = (kept, true);
+                kept = moved(kept, -toward)?;
+                continue;
+            }
+            if !rejected_known && !self.rejects(Self::point(rejected)) {
+                // The turn lies further toward rejection.
+                (kept, kept_known) = (rejected, true);
+                rejected = moved(rejected, toward)?;
+                continue;
+            }
+            return Some((rejected, kept));
+        }
+        None
     }
 
     /// Cells of the bisection's grid, and the width of one.
@@ -1454,7 +1670,14 @@ impl<F: Fn(f64, f64) -> f64> BoundSearch<F> {
 
     /// The bisection's answer; see the type's notes.
     fn find(&self, estimate_log: f64, spread: f64) -> f64 {
-        self.search(estimate_log, spread).unwrap_or_else(|| {
+        let cell = self
+            .search(estimate_log, spread, Evaluation::Fused)
+            .and_then(|cell| self.confirm(cell))
+            .or_else(|| self.search(estimate_log, spread, Evaluation::Exact));
+        let middle = |(rejected, kept): (u64, u64)| {
+            0.5 * (Self::point(rejected.min(kept)) + Self::point(rejected.max(kept)))
+        };
+        cell.map(middle).unwrap_or_else(|| {
             bisect(
                 |theta| match (self.rejects(theta), self.rejected_above) {
                     (true, true) | (false, false) => 1.0,
@@ -1467,15 +1690,17 @@ impl<F: Fn(f64, f64) -> f64> BoundSearch<F> {
         })
     }
 
-    /// The middle of the grid cell where rejection turns, or `None` to fall back.
-    fn search(&self, estimate_log: f64, spread: f64) -> Option<f64> {
+    /// The grid cell `(rejected, kept)` where rejection turns as the
+    /// evidence evaluated by `evaluation` says, or `None` to fall back.
+    fn search(&self, estimate_log: f64, spread: f64, evaluation: Evaluation) -> Option<(u64, u64)> {
         let (cells, width) = Self::grid();
-        let point = |index: u64| -LOG_RATIO_LIMIT + index as f64 * width;
+        let point = Self::point;
         // Positive where rejected: the evidence above the threshold. A walk
         // stops once it is BOUND_SEARCH_MARGIN above: the sign, all that
         // decides the answer, is then known, and the value only steers.
         let stop_at = self.log_threshold + BOUND_SEARCH_MARGIN;
-        let excess = |index: u64| (self.evidence)(point(index), stop_at) - self.log_threshold;
+        let excess =
+            |index: u64| (self.evidence)(point(index), stop_at, evaluation) - self.log_threshold;
         // Grid steps toward rejection (+1 when rejected above).
         let toward: i64 = if self.rejected_above { 1 } else { -1 };
         let clamp = |index: i64| index.clamp(0, cells as i64) as u64;
@@ -1543,8 +1768,7 @@ impl<F: Fn(f64, f64) -> f64> BoundSearch<F> {
                 kept = (next, value);
             }
         }
-        let (low, high) = (rejected.0.min(kept.0), rejected.0.max(kept.0));
-        Some(0.5 * (point(low) + point(high)))
+        Some((rejected.0, kept.0))
     }
 }
 
@@ -1623,8 +1847,8 @@ mod tests {
         let (below, above, log_threshold) = bound_processes(direction, alpha);
         let all = f64::INFINITY;
         let rejects_below = |theta: f64| {
-            running_max_log_evalue(&aligned, theta, (Side::Above, below.0, below.1), all)
-                >= log_threshold
+            let spec = (Side::Above, below.0, below.1);
+            running_max_log_evalue(&aligned, theta, spec, all, Evaluation::Exact) >= log_threshold
         };
         let lower = if rejects_below(-LOG_RATIO_LIMIT) {
             let theta = bisect(
@@ -1638,8 +1862,8 @@ mod tests {
             0.0
         };
         let rejects_above = |theta: f64| {
-            running_max_log_evalue(&aligned, theta, (Side::Below, above.0, above.1), all)
-                >= log_threshold
+            let spec = (Side::Below, above.0, above.1);
+            running_max_log_evalue(&aligned, theta, spec, all, Evaluation::Exact) >= log_threshold
         };
         let upper = if rejects_above(LOG_RATIO_LIMIT) {
             let theta = bisect(
@@ -1722,15 +1946,18 @@ mod tests {
             .collect()
     }
 
+    /// A harm process's and a safety process's settings, for tests that check both.
+    const HARM_AND_SAFETY: [ProcessSpec; 2] = [
+        (Side::Above, &HARM_ALTERNATIVES, HARM_RESTARTS),
+        (Side::Below, &SAFETY_ALTERNATIVES, Restarts::NONE),
+    ];
+
     // Pins that the e-values computed without collecting their terms are the
     // ones computed before, bit for bit, at every step of many random windows.
     #[test]
     fn log_evalue_is_the_collected_sum_bit_for_bit() {
         for (steps, test) in random_windows(60, 15) {
-            for (side, alternatives, restarts) in [
-                (Side::Above, &HARM_ALTERNATIVES[..], HARM_RESTARTS),
-                (Side::Below, &SAFETY_ALTERNATIVES[..], Restarts::NONE),
-            ] {
+            for (side, alternatives, restarts) in HARM_AND_SAFETY {
                 let null = (1.0 + test.tolerance).ln();
                 let mut process = MixtureProcess::new(null, side, alternatives, restarts);
                 for (index, aligned) in aligned_steps(&steps).enumerate() {
@@ -1964,5 +2191,85 @@ mod tests {
             ..one_sided
         };
         assert!(informative(&nan).is_none());
+    }
+
+    /// The running maximum as it was computed before
+    /// [`MixtureProcess::log_evalue_unless_below`]: every step's e-value in full.
+    fn running_max_in_full(
+        aligned: &[AlignedStep],
+        null_log_ratio: f64,
+        (side, alternatives, restarts): ProcessSpec,
+    ) -> f64 {
+        let mut process = MixtureProcess::new(null_log_ratio, side, alternatives, restarts);
+        let mut persisted = Persisted::new();
+        let mut max = 0.0_f64;
+        for (index, aligned) in aligned.iter().enumerate() {
+            process.begin_step(index);
+            process.update(aligned.evidence.as_ref(), aligned);
+            persisted.record(process.log_evalue(), aligned.advancing, aligned.spike);
+            max = max.max(persisted.value());
+        }
+        max
+    }
+
+    // Pins that skipping the sum of the e-values below the running maximum leaves the
+    // maximum bit for bit what every step's full e-value gives, on many random windows
+    // and log-ratios on both sides of the estimate.
+    #[test]
+    fn running_max_skips_only_values_that_cannot_raise_it() {
+        for (steps, test) in random_windows(80, 77) {
+            let aligned: Vec<AlignedStep> = aligned_steps(&steps).collect();
+            let null = (1.0 + test.tolerance).ln();
+            for (side, alternatives, restarts) in HARM_AND_SAFETY {
+                for shift in [-2.0, -0.5, -0.1, 0.0, 0.1, 0.5, 2.0] {
+                    let spec = (side, alternatives, restarts);
+                    let skipping = running_max_log_evalue(
+                        &aligned,
+                        null + shift,
+                        spec,
+                        f64::INFINITY,
+                        Evaluation::Exact,
+                    );
+                    let full = running_max_in_full(&aligned, null + shift, spec);
+                    assert_eq!(skipping.to_bits(), full.to_bits(), "{skipping} {full}");
+                }
+            }
+        }
+    }
+
+    // Pins that the fused evaluation that steers the bound search is the exact one up to
+    // rounding: every alternative's summed log-likelihood ratio, at every step.
+    #[test]
+    fn fused_evaluation_is_the_exact_one_up_to_rounding() {
+        for (steps, test) in random_windows(60, 31) {
+            for (side, alternatives, restarts) in HARM_AND_SAFETY {
+                for shift in [-3.0, 0.0, 3.0] {
+                    let null = (1.0 + test.tolerance).ln() + shift;
+                    let mut exact = MixtureProcess::new(null, side, alternatives, restarts);
+                    let mut fused = MixtureProcess::evaluated(
+                        null,
+                        side,
+                        alternatives,
+                        restarts,
+                        Evaluation::Fused,
+                    );
+                    for (index, aligned) in aligned_steps(&steps).enumerate() {
+                        for process in [&mut exact, &mut fused] {
+                            process.begin_step(index);
+                            process.update(aligned.evidence.as_ref(), &aligned);
+                        }
+                        for (e, f) in exact
+                            .log_likelihood_ratios
+                            .iter()
+                            .zip(&fused.log_likelihood_ratios)
+                        {
+                            assert!((e - f).abs() <= 1e-9 * (1.0 + e.abs()), "{e} {f}");
+                        }
+                        let (e, f) = (exact.log_evalue(), fused.log_evalue());
+                        assert!((e - f).abs() <= 1e-9 * (1.0 + e.abs()), "{e} {f}");
+                    }
+                }
+            }
+        }
     }
 }
