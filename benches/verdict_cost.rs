@@ -13,6 +13,11 @@
 //! - `VERDICT_COST_BIN`: the `canary-gate` binary to measure (default: the
 //!   release build of this checkout), e.g. a copy built from an older commit.
 //!
+//! `judge`, a one-shot process, is also set beside the same queries sent by
+//! one fresh `curl` process (spawn to exit, all at once with `--parallel`),
+//! when `curl` is on the PATH: the physical limit of a one-shot client,
+//! which pays a process start too. The bench does not need curl otherwise.
+//!
 //! The plan's exact queries are read from Prometheus's query log after one
 //! untimed verdict of each case, and replayed as they were sent: all at
 //! once, as the verdict sends them. Load runs shift each request's window by
@@ -289,6 +294,28 @@ fn form(pairs: &[(&str, String)]) -> String {
         .join("&")
 }
 
+/// The API path and form body of `query`, shifted by `shift_secs`.
+fn query_request(query: &LoggedQuery, shift_secs: i64) -> (&'static str, String) {
+    match query.range {
+        Some((start, end, step)) => (
+            "/api/v1/query_range",
+            form(&[
+                ("query", query.promql.clone()),
+                ("start", (start - shift_secs).to_string()),
+                ("end", (end - shift_secs).to_string()),
+                ("step", step.to_string()),
+            ]),
+        ),
+        None => (
+            "/api/v1/query",
+            form(&[
+                ("query", query.promql.clone()),
+                ("time", (query.at - shift_secs).to_string()),
+            ]),
+        ),
+    }
+}
+
 /// Sends `queries` straight to Prometheus, all at once, each shifted by
 /// `shift_secs`, and reads every answer; whether all answered 200.
 async fn replay(
@@ -298,24 +325,7 @@ async fn replay(
     shift_secs: i64,
 ) -> bool {
     let answers = join_all(queries.iter().map(|query| {
-        let (path, body) = match query.range {
-            Some((start, end, step)) => (
-                "/api/v1/query_range",
-                form(&[
-                    ("query", query.promql.clone()),
-                    ("start", (start - shift_secs).to_string()),
-                    ("end", (end - shift_secs).to_string()),
-                    ("step", step.to_string()),
-                ]),
-            ),
-            None => (
-                "/api/v1/query",
-                form(&[
-                    ("query", query.promql.clone()),
-                    ("time", (query.at - shift_secs).to_string()),
-                ]),
-            ),
-        };
+        let (path, body) = query_request(query, shift_secs);
         async move {
             let response = client
                 .post(format!("{url}{path}"))
@@ -331,6 +341,54 @@ async fn replay(
     }))
     .await;
     answers.iter().all(|a| *a == Some(true))
+}
+
+/// Whether a `curl` program is on the PATH (the one-shot client of the
+/// `judge` table; the figure is left out without it).
+fn curl_found() -> bool {
+    Command::new("curl")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Sends `queries` to Prometheus from one fresh `curl` process, all at once
+/// (`--parallel`), as a one-shot client must: the time from spawn to exit,
+/// or `None` if a query failed.
+fn curl_replay(url: &str, queries: &[LoggedQuery]) -> Option<f64> {
+    let mut command = Command::new("curl");
+    command.args([
+        "--silent",
+        "--show-error",
+        "--parallel",
+        "--parallel-immediate",
+    ]);
+    command.args(["--parallel-max", "100"]);
+    for (i, query) in queries.iter().enumerate() {
+        if i > 0 {
+            command.arg("--next");
+        }
+        let (path, body) = query_request(query, 0);
+        command.args(["--fail", "--output", "/dev/null"]);
+        command.args([
+            "--header",
+            "content-type: application/x-www-form-urlencoded",
+        ]);
+        command
+            .arg("--data-binary")
+            .arg(body)
+            .arg(format!("{url}{path}"));
+    }
+    let started = Instant::now();
+    let status = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    let elapsed = started.elapsed().as_secs_f64();
+    status.success().then_some(elapsed)
 }
 
 /// A verdict request for the simulated canary over `start..end`.
@@ -632,11 +690,14 @@ fn main() {
 
     // judge, the CLI: a process per verdict.
     println!("\n### `judge` (the CLI, one process per verdict) beside its queries (medians)\n");
-    println!("| rule set | window | judge | its queries straight to Prometheus | ratio |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| rule set | window | judge | its queries straight to Prometheus | ratio | its queries from one `curl` process, spawn to exit | ratio to `curl` |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let curl = curl_found();
     for &window in &windows {
         let queries = queries_of("http", window);
-        let (mut judge_secs, mut raw_secs) = (Vec::new(), Vec::new());
+        let (mut judge_secs, mut raw_secs, mut curl_secs) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let started = Instant::now();
             let status = Command::new(binary())
@@ -661,10 +722,20 @@ fn main() {
             let started = Instant::now();
             assert!(runtime.block_on(replay(&client, &store, &queries, 0)));
             raw_secs.push(started.elapsed().as_secs_f64());
+            if curl {
+                curl_secs.push(curl_replay(&store, &queries).expect("curl replay"));
+            }
         }
         let (judge, raw) = (median(&mut judge_secs), median(&mut raw_secs));
+        let (curl_cell, curl_ratio) = match curl_secs.is_empty() {
+            true => ("no curl on this machine".to_string(), "-".to_string()),
+            false => {
+                let one_shot = median(&mut curl_secs);
+                (ms(one_shot), format!("{:.2}x", judge / one_shot))
+            }
+        };
         println!(
-            "| http | {} | {} | {} | {:.2}x |",
+            "| http | {} | {} | {} | {:.2}x | {curl_cell} | {curl_ratio} |",
             window_name(window),
             ms(judge),
             ms(raw),
