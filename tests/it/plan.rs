@@ -444,18 +444,24 @@ fn side_selector_from_map_bounds() {
     assert!(SideSelector::from_map(&vars(&[("track", "canary"), ("shadow", "")])).is_ok());
 }
 
-// Pins the shipped rules/http.yaml plan for a conventional service.
-#[test]
-fn http_rules_plan() {
-    let set = rules::load_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/http.yaml"))
-        .expect("shipped rules load");
-    let plan = plan::plan(
-        &set,
+/// The plan of `set` for service `checkout`, canary against baseline.
+fn checkout_plan(set: &RuleSet) -> plan::Plan {
+    plan::plan(
+        set,
         &canary(),
         &baseline(),
         &vars(&[("service", "checkout")]),
     )
-    .expect("plans");
+    .expect("plans")
+}
+
+// Pins the shipped rules/http.yaml plan for a conventional service: the
+// distribution metric `latency` reads every bucket.
+#[test]
+fn http_rules_plan() {
+    let set = rules::load_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/http.yaml"))
+        .expect("shipped rules load");
+    let plan = checkout_plan(&set);
     let texts: Vec<_> = plan.metrics[0]
         .canary
         .iter()
@@ -467,13 +473,36 @@ fn http_rules_plan() {
         [
             r#"http_requests_total{code=~"5..",service="checkout",track="canary"}"#,
             r#"http_requests_total{service="checkout",track="canary"}"#,
-            r#"http_request_duration_seconds_bucket{le=~"0\\.25|\\+Inf",service="checkout",track="baseline"}"#,
+            r#"http_request_duration_seconds_bucket{service="checkout",track="baseline"}"#,
         ]
+    );
+    assert_eq!(plan.metrics[1].baseline[0].every_bucket, None);
+}
+
+// The threshold form of the same histogram (the alternative rules/http.yaml
+// shows, commented) asks only for its threshold's bucket and +Inf.
+#[test]
+fn threshold_latency_plan_narrows_to_two_buckets() {
+    let set = rule_set(
+        r#"
+metrics:
+  - name: slow-requests
+    kind: latency
+    histogram: http_request_duration_seconds_bucket{service="$service"}
+    threshold_seconds: 0.25
+    direction: increase
+    tolerance: +20%
+"#,
+    );
+    let plan = checkout_plan(&set);
+    assert_eq!(
+        plan.metrics[0].baseline[0].promql,
+        r#"http_request_duration_seconds_bucket{le=~"0\\.25|\\+Inf",service="checkout",track="baseline"}"#
     );
     // The narrowed histogram query keeps the query with every bucket, asked
     // only when the narrowed answer cannot be measured.
     assert_eq!(
-        plan.metrics[1].baseline[0].every_bucket.as_deref(),
+        plan.metrics[0].baseline[0].every_bucket.as_deref(),
         Some(r#"http_request_duration_seconds_bucket{service="checkout",track="baseline"}"#)
     );
 }
