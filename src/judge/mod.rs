@@ -120,7 +120,10 @@ pub fn judge(
                 &frame.window,
                 rules,
                 judgement,
-                "rate of bad events",
+                &counts::CountsWords {
+                    rate: "rate of bad events",
+                    none_on_either_side: "no bad event on either side",
+                },
             ),
             (
                 MetricKind::Latency {
@@ -130,10 +133,18 @@ pub fn judge(
                 },
                 Measured::Counts(steps),
             ) => {
-                let what = format!(
+                let rate = format!(
                     "share of requests slower than {} s",
                     words::number(*threshold_seconds)
                 );
+                let none_on_either_side = format!(
+                    "no request slower than {} on either side",
+                    words::latency(*threshold_seconds)
+                );
+                let what = counts::CountsWords {
+                    rate: &rate,
+                    none_on_either_side: &none_on_either_side,
+                };
                 counts::judge_counts(rule, &steps, alpha, &frame.window, rules, judgement, &what)
             }
             (MetricKind::Distribution { rule, .. }, Measured::Histogram { edges, steps }) => {
@@ -477,6 +488,22 @@ fn summary(report: &MetricReport) -> String {
             format!("{} {} the baseline", report.name, words::times(e.value))
         }
         Some(e) => format!("{} shift {}", report.name, words::number(e.value)),
+        // A latency distribution: its medians, as durations.
+        None if !report.canary.percentiles.is_empty() => {
+            let median = |side: &crate::verdict::SideFigures| {
+                side.percentiles
+                    .iter()
+                    .find(|p| p.quantile == 0.5)
+                    .map(|p| words::latency(p.seconds))
+            };
+            match (median(&report.canary), median(&report.baseline)) {
+                (Some(canary), Some(baseline)) => {
+                    format!("{} p50 {canary} against {baseline}", report.name)
+                }
+                (Some(canary), None) => format!("{} p50 {canary}", report.name),
+                _ => report.name.clone(),
+            }
+        }
         None => match report.canary.value {
             Some(v) => format!("{} {}", report.name, words::number(v)),
             None => report.name.clone(),
