@@ -280,14 +280,22 @@ pub(crate) fn judge_distribution(
                 ),
             ),
         },
-        Decision::Undecided => (
-            MetricOutcome::Inconclusive,
-            format!(
-                "Not decided yet ({band}): the evidence of a slower canary reached {} of the {} needed, most of it where {at_edge}. Percentiles: {percentiles}.",
-                evidence_words(outcome.harm_evidence),
-                words::number(outcome.threshold)
-            ),
-        ),
+        Decision::Undecided => {
+            // Evidence at or below 1 is none: no edge carries it, so none is named.
+            let where_words = if outcome.harm_evidence > 1.0 && !at_edge.is_empty() {
+                format!(", most of it where {at_edge}")
+            } else {
+                String::new()
+            };
+            (
+                MetricOutcome::Inconclusive,
+                format!(
+                    "Not decided yet ({band}): the evidence of a slower canary reached {} of the {} needed{where_words}. Percentiles: {percentiles}.",
+                    evidence_words(outcome.harm_evidence),
+                    words::number(outcome.threshold)
+                ),
+            )
+        }
     };
     // The charts show both pooled distributions, and the counts at the edge
     // that carries the evidence against the averaged evidence path.

@@ -132,6 +132,20 @@ async fn the_distribution_catches_what_the_threshold_misses(kind: StoreKind) {
     assert_eq!(status, 200, "{steady}");
     assert_eq!(steady["metrics"][0]["outcome"], "pass", "{steady:#}");
     assert_eq!(steady["verdict"], "promote", "{steady:#}");
+    // Before the final look the same canary is undecided, with no evidence of a
+    // slower canary, so no bucket edge is named as carrying it.
+    let mut early = ask("steady");
+    early["final"] = json!(false);
+    early["end"] = json!(start + 10 * 60);
+    let (status, undecided) = app.post_verdict(&early).await;
+    assert_eq!(status, 200, "{undecided}");
+    let reason = undecided["metrics"][0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with(
+            "Not decided yet (no percentile slower): the evidence of a slower canary reached "
+        ) && !reason.contains("most of it where"),
+        "{reason}"
+    );
 
     let (status, relaid) = app.post_verdict(&ask("relaid")).await;
     assert_eq!(status, 200, "{relaid}");
