@@ -837,13 +837,13 @@ fn percentile_line(metric: &MetricReport) -> Option<String> {
         "estimates inside buckets by linear interpolation, no intervals".to_string()
     } else if levels.iter().all(|c| *c == levels[0]) {
         format!(
-            "estimates inside buckets by linear interpolation; [bounds at bucket edges]: each side's hold together, at every look, with {} confidence",
+            "estimates inside buckets by linear interpolation; [bounds at bucket edges]: each side's bounds hold together, at every look, with {} confidence",
             round_percent(levels[0])
         )
     } else {
         let level = |list: &[Percentile]| list.first().map_or(0.0, |p| p.confidence);
         format!(
-            "estimates inside buckets by linear interpolation; [bounds at bucket edges]: the canary's hold together, at every look, with {} confidence, the baseline's with {}",
+            "estimates inside buckets by linear interpolation; [bounds at bucket edges]: the canary's bounds hold together, at every look, with {} confidence, the baseline's with {}",
             round_percent(level(canary)),
             round_percent(level(baseline))
         )
