@@ -1,21 +1,29 @@
 //! A verdict's figures stay what they were before the speed-ups of issue 15
 //! (typed decoding of Prometheus's answers, the bound search, the memo of
-//! verified renders): fixed, seeded data through a real Prometheus, judged
-//! by the `judge` command, compared with the verdicts the commit before them
-//! gave on the same data.
+//! verified renders, and later the counts tests' own arithmetic): fixed,
+//! seeded data through a real Prometheus, judged by the `judge` command,
+//! compared with the verdicts an older commit gave on the same data.
 //!
-//! The recording, `tests/fixtures/figures/verdicts.json`, was made with the
-//! release binary of commit d4cdfe2 (before the speed-ups):
+//! Two recordings, each judged with a frozen rule set in
+//! `tests/fixtures/figures/rules/`:
+//! - `verdicts.json`, rule set `http` with the 250 ms threshold form, made with
+//!   the release binary of commit d4cdfe2 (before the first speed-ups);
+//! - `verdicts-distribution.json`, rule set `http-distribution` (the shipped
+//!   set once its latency metric became the distribution form), made with the
+//!   release binary of commit 718351b.
+//!
+//! A recording is made by running its test with the old binary:
 //!
 //! ```text
-//! CANARY_GATE_RECORD_WITH=/path/to/old/canary-gate cargo test --test it figures::
+//! CANARY_GATE_RECORD_WITH=/path/to/old/canary-gate cargo test --test it \
+//!     figures::distribution_verdicts_on_fixed_data_are_those_recorded_before_the_speed_ups
 //! ```
 //!
 //! which runs that binary instead of this build's and writes what it gives.
 //! Only what depends on the moment of the run is left out of the comparison
 //! (the verdict's id and the time it was judged at); every figure and reason
 //! must be equal, and every query too, but for the `le` matcher the plan now
-//! adds to the latency metric's histogram query.
+//! adds to the threshold form's histogram query.
 
 use std::process::Command;
 
@@ -24,8 +32,15 @@ use crate::support::prometheus::TestPrometheus;
 use crate::support::repo_root;
 use crate::support::simulate::{SideTraffic, Simulation};
 
-/// The recorded verdicts.
+/// The recorded verdicts of the threshold-form rule set `http` (made with
+/// d4cdfe2, before the first speed-ups).
 const RECORDED: &str = "tests/fixtures/figures/verdicts.json";
+
+/// The recorded verdicts of rule set `http-distribution`, a copy of
+/// rules/http.yaml once its latency metric became the distribution form, made
+/// with the release binary of 718351b (before the second round of speed-ups,
+/// which reach the distribution test's per-edge statistics).
+const RECORDED_DISTRIBUTION: &str = "tests/fixtures/figures/verdicts-distribution.json";
 
 /// The rule set `http` the recording was judged with: rules/http.yaml as it was
 /// then (error rate and the 250 ms threshold form, `rules_hash` e656da8d...),
@@ -75,6 +90,7 @@ const LOOKS: [(&str, i64, bool); 6] = [
 fn judge(
     program: &std::path::Path,
     prometheus: &str,
+    rules: &str,
     look: (&str, i64, bool),
 ) -> serde_json::Value {
     let (service, minutes, is_final) = look;
@@ -84,7 +100,7 @@ fn judge(
         .args(["--prometheus-url", prometheus])
         .arg("--rules-dir")
         .arg(repo_root().join(RULES_DIR))
-        .args(["--rules", "http", "--deployment", "figures-1"])
+        .args(["--rules", rules, "--deployment", "figures-1"])
         .args(["--canary", "track=canary", "--baseline", "track=baseline"])
         .arg(format!("--start={DATA_START_SECS}"))
         .arg(format!("--end={}", DATA_START_SECS + minutes * 60))
@@ -111,6 +127,26 @@ fn judge(
 // later and final looks) is what the code before the speed-ups of issue 15 gave.
 #[test]
 fn verdicts_on_fixed_data_are_those_recorded_before_the_speed_ups() {
+    check_recording("http", RECORDED, narrowed);
+}
+
+// The same for the distribution form of the latency metric, whose per-edge
+// counts tests are where the later speed-ups work.
+#[test]
+fn distribution_verdicts_on_fixed_data_are_those_recorded_before_the_speed_ups() {
+    check_recording("http-distribution", RECORDED_DISTRIBUTION, |verdict| {
+        verdict
+    });
+}
+
+/// Judges [`LOOKS`] with rule set `rules` and compares each verdict, after
+/// `as_now` (what changed on purpose since the recording), with `recorded`;
+/// or, with `CANARY_GATE_RECORD_WITH` set, writes what that binary gives.
+fn check_recording(
+    rules: &str,
+    recorded: &str,
+    as_now: fn(serde_json::Value) -> serde_json::Value,
+) {
     let mut text = Vec::new();
     crate::support::simulate::write_openmetrics(&fixed_data(), &mut text).expect("OpenMetrics");
     let prometheus = TestPrometheus::start_with_openmetrics(&text);
@@ -120,9 +156,9 @@ fn verdicts_on_fixed_data_are_those_recorded_before_the_speed_ups() {
         .map_or_else(binary, std::path::PathBuf::from);
     let verdicts: Vec<serde_json::Value> = LOOKS
         .iter()
-        .map(|look| judge(&program, &prometheus.url, *look))
+        .map(|look| judge(&program, &prometheus.url, rules, *look))
         .collect();
-    let path = repo_root().join(RECORDED);
+    let path = repo_root().join(recorded);
     if recording.is_some() {
         std::fs::create_dir_all(path.parent().expect("a folder")).expect("fixture folder");
         // One verdict per line: a change shows as the looks it touches.
@@ -131,16 +167,16 @@ fn verdicts_on_fixed_data_are_those_recorded_before_the_speed_ups() {
             .expect("write the recording");
         return;
     }
-    let recorded: Vec<serde_json::Value> =
+    let before: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("read the recording"))
             .expect("the recording is JSON");
-    assert_eq!(recorded.len(), verdicts.len());
-    for ((look, before), now) in LOOKS.iter().zip(&recorded).zip(&verdicts) {
+    assert_eq!(before.len(), verdicts.len());
+    for ((look, before), now) in LOOKS.iter().zip(before).zip(&verdicts) {
         let mut differences = Vec::new();
-        compare(&narrowed(before.clone()), now, "", &mut differences);
+        compare(&as_now(before), now, "", &mut differences);
         assert!(
             differences.is_empty(),
-            "look {look:?}: the verdict differs from the one recorded before the speed-ups at {}",
+            "rules {rules}, look {look:?}: the verdict differs from the one recorded before the speed-ups at {}",
             differences.join("; ")
         );
     }
