@@ -128,6 +128,13 @@ async fn failing_shadow_metric_leaves_a_healthy_canary_promoted() {
     let (status, html) = app.get_text(&format!("/verdicts/{id}")).await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("slow-requests-v2 (shadow)"), "{html}");
+    // Its row is muted, not highlighted like a failing live metric's, and its
+    // badge outlined.
+    assert!(
+        html.contains(r##"<tr class="shadow"><td><a href="#metric-slow-requests-v2">slow-requests-v2 (shadow)</a></td><td><span class="badge fail shadow">fail</span>"##),
+        "{html}"
+    );
+    assert!(!html.contains(r#"<tr class="failing">"#), "{html}");
     assert!(
         html.contains("shadow: not counted in the verdict"),
         "{html}"
