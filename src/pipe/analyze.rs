@@ -20,7 +20,7 @@ use crate::request::Judgement;
 use crate::rules::{MetricKind, Query, RuleSet};
 use crate::source::{MetricSource, RangeSpec, Series, SourceError};
 use crate::stats::counts::StepCounts;
-use crate::stats::distribution::{HistogramStep, SideBuckets, pooled};
+use crate::stats::distribution::{HistogramStep, SideBuckets, pooled_counts};
 use crate::text;
 use crate::verdict::{Outcome, SentQuery, Side, Verdict, Window};
 
@@ -131,6 +131,10 @@ pub async fn analyze<S: MetricSource>(
         }
         inputs.push(MetricInput { measured, queries });
     }
+    // The answers are measured: free them before judging, which takes the
+    // longest, so concurrent verdicts do not hold every answer at once.
+    let sent = results.len();
+    drop(results);
 
     let frame = VerdictFrame {
         id,
@@ -146,12 +150,7 @@ pub async fn analyze<S: MetricSource>(
         },
     };
     let verdict = judge_off_the_workers(rules, judgement, inputs, frame).await;
-    Ok(held_at_the_deadline(
-        verdict,
-        deadline,
-        missed,
-        results.len(),
-    ))
+    Ok(held_at_the_deadline(verdict, deadline, missed, sent))
 }
 
 /// Sends every query of `fetches` at the same time over `range`, each
@@ -341,15 +340,20 @@ fn try_measure<'a>(
             let (baseline_slow, baseline_total) = counts(histograms[1])?;
             // The percentiles come from every bucket; buckets that do not
             // read as one layout leave them out, not the threshold's test.
+            let pool = |side: &measure::HistogramSteps| {
+                pooled_counts(
+                    side.at_or_below
+                        .iter()
+                        .map(Vec::as_slice)
+                        .zip(side.totals.iter().copied()),
+                )
+            };
             let buckets = both_histograms(histograms, range, drops_of(histogram))
                 .ok()
-                .map(|(canary, baseline)| {
-                    let steps = zip_histograms(&canary, &baseline);
-                    PooledBuckets {
-                        canary: pooled(&steps, true),
-                        baseline: pooled(&steps, false),
-                        edges: canary.edges,
-                    }
+                .map(|(canary, baseline)| PooledBuckets {
+                    canary: pool(&canary),
+                    baseline: pool(&baseline),
+                    edges: canary.edges,
                 });
             Ok(Measured::Latency {
                 steps: zip_steps(&canary_slow, &canary_total, &baseline_slow, &baseline_total),
