@@ -49,7 +49,7 @@ fn moved_percentile_words(canary: &[Percentile], baseline: &[Percentile]) -> Opt
     // together at COMPARISON_CONFIDENCE, so the true rise is at least this.
     // The canary's percentile lies strictly above its lower bound (the CDF
     // there is below the quantile), the baseline's at or below its upper one.
-    let confidence = words::percent(COMPARISON_CONFIDENCE);
+    let confidence = words::round_percent(COMPARISON_CONFIDENCE);
     let sure = match baseline_at.upper {
         Some(upper) if upper > 0.0 && canary_at.lower > upper => format!(
             "at least +{} with {confidence} confidence, from the two sides' bucket-edge bounds",
@@ -109,7 +109,7 @@ fn percentile_words(canary: &[Percentile], baseline: &[Percentile]) -> String {
         .collect();
     format!(
         "canary against baseline, placed inside buckets by linear interpolation as histogram_quantile does, with intervals at bucket edges that hold for each side's three percentiles at every look together with {} confidence: {}",
-        words::percent(1.0 - PERCENTILE_ALPHA_PER_SIDE),
+        words::round_percent(1.0 - PERCENTILE_ALPHA_PER_SIDE),
         quoted.join(", ")
     )
 }
@@ -197,7 +197,7 @@ pub(crate) fn judge_distribution(
     let band = if rule.tolerance > 0.0 {
         format!(
             "no percentile more than {} slower",
-            words::percent(rule.tolerance)
+            words::round_percent(rule.tolerance)
         )
     } else {
         "no percentile slower".into()
@@ -252,14 +252,22 @@ pub(crate) fn judge_distribution(
                 ),
             ),
         },
-        Decision::Undecided => (
-            MetricOutcome::Inconclusive,
-            format!(
-                "Not decided yet ({band}): the evidence of a slower canary reached {} of the {} needed, most of it where {at_edge}. Percentiles: {percentiles}.",
-                evidence_words(outcome.harm_evidence),
-                words::number(outcome.threshold)
-            ),
-        ),
+        Decision::Undecided => {
+            // Evidence at or below 1 is none: no edge carries it, so none is named.
+            let where_words = if outcome.harm_evidence > 1.0 && !at_edge.is_empty() {
+                format!(", most of it where {at_edge}")
+            } else {
+                String::new()
+            };
+            (
+                MetricOutcome::Inconclusive,
+                format!(
+                    "Not decided yet ({band}): the evidence of a slower canary reached {} of the {} needed{where_words}. Percentiles: {percentiles}.",
+                    evidence_words(outcome.harm_evidence),
+                    words::number(outcome.threshold)
+                ),
+            )
+        }
     };
     // The charts show both pooled distributions, and the counts at the edge
     // that carries the evidence against the averaged evidence path.
@@ -337,7 +345,7 @@ mod tests {
         let words = moved_percentile_words(&apart, &baseline).expect("a rise");
         assert!(
             words.starts_with("slower at p50 and p99: p99 rose from 180 ms to 600 ms")
-                && words.contains("at least +100.0% with 99.0% confidence"),
+                && words.contains("at least +100.0% with 99% confidence"),
             "{words}"
         );
         let overlapping = [

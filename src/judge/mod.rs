@@ -131,15 +131,20 @@ pub fn judge(
     for (metric, input) in rules.metrics.iter().zip(inputs) {
         let alpha = metric_alpha(rules, metric);
         let mut forces_rollback = false;
-        let judge_counts = |rule, steps: &[StepCounts], what: &str| {
-            counts::judge_counts(rule, steps, alpha, &frame.window, rules, judgement, what)
+        let judge_counts = |rule, steps: &[StepCounts], words: &counts::CountsWords| {
+            counts::judge_counts(rule, steps, alpha, &frame.window, rules, judgement, words)
         };
         let finding = match (&metric.kind, input.measured) {
             (_, Measured::Failed(why)) => Finding::bare(MetricOutcome::Error, why),
             (_, Measured::Missing(why)) => Finding::bare(MetricOutcome::Nodata, why),
-            (MetricKind::Ratio { rule, .. }, Measured::Counts(steps)) => {
-                judge_counts(rule, &steps, "rate of bad events")
-            }
+            (MetricKind::Ratio { rule, .. }, Measured::Counts(steps)) => judge_counts(
+                rule,
+                &steps,
+                &counts::CountsWords {
+                    rate: "rate of bad events",
+                    none_on_either_side: "no bad event on either side",
+                },
+            ),
             (
                 MetricKind::Latency {
                     rule,
@@ -148,10 +153,18 @@ pub fn judge(
                 },
                 Measured::Latency { steps, buckets },
             ) => {
-                let what = format!(
+                let rate = format!(
                     "share of requests slower than {} s",
                     words::number(*threshold_seconds)
                 );
+                let none_on_either_side = format!(
+                    "no request slower than {} on either side",
+                    words::latency(*threshold_seconds)
+                );
+                let what = counts::CountsWords {
+                    rate: &rate,
+                    none_on_either_side: &none_on_either_side,
+                };
                 let finding = judge_counts(rule, &steps, &what);
                 match buckets {
                     Some(PooledBuckets {
@@ -503,6 +516,22 @@ fn summary(report: &MetricReport) -> String {
             format!("{} {} the baseline", report.name, words::times(e.value))
         }
         Some(e) => format!("{} shift {}", report.name, words::number(e.value)),
+        // A latency distribution: its medians, as durations.
+        None if !report.canary.percentiles.is_empty() => {
+            let median = |side: &crate::verdict::SideFigures| {
+                side.percentiles
+                    .iter()
+                    .find(|p| p.quantile == 0.5)
+                    .map(|p| words::latency(p.seconds))
+            };
+            match (median(&report.canary), median(&report.baseline)) {
+                (Some(canary), Some(baseline)) => {
+                    format!("{} p50 {canary} against {baseline}", report.name)
+                }
+                (Some(canary), None) => format!("{} p50 {canary}", report.name),
+                _ => report.name.clone(),
+            }
+        }
         None => match report.canary.value {
             Some(v) => format!("{} {}", report.name, words::number(v)),
             None => report.name.clone(),

@@ -4,7 +4,10 @@
 
 use serde_json::json;
 
+use canary_gate::text::latency;
+
 use crate::on_both_stores;
+use crate::support::binary::{assert_exit, binary};
 use crate::support::store::{StoreKind, TestStore};
 use crate::support::{MINUTES, histogram_openmetrics, spawn_app, window_start};
 
@@ -122,7 +125,7 @@ async fn the_distribution_catches_what_the_threshold_misses(kind: StoreKind) {
     // The reason names the percentiles that rose and what the intervals guarantee.
     eprintln!("{reason}");
     assert!(
-        reason.contains("slower at p50") && reason.contains("with 99.0% confidence"),
+        reason.contains("slower at p50") && reason.contains("with 99% confidence"),
         "{reason}"
     );
     assert_eq!(threshold["outcome"], "pass", "{slower:#}");
@@ -132,6 +135,20 @@ async fn the_distribution_catches_what_the_threshold_misses(kind: StoreKind) {
     assert_eq!(status, 200, "{steady}");
     assert_eq!(steady["metrics"][0]["outcome"], "pass", "{steady:#}");
     assert_eq!(steady["verdict"], "promote", "{steady:#}");
+    // Before the final look the same canary is undecided, with no evidence of a
+    // slower canary, so no bucket edge is named as carrying it.
+    let mut early = ask("steady");
+    early["final"] = json!(false);
+    early["end"] = json!(start + 10 * 60);
+    let (status, undecided) = app.post_verdict(&early).await;
+    assert_eq!(status, 200, "{undecided}");
+    let reason = undecided["metrics"][0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with(
+            "Not decided yet (no percentile slower): the evidence of a slower canary reached "
+        ) && !reason.contains("most of it where"),
+        "{reason}"
+    );
 
     let (status, relaid) = app.post_verdict(&ask("relaid")).await;
     assert_eq!(status, 200, "{relaid}");
@@ -240,3 +257,134 @@ async fn the_threshold_form_quotes_percentiles(kind: StoreKind) {
 }
 
 on_both_stores!(the_threshold_form_quotes_percentiles,);
+
+/// `canary-gate judge` on the `latency` rule set above for `service`, at the
+/// final look, in `output` form (`json` or `text`), exiting with `code`.
+fn judge_cli(
+    store: &TestStore,
+    rules: &std::path::Path,
+    service: &str,
+    output: &str,
+    code: i32,
+) -> String {
+    let start = window_start();
+    let ran = std::process::Command::new(binary())
+        .args(["judge", "--prometheus", store.url(), "--rules", "latency"])
+        .arg("--rules-dir")
+        .arg(rules)
+        .args(["--canary", "track=canary", "--baseline", "track=baseline"])
+        .args(["--deployment", &format!("{service}-1"), "--var"])
+        .arg(format!("service={service}"))
+        .args(["--final", "--output", output])
+        .args(["--start", &start.to_string()])
+        .args(["--end", &(start + MINUTES * 60).to_string()])
+        .output()
+        .expect("run canary-gate judge");
+    assert_exit(&ran, code)
+}
+
+/// "p50 41 ms [25 ms, 50 ms]" for one side's percentile in the JSON answer.
+fn percentile_text(percentile: &serde_json::Value) -> String {
+    let seconds = |field: &str| percentile[field].as_f64().expect("seconds");
+    let upper = percentile["upper"]
+        .as_f64()
+        .map_or("unbounded".to_string(), latency);
+    format!(
+        "{} [{}, {upper}]",
+        latency(seconds("seconds")),
+        latency(seconds("lower"))
+    )
+}
+
+// The text output of `judge` (and `wait`, which prints the same) gives every metric
+// that carries percentiles a line of them: p50, p90 and p99 of both sides with their
+// intervals, as in the JSON answer, and the level once, in the words of what it
+// guarantees. The promote reason gives a distribution's medians as durations, and the
+// threshold form says in plain words when neither side had a slow request.
+#[test]
+fn text_output_has_a_percentile_line() {
+    let start = window_start();
+    let store =
+        TestStore::start_with_openmetrics(StoreKind::Prometheus, histograms(start).as_bytes());
+    let rules = tempfile::tempdir().expect("temp dir");
+    std::fs::write(rules.path().join("latency.yaml"), RULES).expect("write rules");
+
+    for (service, code) in [("slower", 1), ("steady", 0)] {
+        let answer: serde_json::Value =
+            serde_json::from_str(&judge_cli(&store, rules.path(), service, "json", code))
+                .expect("a JSON verdict");
+        let text = judge_cli(&store, rules.path(), service, "text", code);
+        let lines: Vec<&str> = text.lines().collect();
+        for metric in answer["metrics"].as_array().expect("metrics") {
+            let name = metric["name"].as_str().expect("name");
+            let at = lines
+                .iter()
+                .position(|l| l.starts_with(&format!("  - {name} (")))
+                .unwrap_or_else(|| panic!("no line for {name} in:\n{text}"));
+            // Absent from the answer when a side has none.
+            let list = |side: &str| {
+                metric[side]["percentiles"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let (canary, baseline) = (list("canary"), list("baseline"));
+            let next = lines.get(at + 1).copied().unwrap_or("");
+            if canary.is_empty() {
+                assert!(!next.contains("percentiles, canary vs baseline"), "{text}");
+                continue;
+            }
+            assert!(
+                next.starts_with("      percentiles, canary vs baseline (")
+                    && next.matches("99.5% confidence").count() == 1,
+                "{next}"
+            );
+            let quoted: Vec<String> = canary
+                .iter()
+                .zip(&baseline)
+                .map(|(c, b)| {
+                    let q = c["quantile"].as_f64().expect("quantile");
+                    assert_eq!(b["quantile"], c["quantile"]);
+                    format!(
+                        "p{} {} vs {}",
+                        canary_gate::text::number(q * 100.0),
+                        percentile_text(c),
+                        percentile_text(b)
+                    )
+                })
+                .collect();
+            assert_eq!(quoted.len(), 3, "{metric:#}");
+            assert!(
+                next.ends_with(&format!("): {}", quoted.join(" · "))),
+                "{next}"
+            );
+        }
+        if service == "steady" {
+            let medians: Vec<String> = ["canary", "baseline"]
+                .iter()
+                .map(|side| {
+                    latency(
+                        answer["metrics"][0][side]["percentiles"][0]["seconds"]
+                            .as_f64()
+                            .expect("p50"),
+                    )
+                })
+                .collect();
+            let reason = answer["reason"].as_str().expect("reason");
+            assert!(
+                reason.contains(&format!(
+                    "latency p50 {} against {}",
+                    medians[0], medians[1]
+                )),
+                "{reason}"
+            );
+            // Every request of both sides is under 250 ms.
+            let threshold = answer["metrics"][1]["reason"].as_str().expect("reason");
+            assert!(
+                threshold.contains("no request slower than 250 ms on either side")
+                    && !threshold.contains("n/a"),
+                "{threshold}"
+            );
+        }
+    }
+}
