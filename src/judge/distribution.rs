@@ -3,6 +3,7 @@
 
 use super::chart;
 use super::finding::Finding;
+use super::percentiles::{PERCENTILE_ALPHA_PER_SIDE, side_percentiles};
 use crate::request::Judgement;
 use crate::rules::{CountsRule, RuleSet, TimeoutPolicy};
 use crate::stats::counts::{Decision, StepCounts};
@@ -10,40 +11,11 @@ use crate::stats::distribution::{
     DistributionOutcome, DistributionTest, HistogramStep, SideBuckets, distribution_test,
     interpolated_quantile, pooled,
 };
-use crate::stats::quantiles::quantile_bounds;
 use crate::text as words;
 use crate::verdict::{Chart, MetricOutcome, Percentile, SideFigures, Window};
 
-/// The percentiles every answer quotes for both sides.
-const QUOTED_PERCENTILES: [f64; 3] = [0.5, 0.9, 0.99];
-
-/// Chance that a side's percentile intervals miss (all three and every look
-/// together): each side's hold at 99.5%, so a comparison of the two sides'
-/// bounds (the "at least" figure of a reason) holds at 99%.
-const PERCENTILE_ALPHA_PER_SIDE: f64 = 0.005;
-
 /// The confidence of a comparison of both sides' percentile bounds.
 const COMPARISON_CONFIDENCE: f64 = 1.0 - 2.0 * PERCENTILE_ALPHA_PER_SIDE;
-
-/// One side's quoted percentiles: the interpolated estimate and its
-/// time-uniform interval at bucket edges (no percentile without requests).
-fn side_percentiles(edges: &[f64], side: &SideBuckets) -> Vec<Percentile> {
-    let Ok(bounds) = quantile_bounds(edges, side, &QUOTED_PERCENTILES, PERCENTILE_ALPHA_PER_SIDE)
-    else {
-        return Vec::new();
-    };
-    bounds
-        .iter()
-        .map(|bound| Percentile {
-            quantile: bound.quantile,
-            seconds: interpolated_quantile(edges, side, bound.quantile),
-            lower: bound.lower_seconds,
-            upper: bound.upper_seconds,
-            confidence: 1.0 - PERCENTILE_ALPHA_PER_SIDE,
-        })
-        .filter(|p| p.seconds.is_finite())
-        .collect()
-}
 
 /// "40 ms (25 ms to 50 ms)": an estimate and its interval in words.
 fn interval_words(percentile: &Percentile) -> String {

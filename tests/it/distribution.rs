@@ -71,6 +71,15 @@ pub(crate) fn histograms(start: i64) -> String {
     text
 }
 
+/// The final look at `service`'s canary, judged by the rule set [`RULES`].
+fn final_look(start: i64, service: &str) -> serde_json::Value {
+    json!({
+        "rules": "latency", "deployment": format!("{service}-1"),
+        "canary": {"track": "canary"}, "baseline": {"track": "baseline"},
+        "start": start, "end": start + MINUTES * 60, "vars": {"service": service}, "final": true,
+    })
+}
+
 // A body slowdown that leaves every request under 250 ms is rolled back by the
 // distribution form, naming the edge that moved, while the 250 ms threshold form
 // passes it; a canary like its baseline passes both; a canary with other buckets
@@ -81,13 +90,7 @@ async fn the_distribution_catches_what_the_threshold_misses(kind: StoreKind) {
     let rules = tempfile::tempdir().expect("temp dir");
     std::fs::write(rules.path().join("latency.yaml"), RULES).expect("write rules");
     let app = spawn_app(store.url(), rules.path()).await;
-    let ask = |service: &str| {
-        json!({
-            "rules": "latency", "deployment": format!("{service}-1"),
-            "canary": {"track": "canary"}, "baseline": {"track": "baseline"},
-            "start": start, "end": start + MINUTES * 60, "vars": {"service": service}, "final": true,
-        })
-    };
+    let ask = |service: &str| final_look(start, service);
 
     let (status, slower) = app.post_verdict(&ask("slower")).await;
     assert_eq!(status, 200, "{slower}");
@@ -161,6 +164,99 @@ async fn the_distribution_catches_what_the_threshold_misses(kind: StoreKind) {
 }
 
 on_both_stores!(the_distribution_catches_what_the_threshold_misses,);
+
+/// `mixed`'s canary: a second pod on a client with fewer buckets, the
+/// threshold's among them.
+const FEWER_BUCKETS: [Bucket; 3] = [("0.1", 140), ("0.25", 150), ("+Inf", 150)];
+
+// The threshold form quotes the p50, p90 and p99 of both sides, with the same
+// intervals the distribution form gives on the same histogram (its query asks for
+// every bucket, not the two it tests), and keeps the buckets its report figure is
+// drawn from. A side whose pods have two bucket layouts, each with the threshold's
+// bucket, is still judged by the threshold form, with no percentiles rather than
+// percentiles of merged layouts.
+async fn the_threshold_form_quotes_percentiles(kind: StoreKind) {
+    let start = window_start();
+    let mut text = histograms(start).replace("# EOF\n", "");
+    for (pod, buckets) in [("baseline-a", &BASELINE[..]), ("canary-a", &BASELINE[..])] {
+        let track = &pod[..pod.len() - 2];
+        let labels = format!("pod=\"{pod}\",service=\"mixed\",track=\"{track}\"");
+        histogram_openmetrics(&mut text, &labels, buckets, 150, start);
+    }
+    let labels = "pod=\"canary-b\",service=\"mixed\",track=\"canary\"";
+    histogram_openmetrics(&mut text, labels, &FEWER_BUCKETS, 150, start);
+    text.push_str("# EOF\n");
+    let store = TestStore::start_with_openmetrics(kind, text.as_bytes());
+    let rules = tempfile::tempdir().expect("temp dir");
+    std::fs::write(rules.path().join("latency.yaml"), RULES).expect("write rules");
+    let app = spawn_app(store.url(), rules.path()).await;
+    let ask = |service: &str| final_look(start, service);
+
+    for service in ["slower", "steady"] {
+        let (status, verdict) = app.post_verdict(&ask(service)).await;
+        assert_eq!(status, 200, "{verdict}");
+        let (distribution, threshold) = (&verdict["metrics"][0], &verdict["metrics"][1]);
+        assert_eq!(threshold["name"], "slow-requests", "{verdict:#}");
+        assert_eq!(threshold["outcome"], "pass", "{verdict:#}");
+        let promql = threshold["queries"][0]["promql"].as_str().expect("promql");
+        assert!(!promql.contains("le="), "{promql}");
+        for side in ["canary", "baseline"] {
+            let quoted = threshold[side]["percentiles"]
+                .as_array()
+                .expect("percentiles");
+            let quantiles: Vec<f64> = quoted
+                .iter()
+                .filter_map(|p| p["quantile"].as_f64())
+                .collect();
+            assert_eq!(
+                quantiles,
+                [0.5, 0.9, 0.99],
+                "{service} {side}: {threshold:#}"
+            );
+            assert_eq!(
+                threshold[side]["percentiles"], distribution[side]["percentiles"],
+                "{service} {side}"
+            );
+            // Beside its own figures, which stay the slow share.
+            assert_eq!(threshold[side]["value"], 0.0, "{threshold:#}");
+        }
+        assert_eq!(
+            threshold["chart"]["bucket_edges_seconds"],
+            json!([0.025, 0.05, 0.1, 0.25]),
+            "{threshold:#}"
+        );
+        assert_eq!(
+            threshold["chart"]["canary_buckets"],
+            distribution["chart"]["canary_buckets"]
+        );
+        // `slower`'s canary p50 is above its baseline's, by the buckets (edges 50 ms
+        // and 100 ms hold 1/3 and 4/5 of its requests, against 3/5 and 14/15).
+        let p50 = |side: &str| threshold[side]["percentiles"][0]["seconds"].as_f64();
+        assert_eq!(
+            p50("canary") > p50("baseline"),
+            service == "slower",
+            "{verdict:#}"
+        );
+    }
+
+    let (status, mixed) = app.post_verdict(&ask("mixed")).await;
+    assert_eq!(status, 200, "{mixed}");
+    let threshold = &mixed["metrics"][1];
+    assert_eq!(threshold["outcome"], "pass", "{mixed:#}");
+    // Both canary pods are counted, whatever their buckets.
+    let count = |side: &str| threshold[side]["count"].as_f64().expect("count");
+    assert_eq!(count("canary"), 2.0 * count("baseline"), "{mixed:#}");
+    for side in ["canary", "baseline"] {
+        assert!(threshold[side].get("percentiles").is_none(), "{mixed:#}");
+    }
+    assert!(
+        threshold["chart"].get("bucket_edges_seconds").is_none(),
+        "{mixed:#}"
+    );
+    app.stop().await;
+}
+
+on_both_stores!(the_threshold_form_quotes_percentiles,);
 
 /// `canary-gate judge` on the `latency` rule set above for `service`, at the
 /// final look, in `output` form (`json` or `text`), exiting with `code`.

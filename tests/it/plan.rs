@@ -253,15 +253,11 @@ metrics:
     assert_eq!(roles(&plan.metrics[0].canary), [Role::Bad, Role::Total]);
     assert_eq!(roles(&plan.metrics[0].baseline), [Role::Bad, Role::Total]);
     assert_eq!(roles(&plan.metrics[1].canary), [Role::Histogram]);
-    // The threshold form asks for the two buckets it measures, and keeps the
-    // query with every bucket for when those cannot be measured.
+    // The threshold form asks for every bucket: it measures two, and quotes
+    // percentiles from all of them.
     assert_eq!(
         plan.metrics[1].canary[0].promql,
-        r#"h_bucket{le=~"0\\.5|\\+Inf",track="canary"}"#
-    );
-    assert_eq!(
-        plan.metrics[1].canary[0].every_bucket.as_deref(),
-        Some(r#"h_bucket{track="canary"}"#)
+        r#"h_bucket{track="canary"}"#
     );
     assert_eq!(roles(&plan.metrics[2].baseline), [Role::Series]);
     assert_eq!(roles(&plan.metrics[3].canary), [Role::Value]);
@@ -475,34 +471,5 @@ fn http_rules_plan() {
             r#"http_requests_total{service="checkout",track="canary"}"#,
             r#"http_request_duration_seconds_bucket{service="checkout",track="baseline"}"#,
         ]
-    );
-    assert_eq!(plan.metrics[1].baseline[0].every_bucket, None);
-}
-
-// The threshold form of the same histogram (the alternative rules/http.yaml
-// shows, commented) asks only for its threshold's bucket and +Inf.
-#[test]
-fn threshold_latency_plan_narrows_to_two_buckets() {
-    let set = rule_set(
-        r#"
-metrics:
-  - name: slow-requests
-    kind: latency
-    histogram: http_request_duration_seconds_bucket{service="$service"}
-    threshold_seconds: 0.25
-    direction: increase
-    tolerance: +20%
-"#,
-    );
-    let plan = checkout_plan(&set);
-    assert_eq!(
-        plan.metrics[0].baseline[0].promql,
-        r#"http_request_duration_seconds_bucket{le=~"0\\.25|\\+Inf",service="checkout",track="baseline"}"#
-    );
-    // The narrowed histogram query keeps the query with every bucket, asked
-    // only when the narrowed answer cannot be measured.
-    assert_eq!(
-        plan.metrics[0].baseline[0].every_bucket.as_deref(),
-        Some(r#"http_request_duration_seconds_bucket{service="checkout",track="baseline"}"#)
     );
 }
