@@ -49,12 +49,6 @@ pub struct PlannedQuery {
     pub role: Role,
     /// The PromQL text, rendered from the AST.
     pub promql: String,
-    /// For a threshold latency metric's histogram, which `promql` narrows to
-    /// the two buckets it measures (see [`bucket_matcher`]): the same query
-    /// with every bucket, asked only when the narrowed answer cannot be
-    /// measured, so the error can name the buckets that exist.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub every_bucket: Option<String>,
 }
 
 /// The queries of one metric, per side. Threshold metrics have no baseline queries.
@@ -159,40 +153,23 @@ pub fn plan(
                 MetricKind::Ratio { bad, total, .. } => {
                     vec![(Role::Bad, bad), (Role::Total, total)]
                 }
-                MetricKind::Latency { histogram, .. } => vec![(Role::Histogram, histogram)],
-                // The distribution form reads every bucket: no `le` matcher.
-                MetricKind::Distribution { histogram, .. } => vec![(Role::Histogram, histogram)],
+                // Both latency forms read every bucket (no `le` matcher): the
+                // threshold form measures two of them, and quotes percentiles
+                // from all of them.
+                MetricKind::Latency { histogram, .. }
+                | MetricKind::Distribution { histogram, .. } => {
+                    vec![(Role::Histogram, histogram)]
+                }
                 MetricKind::Series { query, .. } => vec![(Role::Series, query)],
                 MetricKind::Threshold { query, .. } => vec![(Role::Value, query)],
-            };
-            // A threshold latency metric measures two buckets of its
-            // histogram: a bare selector asks for those two only.
-            let buckets = match &metric.kind {
-                MetricKind::Latency {
-                    histogram,
-                    threshold_seconds,
-                    ..
-                } if histogram.reads_raw_series() => Some(bucket_matcher(*threshold_seconds)),
-                _ => None,
             };
             let side_queries = |side: &SideSelector| {
                 queries
                     .iter()
                     .map(|(role, query)| {
-                        let whole = render(&metric.name, query, &side.matchers, vars)?;
-                        let Some(buckets) = &buckets else {
-                            return Ok(PlannedQuery {
-                                role: *role,
-                                promql: whole,
-                                every_bucket: None,
-                            });
-                        };
-                        let mut narrowed = side.matchers.clone();
-                        narrowed.push(buckets.clone());
                         Ok(PlannedQuery {
                             role: *role,
-                            promql: render(&metric.name, query, &narrowed, vars)?,
-                            every_bucket: Some(whole),
+                            promql: render(&metric.name, query, &side.matchers, vars)?,
                         })
                     })
                     .collect::<Result<Vec<_>, PlanError>>()
@@ -246,20 +223,6 @@ fn check_vars(rules: &RuleSet, vars: &BTreeMap<String, String>) -> Result<(), Pl
         });
     }
     Ok(())
-}
-
-/// The `le` matcher of the buckets a threshold latency metric measures:
-/// its threshold's (as the client libraries write it: `0.25`, `1` or `1.0`)
-/// and `+Inf`. `measure::histogram_counts` reads nothing else.
-pub fn bucket_matcher(threshold_seconds: f64) -> Matcher {
-    let mut spellings = vec![format!("{threshold_seconds}")];
-    if threshold_seconds.fract() == 0.0 {
-        spellings.push(format!("{threshold_seconds:.1}"));
-    }
-    spellings.push("+Inf".to_string());
-    let pattern: Vec<String> = spellings.iter().map(|s| vars::quote_meta(s)).collect();
-    Matcher::new_matcher(T_EQL_REGEX, "le".to_string(), pattern.join("|"))
-        .expect("escaped literals joined by | are a valid regex")
 }
 
 /// One query for one side: vars substituted, the side's `matchers` appended

@@ -24,6 +24,12 @@ pub fn percent(fraction: f64) -> String {
     }
 }
 
+/// A percentage without a needless decimal, for confidence levels and
+/// tolerances: `0.99` → `99%`, `0.995` → `99.5%`, `0.1` → `10%`.
+pub fn round_percent(fraction: f64) -> String {
+    format!("{}%", number(fraction * 100.0))
+}
+
 /// A count with thousands separators: `36012.0` → `36,012`.
 pub fn count(value: f64) -> String {
     if !value.is_finite() {
@@ -118,6 +124,9 @@ mod tests {
         assert_eq!(percent(0.0312), "3.12%");
         assert_eq!(percent(0.25), "25.0%");
         assert_eq!(percent(0.0004), "0.040%");
+        assert_eq!(round_percent(0.99), "99%");
+        assert_eq!(round_percent(0.995), "99.5%");
+        assert_eq!(round_percent(0.1), "10%");
         assert_eq!(count(36012.4), "36,012");
         assert_eq!(count(999.0), "999");
         assert_eq!(count(1_000_000.0), "1,000,000");

@@ -77,7 +77,7 @@ pub(crate) fn counts_chart(
 /// stay exact in windows of up to a million.
 const BUCKET_DIGITS: i32 = 6;
 
-/// Adds a latency distribution's pooled buckets to `chart`: the finite edges
+/// Adds a latency metric's pooled buckets to `chart`: the finite edges
 /// and, for each side, its requests at or below each edge, then its total.
 pub(crate) fn with_buckets(
     chart: Chart,

@@ -124,6 +124,15 @@ pub fn counts_tests(rule: &CountsRule, alpha: f64, step_secs: u64) -> CountsTest
     }
 }
 
+/// How a counts metric's reason names what it counts.
+pub(crate) struct CountsWords<'a> {
+    /// What the ratio compares: "rate of bad events".
+    pub rate: &'a str,
+    /// Said when neither side had a bad event, where a ratio would be 0/0:
+    /// "no bad event on either side".
+    pub none_on_either_side: &'a str,
+}
+
 /// Judges one counts metric over the window's steps.
 pub(crate) fn judge_counts(
     rule: &CountsRule,
@@ -132,7 +141,7 @@ pub(crate) fn judge_counts(
     window: &Window,
     rules: &RuleSet,
     judgement: &Judgement,
-    what: &str,
+    words_for: &CountsWords,
 ) -> Finding {
     // A step where either side's counts are unknown counts on neither side.
     let sum = |f: fn(&StepCounts) -> f64| {
@@ -211,14 +220,24 @@ pub(crate) fn judge_counts(
         window,
     );
 
-    let observed = format!(
-        "the canary's {what} is {} the baseline's ({} of {} against {} of {})",
-        words::times(outcome.ratio_estimate),
-        words::percent(canary.value.unwrap_or(f64::NAN)),
-        words::count(canary_total),
-        words::percent(baseline.value.unwrap_or(f64::NAN)),
-        words::count(baseline_total),
-    );
+    let observed = if canary_bad == 0.0 && baseline_bad == 0.0 {
+        format!(
+            "{} ({} on the canary, {} on the baseline)",
+            words_for.none_on_either_side,
+            words::count(canary_total),
+            words::count(baseline_total),
+        )
+    } else {
+        format!(
+            "the canary's {} is {} the baseline's ({} of {} against {} of {})",
+            words_for.rate,
+            words::times(outcome.ratio_estimate),
+            words::percent(canary.value.unwrap_or(f64::NAN)),
+            words::count(canary_total),
+            words::percent(baseline.value.unwrap_or(f64::NAN)),
+            words::count(baseline_total),
+        )
+    };
     let sure = format!("with {}% confidence", words::number(confidence * 100.0));
     let (lower, upper) = (
         words::times(outcome.ratio_lower),
@@ -441,7 +460,10 @@ mod tests {
             &window(),
             rules,
             &judgement(),
-            "rate of bad events",
+            &CountsWords {
+                rate: "rate of bad events",
+                none_on_either_side: "no bad event on either side",
+            },
         )
     }
 

@@ -3,6 +3,7 @@
 
 use super::chart;
 use super::finding::Finding;
+use super::percentiles::{PERCENTILE_ALPHA_PER_SIDE, side_percentiles};
 use crate::request::Judgement;
 use crate::rules::{CountsRule, RuleSet, TimeoutPolicy};
 use crate::stats::counts::{Decision, StepCounts};
@@ -10,40 +11,11 @@ use crate::stats::distribution::{
     DistributionOutcome, DistributionTest, HistogramStep, SideBuckets, distribution_test,
     interpolated_quantile, pooled,
 };
-use crate::stats::quantiles::quantile_bounds;
 use crate::text as words;
 use crate::verdict::{Chart, MetricOutcome, Percentile, SideFigures, Window};
 
-/// The percentiles every answer quotes for both sides.
-const QUOTED_PERCENTILES: [f64; 3] = [0.5, 0.9, 0.99];
-
-/// Chance that a side's percentile intervals miss (all three and every look
-/// together): each side's hold at 99.5%, so a comparison of the two sides'
-/// bounds (the "at least" figure of a reason) holds at 99%.
-const PERCENTILE_ALPHA_PER_SIDE: f64 = 0.005;
-
 /// The confidence of a comparison of both sides' percentile bounds.
 const COMPARISON_CONFIDENCE: f64 = 1.0 - 2.0 * PERCENTILE_ALPHA_PER_SIDE;
-
-/// One side's quoted percentiles: the interpolated estimate and its
-/// time-uniform interval at bucket edges (no percentile without requests).
-fn side_percentiles(edges: &[f64], side: &SideBuckets) -> Vec<Percentile> {
-    let Ok(bounds) = quantile_bounds(edges, side, &QUOTED_PERCENTILES, PERCENTILE_ALPHA_PER_SIDE)
-    else {
-        return Vec::new();
-    };
-    bounds
-        .iter()
-        .map(|bound| Percentile {
-            quantile: bound.quantile,
-            seconds: interpolated_quantile(edges, side, bound.quantile),
-            lower: bound.lower_seconds,
-            upper: bound.upper_seconds,
-            confidence: 1.0 - PERCENTILE_ALPHA_PER_SIDE,
-        })
-        .filter(|p| p.seconds.is_finite())
-        .collect()
-}
 
 /// "40 ms (25 ms to 50 ms)": an estimate and its interval in words.
 fn interval_words(percentile: &Percentile) -> String {
@@ -77,7 +49,7 @@ fn moved_percentile_words(canary: &[Percentile], baseline: &[Percentile]) -> Opt
     // together at COMPARISON_CONFIDENCE, so the true rise is at least this.
     // The canary's percentile lies strictly above its lower bound (the CDF
     // there is below the quantile), the baseline's at or below its upper one.
-    let confidence = words::percent(COMPARISON_CONFIDENCE);
+    let confidence = words::round_percent(COMPARISON_CONFIDENCE);
     let sure = match baseline_at.upper {
         Some(upper) if upper > 0.0 && canary_at.lower > upper => format!(
             "at least +{} with {confidence} confidence, from the two sides' bucket-edge bounds",
@@ -137,7 +109,7 @@ fn percentile_words(canary: &[Percentile], baseline: &[Percentile]) -> String {
         .collect();
     format!(
         "canary against baseline, placed inside buckets by linear interpolation as histogram_quantile does, with intervals at bucket edges that hold for each side's three percentiles at every look together with {} confidence: {}",
-        words::percent(1.0 - PERCENTILE_ALPHA_PER_SIDE),
+        words::round_percent(1.0 - PERCENTILE_ALPHA_PER_SIDE),
         quoted.join(", ")
     )
 }
@@ -225,7 +197,7 @@ pub(crate) fn judge_distribution(
     let band = if rule.tolerance > 0.0 {
         format!(
             "no percentile more than {} slower",
-            words::percent(rule.tolerance)
+            words::round_percent(rule.tolerance)
         )
     } else {
         "no percentile slower".into()
@@ -280,14 +252,22 @@ pub(crate) fn judge_distribution(
                 ),
             ),
         },
-        Decision::Undecided => (
-            MetricOutcome::Inconclusive,
-            format!(
-                "Not decided yet ({band}): the evidence of a slower canary reached {} of the {} needed, most of it where {at_edge}. Percentiles: {percentiles}.",
-                evidence_words(outcome.harm_evidence),
-                words::number(outcome.threshold)
-            ),
-        ),
+        Decision::Undecided => {
+            // Evidence at or below 1 is none: no edge carries it, so none is named.
+            let where_words = if outcome.harm_evidence > 1.0 && !at_edge.is_empty() {
+                format!(", most of it where {at_edge}")
+            } else {
+                String::new()
+            };
+            (
+                MetricOutcome::Inconclusive,
+                format!(
+                    "Not decided yet ({band}): the evidence of a slower canary reached {} of the {} needed{where_words}. Percentiles: {percentiles}.",
+                    evidence_words(outcome.harm_evidence),
+                    words::number(outcome.threshold)
+                ),
+            )
+        }
     };
     // The charts show both pooled distributions, and the counts at the edge
     // that carries the evidence against the averaged evidence path.
@@ -365,7 +345,7 @@ mod tests {
         let words = moved_percentile_words(&apart, &baseline).expect("a rise");
         assert!(
             words.starts_with("slower at p50 and p99: p99 rose from 180 ms to 600 ms")
-                && words.contains("at least +100.0% with 99.0% confidence"),
+                && words.contains("at least +100.0% with 99% confidence"),
             "{words}"
         );
         let overlapping = [

@@ -8,6 +8,7 @@ mod chart;
 mod counts;
 mod distribution;
 mod finding;
+mod percentiles;
 mod series;
 /// The number words, at their old path for one release (they live in [`crate::text`]).
 pub use crate::text as words;
@@ -18,7 +19,7 @@ use finding::Finding;
 use crate::request::Judgement;
 use crate::rules::{Metric, MetricKind, NodataPolicy, RuleSet};
 use crate::stats::counts::StepCounts;
-use crate::stats::distribution::HistogramStep;
+use crate::stats::distribution::{HistogramStep, SideBuckets};
 use crate::stats::family::per_metric_alpha;
 use crate::verdict::{
     MetricOutcome, MetricReport, Outcome, SentQuery, SideFigures, Verdict, Window,
@@ -27,8 +28,16 @@ use crate::verdict::{
 /// What was measured for one metric, ready for the statistics.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Measured {
-    /// Per-step bad and total events of both sides (ratio and latency metrics).
+    /// Per-step bad and total events of both sides (ratio metrics).
     Counts(Vec<StepCounts>),
+    /// A latency metric's threshold form: per-step slow and total requests
+    /// of both sides, and both sides' buckets pooled over the window for
+    /// their percentiles (`None` when the histogram's series do not share one
+    /// bucket layout).
+    Latency {
+        steps: Vec<StepCounts>,
+        buckets: Option<PooledBuckets>,
+    },
     /// Per-step bucket counts of both sides at the histogram's finite bucket
     /// edges (seconds, increasing), for a latency distribution.
     Histogram {
@@ -46,6 +55,18 @@ pub enum Measured {
     Failed(String),
     /// A side had no series at all; says which.
     Missing(String),
+}
+
+/// Both sides' bucket counts at a histogram's finite edges, each pooled over
+/// the window's steps whose counts are known.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PooledBuckets {
+    /// The finite bucket edges in seconds, increasing.
+    pub edges: Vec<f64>,
+    /// The canary's requests at or below each edge, and all of them.
+    pub canary: SideBuckets,
+    /// The baseline's, the same way.
+    pub baseline: SideBuckets,
 }
 
 /// One metric's measurement and the queries that produced it.
@@ -110,17 +131,19 @@ pub fn judge(
     for (metric, input) in rules.metrics.iter().zip(inputs) {
         let alpha = metric_alpha(rules, metric);
         let mut forces_rollback = false;
+        let judge_counts = |rule, steps: &[StepCounts], words: &counts::CountsWords| {
+            counts::judge_counts(rule, steps, alpha, &frame.window, rules, judgement, words)
+        };
         let finding = match (&metric.kind, input.measured) {
             (_, Measured::Failed(why)) => Finding::bare(MetricOutcome::Error, why),
             (_, Measured::Missing(why)) => Finding::bare(MetricOutcome::Nodata, why),
-            (MetricKind::Ratio { rule, .. }, Measured::Counts(steps)) => counts::judge_counts(
+            (MetricKind::Ratio { rule, .. }, Measured::Counts(steps)) => judge_counts(
                 rule,
                 &steps,
-                alpha,
-                &frame.window,
-                rules,
-                judgement,
-                "rate of bad events",
+                &counts::CountsWords {
+                    rate: "rate of bad events",
+                    none_on_either_side: "no bad event on either side",
+                },
             ),
             (
                 MetricKind::Latency {
@@ -128,13 +151,29 @@ pub fn judge(
                     threshold_seconds,
                     ..
                 },
-                Measured::Counts(steps),
+                Measured::Latency { steps, buckets },
             ) => {
-                let what = format!(
+                let rate = format!(
                     "share of requests slower than {} s",
                     words::number(*threshold_seconds)
                 );
-                counts::judge_counts(rule, &steps, alpha, &frame.window, rules, judgement, &what)
+                let none_on_either_side = format!(
+                    "no request slower than {} on either side",
+                    words::latency(*threshold_seconds)
+                );
+                let what = counts::CountsWords {
+                    rate: &rate,
+                    none_on_either_side: &none_on_either_side,
+                };
+                let finding = judge_counts(rule, &steps, &what);
+                match buckets {
+                    Some(PooledBuckets {
+                        edges,
+                        canary,
+                        baseline,
+                    }) => percentiles::quote(finding, &edges, &canary, &baseline),
+                    None => finding,
+                }
             }
             (MetricKind::Distribution { rule, .. }, Measured::Histogram { edges, steps }) => {
                 distribution::judge_distribution(
@@ -477,6 +516,22 @@ fn summary(report: &MetricReport) -> String {
             format!("{} {} the baseline", report.name, words::times(e.value))
         }
         Some(e) => format!("{} shift {}", report.name, words::number(e.value)),
+        // A latency distribution: its medians, as durations.
+        None if !report.canary.percentiles.is_empty() => {
+            let median = |side: &crate::verdict::SideFigures| {
+                side.percentiles
+                    .iter()
+                    .find(|p| p.quantile == 0.5)
+                    .map(|p| words::latency(p.seconds))
+            };
+            match (median(&report.canary), median(&report.baseline)) {
+                (Some(canary), Some(baseline)) => {
+                    format!("{} p50 {canary} against {baseline}", report.name)
+                }
+                (Some(canary), None) => format!("{} p50 {canary}", report.name),
+                _ => report.name.clone(),
+            }
+        }
         None => match report.canary.value {
             Some(v) => format!("{} {}", report.name, words::number(v)),
             None => report.name.clone(),

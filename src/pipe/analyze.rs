@@ -12,7 +12,7 @@ use futures_util::future::join_all;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::judge::{self, Measured, MetricInput, VerdictFrame};
+use crate::judge::{self, Measured, MetricInput, PooledBuckets, VerdictFrame};
 use crate::measure::{self, Drops, MeasureError};
 use crate::pipe::run::{Deadline, Run};
 use crate::plan::{self, PlanError, PlannedQuery, Role};
@@ -20,7 +20,7 @@ use crate::request::Judgement;
 use crate::rules::{MetricKind, Query, RuleSet};
 use crate::source::{MetricSource, RangeSpec, Series, SourceError};
 use crate::stats::counts::StepCounts;
-use crate::stats::distribution::{HistogramStep, SideBuckets};
+use crate::stats::distribution::{HistogramStep, SideBuckets, pooled_counts};
 use crate::text;
 use crate::verdict::{Outcome, SentQuery, Side, Verdict, Window};
 
@@ -99,16 +99,8 @@ pub async fn analyze<S: MetricSource>(
     }
     let deadline = run.deadline;
     let answers = fetch_all((source_name, source), &fetches, range, run).await;
-    let mut results: HashMap<Fetch, Result<Vec<Series>, Unanswered>> =
+    let results: HashMap<Fetch, Result<Vec<Series>, Unanswered>> =
         fetches.into_iter().zip(answers).collect();
-    // A histogram answer narrowed to the buckets a metric measures, which
-    // cannot be measured, is asked again with every bucket: the error then
-    // names the buckets that exist, as it did before the narrowing.
-    let whole = unmeasurable_narrowed(rules, &plan, &results, range);
-    if !whole.is_empty() {
-        let answers = fetch_all((source_name, source), &whole, range, run).await;
-        results.extend(whole.into_iter().zip(answers));
-    }
     let missed = results
         .values()
         .filter(|a| matches!(a, Err(Unanswered::Deadline(_))))
@@ -117,13 +109,7 @@ pub async fn analyze<S: MetricSource>(
     let mut inputs = Vec::with_capacity(rules.metrics.len());
     for (metric, metric_plan) in rules.metrics.iter().zip(&plan.metrics) {
         let get = |query: &PlannedQuery| -> Result<&Vec<Series>, String> {
-            let fetch = match &query.every_bucket {
-                Some(every) if results.contains_key(&Fetch::Range(every.clone())) => {
-                    Fetch::Range(every.clone())
-                }
-                _ => fetch_for(&metric.kind, query),
-            };
-            match results.get(&fetch) {
+            match results.get(&fetch_for(&metric.kind, query)) {
                 Some(Ok(series)) => Ok(series),
                 Some(Err(error)) => Err(format!("{error} (query: {})", query.promql)),
                 None => Err(format!("internal: no answer kept for {}", query.promql)),
@@ -145,6 +131,10 @@ pub async fn analyze<S: MetricSource>(
         }
         inputs.push(MetricInput { measured, queries });
     }
+    // The answers are measured: free them before judging, which takes the
+    // longest, so concurrent verdicts do not hold every answer at once.
+    let sent = results.len();
+    drop(results);
 
     let frame = VerdictFrame {
         id,
@@ -160,12 +150,7 @@ pub async fn analyze<S: MetricSource>(
         },
     };
     let verdict = judge_off_the_workers(rules, judgement, inputs, frame).await;
-    Ok(held_at_the_deadline(
-        verdict,
-        deadline,
-        missed,
-        results.len(),
-    ))
+    Ok(held_at_the_deadline(verdict, deadline, missed, sent))
 }
 
 /// Sends every query of `fetches` at the same time over `range`, each
@@ -209,43 +194,6 @@ async fn fetch_all<S: MetricSource>(
         .instrument(span)
     }))
     .await
-}
-
-/// The every-bucket queries of the narrowed histogram queries whose answers
-/// cannot be measured (a series lacks the threshold's bucket or +Inf).
-fn unmeasurable_narrowed(
-    rules: &RuleSet,
-    plan: &plan::Plan,
-    results: &HashMap<Fetch, Result<Vec<Series>, Unanswered>>,
-    range: RangeSpec,
-) -> Vec<Fetch> {
-    let mut whole = Vec::new();
-    for (metric, metric_plan) in rules.metrics.iter().zip(&plan.metrics) {
-        let MetricKind::Latency {
-            histogram,
-            threshold_seconds,
-            ..
-        } = &metric.kind
-        else {
-            continue;
-        };
-        for query in metric_plan.canary.iter().chain(&metric_plan.baseline) {
-            let Some(every) = &query.every_bucket else {
-                continue;
-            };
-            let Some(Ok(series)) = results.get(&fetch_for(&metric.kind, query)) else {
-                continue;
-            };
-            let measurable =
-                measure::histogram_counts(series, *threshold_seconds, range, drops_of(histogram))
-                    .is_ok();
-            let fetch = Fetch::Range(every.clone());
-            if !measurable && !whole.contains(&fetch) {
-                whole.push(fetch);
-            }
-        }
-    }
-    whole
 }
 
 /// [`judge::judge`] on tokio's blocking pool: it is pure CPU work that grows
@@ -390,30 +338,34 @@ fn try_measure<'a>(
             };
             let (canary_slow, canary_total) = counts(histograms[0])?;
             let (baseline_slow, baseline_total) = counts(histograms[1])?;
-            Ok(Measured::Counts(zip_steps(
-                &canary_slow,
-                &canary_total,
-                &baseline_slow,
-                &baseline_total,
-            )))
+            // The percentiles come from every bucket; buckets that do not
+            // read as one layout leave them out, not the threshold's test.
+            let pool = |side: &measure::HistogramSteps| {
+                pooled_counts(
+                    side.at_or_below
+                        .iter()
+                        .map(Vec::as_slice)
+                        .zip(side.totals.iter().copied()),
+                )
+            };
+            let buckets = both_histograms(histograms, range, drops_of(histogram))
+                .ok()
+                .map(|(canary, baseline)| PooledBuckets {
+                    canary: pool(&canary),
+                    baseline: pool(&baseline),
+                    edges: canary.edges,
+                });
+            Ok(Measured::Latency {
+                steps: zip_steps(&canary_slow, &canary_total, &baseline_slow, &baseline_total),
+                buckets,
+            })
         }
         MetricKind::Distribution { histogram, .. } => {
             let histograms = counters(Role::Histogram)?;
             if let Some(measured) = missing(histograms, "histogram") {
                 return Ok(measured);
             }
-            let buckets = |series: &Vec<Series>| {
-                measure::histogram_buckets(series, range, drops_of(histogram))
-                    .map_err(|e: MeasureError| e.to_string())
-            };
-            let (canary, baseline) = (buckets(histograms[0])?, buckets(histograms[1])?);
-            if canary.edges != baseline.edges {
-                return Err(MeasureError::SideLayoutMismatch {
-                    canary: canary.layout,
-                    baseline: baseline.layout,
-                }
-                .to_string());
-            }
+            let (canary, baseline) = both_histograms(histograms, range, drops_of(histogram))?;
             Ok(Measured::Histogram {
                 steps: zip_histograms(&canary, &baseline),
                 edges: canary.edges,
@@ -447,6 +399,27 @@ fn try_measure<'a>(
                 .map_err(|e| e.to_string())
         }
     }
+}
+
+/// Both sides' histograms bucket by bucket, refused (with both layouts
+/// named) unless every series of both sides has the same buckets.
+fn both_histograms(
+    [canary, baseline]: [&Vec<Series>; 2],
+    range: RangeSpec,
+    drops: Drops,
+) -> Result<(measure::HistogramSteps, measure::HistogramSteps), String> {
+    let buckets = |series: &Vec<Series>| {
+        measure::histogram_buckets(series, range, drops).map_err(|e: MeasureError| e.to_string())
+    };
+    let (canary, baseline) = (buckets(canary)?, buckets(baseline)?);
+    if canary.edges != baseline.edges {
+        return Err(MeasureError::SideLayoutMismatch {
+            canary: canary.layout,
+            baseline: baseline.layout,
+        }
+        .to_string());
+    }
+    Ok((canary, baseline))
 }
 
 /// Both sides' bucket counts step by step, for the distribution test.

@@ -82,8 +82,12 @@ pub async fn judge<S: MetricSource>(
         started.elapsed().as_secs_f64(),
     );
     for metric in &verdict.metrics {
-        run.recorder
-            .metric_outcome(&verdict.rules, &metric.name, metric.outcome.word());
+        run.recorder.metric_outcome(
+            &verdict.rules,
+            &metric.name,
+            metric.outcome.word(),
+            metric.shadow,
+        );
     }
     Ok(verdict)
 }

@@ -329,7 +329,7 @@ pub(super) fn distribution_figure(metric: &MetricReport, chart: &Chart) -> Optio
                 table.percentiles {
                     caption {
                         @if let Some(level) = interval_confidence(metric) {
-                            "Percentiles, placed inside their bucket by linear interpolation; below each, bounds at bucket edges (a side's three hold together, at every look, with " (words::percent(level)) " confidence)"
+                            "Percentiles, placed inside their bucket by linear interpolation; below each, bounds at bucket edges (a side's three hold together, at every look, with " (words::round_percent(level)) " confidence)"
                         } @else {
                             "Percentiles, placed inside their bucket by linear interpolation (estimates without an interval)"
                         }

@@ -31,6 +31,7 @@ th,td{text-align:left;padding:8px 10px;border-bottom:1px solid var(--line);verti
 th{font-size:13px;color:var(--muted);font-weight:600}
 td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.failing td{background:var(--red-wash)}
+tr.shadow td{color:var(--muted);background:var(--wash)}tr.shadow td a,tr.shadow td strong{color:var(--muted)}
 td strong.fail{color:var(--red)}
 td.why{font-size:14px;color:var(--muted)}
 h1{margin:4px 0 12px}
@@ -40,6 +41,8 @@ h1{margin:4px 0 12px}
 .badge.pass,.badge.promote{background:var(--green);color:#fff}
 .badge.inconclusive{background:var(--amber);color:#fff}
 .badge.nodata,.badge.error{background:var(--muted);color:#fff}
+.badge.shadow{background:transparent;box-shadow:inset 0 0 0 1.5px currentColor}
+.badge.shadow.fail{color:var(--red)}.badge.shadow.pass{color:var(--green)}.badge.shadow.inconclusive{color:var(--amber)}.badge.shadow.nodata,.badge.shadow.error{color:var(--muted)}
 .metric-head{display:flex;flex-wrap:wrap;align-items:baseline;gap:8px 14px;margin-bottom:6px}
 .metric-head h2{font-size:22px}
 .tag{font-size:13px;color:var(--muted)}

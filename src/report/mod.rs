@@ -194,15 +194,14 @@ fn glance_table(metrics: &[MetricReport]) -> Markup {
                     }
                     tbody {
                         @for metric in metrics {
-                            @let (class, word) = metric_outcome(metric.outcome);
                             @let (change, tolerated) = metric
                                 .estimate
                                 .as_ref()
                                 .map(|e| (change_words(e), tolerated_words(e)))
                                 .unwrap_or_default();
-                            tr class=[(metric.outcome == MetricOutcome::Fail).then_some("failing")] {
+                            tr class=[row_class(metric)] {
                                 td { a href={ "#metric-" (anchor(&metric.name)) } { (metric.label()) } }
-                                td { (badge(class, word)) }
+                                td { (outcome_badge(metric)) }
                                 td.num { strong.(verdict_colour(metric.outcome)) { (change) } }
                                 td.num.wide { (tolerated) }
                                 td.num.wide { (side_value(metric, &metric.canary)) }
@@ -213,6 +212,27 @@ fn glance_table(metrics: &[MetricReport]) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The class of a metric's row in the glance table: `shadow` (muted: it
+/// counts in no verdict, whatever its outcome), `failing` (highlighted) for
+/// a live metric that failed, else none.
+fn row_class(metric: &MetricReport) -> Option<&'static str> {
+    match (metric.shadow, metric.outcome) {
+        (true, _) => Some("shadow"),
+        (false, MetricOutcome::Fail) => Some("failing"),
+        (false, _) => None,
+    }
+}
+
+/// A metric's outcome badge: filled for a live metric, outlined for a
+/// shadow one.
+fn outcome_badge(metric: &MetricReport) -> Markup {
+    let (class, word) = metric_outcome(metric.outcome);
+    match metric.shadow {
+        true => badge(&format!("{class} shadow"), word),
+        false => badge(class, word),
     }
 }
 
@@ -234,7 +254,6 @@ fn verdict_colour(outcome: MetricOutcome) -> &'static str {
 
 /// One metric's panel: headline, both sides, interval, charts, PromQL.
 fn metric_panel(metric: &MetricReport) -> Markup {
-    let (class, word) = metric_outcome(metric.outcome);
     let colour = verdict_colour(metric.outcome);
     let mut tags = vec![metric.kind.clone()];
     if metric.critical {
@@ -250,7 +269,7 @@ fn metric_panel(metric: &MetricReport) -> Markup {
         section.card id={ "metric-" (anchor(&metric.name)) } {
             div.metric-head {
                 h2 { (metric.name) }
-                (badge(class, word))
+                (outcome_badge(metric))
                 span.tag { (tags.join(" \u{b7} ")) }
             }
             @if let Some(estimate) = &metric.estimate {
@@ -803,6 +822,36 @@ mod tests {
         // The series metric's interval strip is drawn; no line charts without data.
         assert_eq!(html.matches(r#"<svg class="chart""#).count(), 1);
         assert!(!html.contains("<path"));
+    }
+
+    // A failing shadow metric's row and badge are muted, not highlighted like a
+    // failing live metric's: the row is `shadow`, never `failing`, and its badge
+    // is outlined; the stylesheet styles both apart.
+    #[test]
+    fn failing_shadow_rows_are_muted_not_highlighted() {
+        let mut verdict: Verdict = serde_json::from_str(OLD_LINE).expect("parses");
+        verdict.metrics[0].outcome = MetricOutcome::Fail;
+        verdict.metrics[1].outcome = MetricOutcome::Fail;
+        verdict.metrics[1].shadow = true;
+        let html = verdict_page(&verdict);
+        assert!(
+            html.contains(r##"<tr class="failing"><td><a href="#metric-p99">p99</a></td><td><span class="badge fail">fail</span>"##),
+            "{html}"
+        );
+        assert!(
+            html.contains(r##"<tr class="shadow"><td><a href="#metric-pods">pods (shadow)</a></td><td><span class="badge fail shadow">fail</span>"##),
+            "{html}"
+        );
+        assert_eq!(html.matches(r#"<tr class="failing">"#).count(), 1, "{html}");
+        // The panel's badge is outlined too.
+        assert_eq!(
+            html.matches(r#"class="badge fail shadow""#).count(),
+            2,
+            "{html}"
+        );
+        for rule in ["tr.shadow td{", ".badge.shadow{", ".badge.shadow.fail{"] {
+            assert!(html.contains(rule), "no `{rule}` in the stylesheet");
+        }
     }
 
     // A series metric with chart data draws both sides' sorted samples.

@@ -364,19 +364,27 @@ pub fn interpolated_quantile(edges: &[f64], side: &SideBuckets, q: f64) -> f64 {
 
 /// One side's bucket counts summed over the steps whose counts are known.
 pub fn pooled(steps: &[HistogramStep], canary: bool) -> SideBuckets {
-    let mut sum = SideBuckets::default();
-    for step in steps {
+    pooled_counts(steps.iter().map(|step| {
         let side = if canary { &step.canary } else { &step.baseline };
-        if side.total.is_nan() || side.at_or_below.iter().any(|v| !v.is_finite()) {
+        (side.at_or_below.as_slice(), side.total)
+    }))
+}
+
+/// Per-step counts (requests at or below each edge, and all requests)
+/// summed over the steps whose counts are known.
+pub fn pooled_counts<'a>(steps: impl Iterator<Item = (&'a [f64], f64)>) -> SideBuckets {
+    let mut sum = SideBuckets::default();
+    for (at_or_below, total) in steps {
+        if total.is_nan() || at_or_below.iter().any(|v| !v.is_finite()) {
             continue;
         }
-        if sum.at_or_below.len() < side.at_or_below.len() {
-            sum.at_or_below.resize(side.at_or_below.len(), 0.0);
+        if sum.at_or_below.len() < at_or_below.len() {
+            sum.at_or_below.resize(at_or_below.len(), 0.0);
         }
-        for (total, value) in sum.at_or_below.iter_mut().zip(&side.at_or_below) {
-            *total += value;
+        for (sum, value) in sum.at_or_below.iter_mut().zip(at_or_below) {
+            *sum += value;
         }
-        sum.total += side.total;
+        sum.total += total;
     }
     sum
 }

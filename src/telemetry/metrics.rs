@@ -36,6 +36,8 @@ struct MetricLabels {
     rules: String,
     metric: String,
     outcome: String,
+    /// `true` for a shadow metric's outcome (never counted in the verdict).
+    shadow: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -106,7 +108,7 @@ impl Metrics {
         );
         registry.register(
             "metric_outcomes",
-            "Metric outcomes of the verdicts given, by rule set, metric and outcome (pass, fail, inconclusive, nodata, error)",
+            "Metric outcomes of the verdicts given, by rule set, metric, outcome (pass, fail, inconclusive, nodata, error) and shadow (true for a shadow metric, not counted in the verdict)",
             metrics.metric_outcomes.clone(),
         );
         registry.register_with_unit(
@@ -231,12 +233,13 @@ impl Recorder for Metrics {
         }
     }
 
-    fn metric_outcome(&self, rules: &str, metric: &str, outcome: &str) {
+    fn metric_outcome(&self, rules: &str, metric: &str, outcome: &str, shadow: bool) {
         self.metric_outcomes
             .get_or_create(&MetricLabels {
                 rules: rules.to_string(),
                 metric: metric.to_string(),
                 outcome: outcome.to_string(),
+                shadow: shadow.to_string(),
             })
             .inc();
     }
@@ -270,7 +273,8 @@ mod tests {
         let metrics = Metrics::new();
         metrics.declare_source("prometheus");
         metrics.verdict("http", "promote", 0.02);
-        metrics.metric_outcome("http", "errors", "pass");
+        metrics.metric_outcome("http", "errors", "pass", false);
+        metrics.metric_outcome("http", "latency-v2", "fail", true);
         metrics.query("prometheus", 0.01, Some("unreachable"));
         metrics.refusals().inc();
         metrics.rules_reloaded(false);
@@ -278,7 +282,8 @@ mod tests {
         let text = metrics.encode(2, 3);
         for line in [
             "canary_gate_verdicts_total{rules=\"http\",verdict=\"promote\"} 1",
-            "canary_gate_metric_outcomes_total{rules=\"http\",metric=\"errors\",outcome=\"pass\"} 1",
+            "canary_gate_metric_outcomes_total{rules=\"http\",metric=\"errors\",outcome=\"pass\",shadow=\"false\"} 1",
+            "canary_gate_metric_outcomes_total{rules=\"http\",metric=\"latency-v2\",outcome=\"fail\",shadow=\"true\"} 1",
             "canary_gate_verdict_duration_seconds_count{rules=\"http\"} 1",
             "canary_gate_store_query_duration_seconds_count{source=\"prometheus\"} 1",
             "canary_gate_store_query_errors_total{source=\"prometheus\",kind=\"unreachable\"} 1",

@@ -62,8 +62,9 @@ pub trait Recorder: Send + Sync {
     /// One distinct query to the metric store took `seconds` (its retries
     /// included) and ended in `error_kind`, or in an answer when `None`.
     fn query(&self, source: &str, seconds: f64, error_kind: Option<&str>);
-    /// A metric of rule set `rules` was judged `outcome` (`pass`, `fail`, ...).
-    fn metric_outcome(&self, rules: &str, metric: &str, outcome: &str);
+    /// A metric of rule set `rules` was judged `outcome` (`pass`, `fail`,
+    /// ...); `shadow` when it was a shadow metric, not counted in the verdict.
+    fn metric_outcome(&self, rules: &str, metric: &str, outcome: &str, shadow: bool);
     /// A verdict of rule set `rules` was `verdict`, made in `seconds`.
     fn verdict(&self, rules: &str, verdict: &str, seconds: f64);
     /// A verdict could not be written to the verdict log, so it was not given.
@@ -88,7 +89,7 @@ pub struct NoRecorder;
 
 impl Recorder for NoRecorder {
     fn query(&self, _source: &str, _seconds: f64, _error_kind: Option<&str>) {}
-    fn metric_outcome(&self, _rules: &str, _metric: &str, _outcome: &str) {}
+    fn metric_outcome(&self, _rules: &str, _metric: &str, _outcome: &str, _shadow: bool) {}
     fn verdict(&self, _rules: &str, _verdict: &str, _seconds: f64) {}
     fn log_write_failed(&self) {}
 }

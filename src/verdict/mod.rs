@@ -129,9 +129,11 @@ pub struct SideFigures {
     /// All events (counts metrics) or samples (series).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<f64>,
-    /// Latency distributions: p50, p90 and p99 pooled over the window, placed
-    /// inside their bucket by linear interpolation as `histogram_quantile`
-    /// places them, each with a time-uniform interval at bucket edges.
+    /// Latency metrics, both forms: p50, p90 and p99 pooled over the window,
+    /// placed inside their bucket by linear interpolation as
+    /// `histogram_quantile` places them, each with a time-uniform interval at
+    /// bucket edges. Absent when the histogram's series do not share one
+    /// bucket layout (the threshold form still judges its bucket then).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub percentiles: Vec<Percentile>,
 }
@@ -291,7 +293,7 @@ pub struct Chart {
     /// Evenly spaced quantiles (0 to 1) of the baseline's pooled samples (series metrics).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baseline_quantiles: Vec<f64>,
-    /// A latency distribution's finite bucket edges in seconds, ascending.
+    /// A latency metric's finite bucket edges in seconds, ascending (either form).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bucket_edges_seconds: Vec<f64>,
     /// The canary's requests at or below each of `bucket_edges_seconds`,

@@ -1,21 +1,30 @@
 //! A verdict's figures stay what they were before the speed-ups of issue 15
 //! (typed decoding of Prometheus's answers, the bound search, the memo of
-//! verified renders): fixed, seeded data through a real Prometheus, judged
-//! by the `judge` command, compared with the verdicts the commit before them
-//! gave on the same data.
+//! verified renders, and later the counts tests' own arithmetic): fixed,
+//! seeded data through a real Prometheus, judged by the `judge` command,
+//! compared with the verdicts an older commit gave on the same data.
 //!
-//! The recording, `tests/fixtures/figures/verdicts.json`, was made with the
-//! release binary of commit d4cdfe2 (before the speed-ups):
+//! Two recordings, each judged with a frozen rule set in
+//! `tests/fixtures/figures/rules/`:
+//! - `verdicts.json`, rule set `http` with the 250 ms threshold form, made with
+//!   the release binary of commit d4cdfe2 (before the first speed-ups);
+//! - `verdicts-distribution.json`, rule set `http-distribution` (the shipped
+//!   set once its latency metric became the distribution form), made with the
+//!   build of the commit that added it, before the counts tests' speed-ups.
+//!
+//! A recording is made by running its test with the old binary:
 //!
 //! ```text
-//! CANARY_GATE_RECORD_WITH=/path/to/old/canary-gate cargo test --test it figures::
+//! CANARY_GATE_RECORD_WITH=/path/to/old/canary-gate cargo test --test it \
+//!     figures::distribution_verdicts_on_fixed_data_are_those_recorded_before_the_speed_ups
 //! ```
 //!
 //! which runs that binary instead of this build's and writes what it gives.
 //! Only what depends on the moment of the run is left out of the comparison
-//! (the verdict's id and the time it was judged at); every figure and reason
-//! must be equal, and every query too, but for the `le` matcher the plan now
-//! adds to the latency metric's histogram query.
+//! (the verdict's id and the time it was judged at); every figure, reason
+//! and query must be equal. Fields added since are not compared, and only
+//! those named in [`ADDED`]: the threshold latency metric's percentiles and
+//! the buckets its report figure is drawn from (issue 14).
 
 use std::process::Command;
 
@@ -24,8 +33,20 @@ use crate::support::prometheus::TestPrometheus;
 use crate::support::repo_root;
 use crate::support::simulate::{SideTraffic, Simulation};
 
-/// The recorded verdicts.
+/// The recorded verdicts of the threshold-form rule set `http` (made with
+/// d4cdfe2, before the first speed-ups).
 const RECORDED: &str = "tests/fixtures/figures/verdicts.json";
+
+/// The recorded verdicts of rule set `http-distribution`, a copy of
+/// rules/http.yaml once its latency metric became the distribution form, made
+/// with the build of the commit that added it (before the counts tests' speed-ups,
+/// which reach the distribution test's per-edge statistics).
+const RECORDED_DISTRIBUTION: &str = "tests/fixtures/figures/verdicts-distribution.json";
+
+/// The rule set `http` the recording was judged with: rules/http.yaml as it was
+/// then (error rate and the 250 ms threshold form, `rules_hash` e656da8d...),
+/// kept byte for byte so that the shipped set can change without the recording.
+const RULES_DIR: &str = "tests/fixtures/figures/rules";
 
 /// The start of the fixed data: 2026-11-02T00:00:00Z.
 const DATA_START_SECS: i64 = 1_793_577_600;
@@ -70,6 +91,7 @@ const LOOKS: [(&str, i64, bool); 6] = [
 fn judge(
     program: &std::path::Path,
     prometheus: &str,
+    rules: &str,
     look: (&str, i64, bool),
 ) -> serde_json::Value {
     let (service, minutes, is_final) = look;
@@ -78,8 +100,8 @@ fn judge(
         .arg("judge")
         .args(["--prometheus-url", prometheus])
         .arg("--rules-dir")
-        .arg(repo_root().join("rules"))
-        .args(["--rules", "http", "--deployment", "figures-1"])
+        .arg(repo_root().join(RULES_DIR))
+        .args(["--rules", rules, "--deployment", "figures-1"])
         .args(["--canary", "track=canary", "--baseline", "track=baseline"])
         .arg(format!("--start={DATA_START_SECS}"))
         .arg(format!("--end={}", DATA_START_SECS + minutes * 60))
@@ -106,6 +128,20 @@ fn judge(
 // later and final looks) is what the code before the speed-ups of issue 15 gave.
 #[test]
 fn verdicts_on_fixed_data_are_those_recorded_before_the_speed_ups() {
+    check_recording("http", RECORDED);
+}
+
+// The same for the distribution form of the latency metric, whose per-edge
+// counts tests are where the later speed-ups work.
+#[test]
+fn distribution_verdicts_on_fixed_data_are_those_recorded_before_the_speed_ups() {
+    check_recording("http-distribution", RECORDED_DISTRIBUTION);
+}
+
+/// Judges [`LOOKS`] with rule set `rules` and compares each verdict with
+/// `recorded`; or, with `CANARY_GATE_RECORD_WITH` set, writes what that
+/// binary gives.
+fn check_recording(rules: &str, recorded: &str) {
     let mut text = Vec::new();
     crate::support::simulate::write_openmetrics(&fixed_data(), &mut text).expect("OpenMetrics");
     let prometheus = TestPrometheus::start_with_openmetrics(&text);
@@ -115,9 +151,9 @@ fn verdicts_on_fixed_data_are_those_recorded_before_the_speed_ups() {
         .map_or_else(binary, std::path::PathBuf::from);
     let verdicts: Vec<serde_json::Value> = LOOKS
         .iter()
-        .map(|look| judge(&program, &prometheus.url, *look))
+        .map(|look| judge(&program, &prometheus.url, rules, *look))
         .collect();
-    let path = repo_root().join(RECORDED);
+    let path = repo_root().join(recorded);
     if recording.is_some() {
         std::fs::create_dir_all(path.parent().expect("a folder")).expect("fixture folder");
         // One verdict per line: a change shows as the looks it touches.
@@ -126,38 +162,30 @@ fn verdicts_on_fixed_data_are_those_recorded_before_the_speed_ups() {
             .expect("write the recording");
         return;
     }
-    let recorded: Vec<serde_json::Value> =
+    let before: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("read the recording"))
             .expect("the recording is JSON");
-    assert_eq!(recorded.len(), verdicts.len());
-    for ((look, before), now) in LOOKS.iter().zip(&recorded).zip(&verdicts) {
+    assert_eq!(before.len(), verdicts.len());
+    for ((look, before), now) in LOOKS.iter().zip(before).zip(&verdicts) {
         let mut differences = Vec::new();
-        compare(&narrowed(before.clone()), now, "", &mut differences);
+        compare(&before, now, "", &mut differences);
         assert!(
             differences.is_empty(),
-            "look {look:?}: the verdict differs from the one recorded before the speed-ups at {}",
+            "rules {rules}, look {look:?}: the verdict differs from the one recorded before the speed-ups at {}",
             differences.join("; ")
         );
     }
 }
 
-/// The `le` matcher the plan now adds to the shipped latency metric's
-/// histogram query (threshold 0.25 s), as the query renders it.
-const BUCKETS: &str = r#"le=~"0\\.25|\\+Inf","#;
-
-/// `verdict` as recorded, its histogram queries asking for the two buckets
-/// they measure: the one change of the speed-ups a verdict shows.
-fn narrowed(mut verdict: serde_json::Value) -> serde_json::Value {
-    for metric in verdict["metrics"].as_array_mut().expect("metrics") {
-        for query in metric["queries"].as_array_mut().expect("queries") {
-            if query["role"] == "histogram" {
-                let promql = query["promql"].as_str().expect("promql");
-                query["promql"] = promql.replacen('{', &format!("{{{BUCKETS}"), 1).into();
-            }
-        }
-    }
-    verdict
-}
+/// Fields a verdict has gained since the recording, which it lacks: each
+/// side's percentiles of the threshold latency metric, and the pooled
+/// buckets of its chart. Any other field missing on either side differs.
+const ADDED: [&str; 4] = [
+    "percentiles",
+    "bucket_edges_seconds",
+    "canary_buckets",
+    "baseline_buckets",
+];
 
 /// The paths (with both values) at which `before` and `now` differ.
 fn compare(before: &serde_json::Value, now: &serde_json::Value, path: &str, out: &mut Vec<String>) {
@@ -168,6 +196,7 @@ fn compare(before: &serde_json::Value, now: &serde_json::Value, path: &str, out:
                 let (x, y) = (&a.get(key), &b.get(key));
                 match (x, y) {
                     (Some(x), Some(y)) => compare(x, y, &format!("{path}.{key}"), out),
+                    (None, Some(_)) if ADDED.contains(&key.as_str()) => {}
                     _ => out.push(format!("{path}.{key}: {x:?} then, {y:?} now")),
                 }
             }

@@ -57,7 +57,7 @@ async fn metrics_count_verdicts_and_their_queries() {
             1.0,
         ),
         (
-            "canary_gate_metric_outcomes_total{rules=\"svc\",metric=\"errors\",outcome=\"pass\"}",
+            "canary_gate_metric_outcomes_total{rules=\"svc\",metric=\"errors\",outcome=\"pass\",shadow=\"false\"}",
             1.0,
         ),
         (
@@ -107,7 +107,7 @@ async fn deadline_misses_are_counted_by_kind() {
                 2.0,
             ),
             (
-                "canary_gate_metric_outcomes_total{rules=\"svc\",metric=\"errors\",outcome=\"error\"}",
+                "canary_gate_metric_outcomes_total{rules=\"svc\",metric=\"errors\",outcome=\"error\",shadow=\"false\"}",
                 1.0,
             ),
         ],

@@ -158,7 +158,7 @@ fn plan_prints_its_figures_and_refuses_series() {
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains(
-            "metric `cpu` is a series metric; plan simulates counts metrics (ratio, latency) only"
+            "metric `cpu` is a series metric; plan simulates counts metrics (ratio, and latency with threshold_seconds) only"
         ),
         "{stderr}"
     );
@@ -176,6 +176,39 @@ fn plan_prints_its_figures_and_refuses_series() {
     assert!(
         help.contains("canary-gate plan --rules http --metric error-rate --rps 20 --split 1:3"),
         "{help}"
+    );
+}
+
+// On the shipped rule set, plan works for `error-rate` and refuses the latency
+// distribution metric `latency` with a message that says where its figures are and
+// how to plan a latency metric instead.
+#[test]
+fn plan_on_the_shipped_rules_refuses_the_distribution_and_says_what_to_do() {
+    let run = |metric: &str| {
+        Command::new(binary())
+            .arg("plan")
+            .arg("--rules-dir")
+            .arg(crate::support::repo_root().join("rules"))
+            .args(["--rules", "http", "--metric", metric, "--canaries", "100"])
+            .args(["--rps", "20", "--base-rate", "1%", "--effect", "2x"])
+            .output()
+            .expect("run canary-gate plan")
+    };
+    let errors = assert_exit(&run("error-rate"), 0);
+    assert!(
+        errors.contains("rule set `http`, metric `error-rate` (ratio, critical)"),
+        "{errors}"
+    );
+    let refused = run("latency");
+    let says = String::from_utf8_lossy(&refused.stderr);
+    let what_to_do = [
+        "metric `latency` is a latency distribution metric",
+        "docs/statistics.md, \"Latency distributions\"",
+        "plan a copy of the rule set whose metric sets threshold_seconds",
+    ];
+    assert!(
+        refused.status.code() == Some(3) && what_to_do.iter().all(|w| says.contains(w)),
+        "{says}"
     );
 }
 

@@ -385,10 +385,12 @@ async fn browser_renders_history_and_rollback_report() {
 
 // A real browser draws a latency distribution from a real Prometheus's
 // histogram, beside its 250 ms threshold form (whose ratio is undefined with no
-// slow request on either side: the report must still read it back from the log): for a canary with a slower body, both cumulative curves, the six
+// slow request on either side: the report must still read it back from the
+// log): for a canary with a slower body, both cumulative curves, the six
 // percentile marks, their table and the shaded region where the canary is
 // slower; for a canary like its baseline the same chart with nothing shaded.
-// Screenshots of both are kept.
+// The threshold form's panel draws the same figure and table from the same
+// buckets. Screenshots of both are kept.
 #[tokio::test]
 async fn browser_draws_latency_distributions() {
     if chromium_missing() {
@@ -434,50 +436,77 @@ async fn browser_draws_latency_distributions() {
     let steady = report("steady", "promote").await;
 
     // The distribution, the share above the edge that moved and the evidence,
-    // and the threshold form's strip, rates and evidence.
-    let dom = load_in_browser(&slower, "distribution-report", 6).await;
-    assert!(dom.contains(r#"<figure class="distribution">"#), "{dom}");
-    for curve in [
-        "canary cdf",
-        "baseline cdf",
-        "canary beyond",
-        "baseline beyond",
-    ] {
+    // and the threshold form's strip, distribution, rates and evidence.
+    let dom = load_in_browser(&slower, "distribution-report", 7).await;
+    for name in ["latency", "slow-requests"] {
+        let panel = metric_panel(&dom, name);
         assert!(
-            dom.contains(&format!(r#"<path class="{curve}""#)),
-            "{curve}:\n{dom}"
+            panel.contains(r#"<figure class="distribution">"#),
+            "{name}:\n{panel}"
+        );
+        for curve in [
+            "canary cdf",
+            "baseline cdf",
+            "canary beyond",
+            "baseline beyond",
+        ] {
+            assert!(
+                panel.contains(&format!(r#"<path class="{curve}""#)),
+                "{name} {curve}:\n{panel}"
+            );
+        }
+        for side in ["canary", "baseline"] {
+            let dot = format!(r#"<circle class="pct {side}""#);
+            assert_eq!(panel.matches(&dot).count(), 3, "{name} {side}:\n{panel}");
+        }
+        assert!(panel.contains(r#"<path class="worse""#), "{name}:\n{panel}");
+        assert!(
+            panel.contains(r#"<table class="percentiles">"#),
+            "{name}:\n{panel}"
+        );
+        // Each side's three percentiles carry their interval, and the caption its level.
+        assert_eq!(
+            panel.matches(r#"<small class="interval">"#).count(),
+            6,
+            "{name}:\n{panel}"
+        );
+        assert!(
+            panel.contains("at every look, with 99.5% confidence)"),
+            "{name}:\n{panel}"
         );
     }
-    assert_eq!(
-        dom.matches(r#"<circle class="pct canary""#).count(),
-        3,
-        "{dom}"
-    );
-    assert_eq!(
-        dom.matches(r#"<circle class="pct baseline""#).count(),
-        3,
-        "{dom}"
-    );
-    assert!(dom.contains(r#"<path class="worse""#), "{dom}");
-    assert!(dom.contains(r#"<table class="percentiles">"#), "{dom}");
-    // Each side's three percentiles carry their interval, and the caption its level.
-    assert_eq!(
-        dom.matches(r#"<small class="interval">"#).count(),
-        6,
+    assert!(
+        metric_panel(&dom, "latency").contains("Share of requests slower than 100 ms"),
         "{dom}"
     );
     assert!(
-        dom.contains("at every look, with 99.5% confidence)"),
-        "{dom}"
-    );
-    assert!(
-        dom.contains("Share of requests slower than 100 ms"),
+        metric_panel(&dom, "slow-requests").contains("Share of slow requests"),
         "{dom}"
     );
 
-    let dom = load_in_browser(&steady, "distribution-steady-report", 6).await;
-    assert!(dom.contains(r#"<path class="canary cdf""#), "{dom}");
-    assert_eq!(dom.matches(r#"<circle class="pct "#).count(), 6, "{dom}");
+    let dom = load_in_browser(&steady, "distribution-steady-report", 7).await;
+    for name in ["latency", "slow-requests"] {
+        let panel = metric_panel(&dom, name);
+        assert!(
+            panel.contains(r#"<path class="canary cdf""#),
+            "{name}:\n{panel}"
+        );
+        assert_eq!(
+            panel.matches(r#"<circle class="pct "#).count(),
+            6,
+            "{name}:\n{panel}"
+        );
+    }
     assert!(!dom.contains(r#"class="worse""#), "{dom}");
     app.stop().await;
+}
+
+/// The panel of metric `name` in a report's rendered DOM: from its section
+/// to the next section.
+fn metric_panel<'a>(dom: &'a str, name: &str) -> &'a str {
+    let start = dom
+        .find(&format!(r#"id="metric-{name}""#))
+        .unwrap_or_else(|| panic!("no panel for {name}:\n{dom}"));
+    let rest = &dom[start..];
+    rest.find("<section").map_or(rest, |end| &rest[..end])
 }

@@ -679,7 +679,7 @@ tests:
         verdict: promote
         metrics:
           error-rate: {{outcome: fail, shadow: {shadow}, reason: 'shadow: would have failed'}}
-          slow-requests: {{outcome: pass, shadow: false}}
+          latency: {{outcome: pass, shadow: false}}
 ",
             side(9),
             side(3)

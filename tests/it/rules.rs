@@ -30,8 +30,8 @@ fn errors_of(name: &str) -> Vec<String> {
     }
 }
 
-// Pins the shipped rules/http.yaml: two metrics, `$service`, and the values
-// the lead relies on.
+// Pins the shipped rules/http.yaml: two metrics (the error rate and the
+// latency distribution), `$service`, and the values the lead relies on.
 #[test]
 fn shipped_http_rules_load() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/http.yaml");
@@ -45,7 +45,7 @@ fn shipped_http_rules_load() {
         .iter()
         .map(|m| (m.name.as_str(), m.line))
         .collect();
-    assert_eq!(names, [("error-rate", 26), ("slow-requests", 38)]);
+    assert_eq!(names, [("error-rate", 26), ("latency", 39)]);
     assert!(set.metrics[0].critical);
     match &set.metrics[0].kind {
         MetricKind::Ratio { rule, bad, .. } => {
@@ -61,15 +61,16 @@ fn shipped_http_rules_load() {
         other => panic!("error-rate compiled to {other:?}"),
     }
     match &set.metrics[1].kind {
-        MetricKind::Latency {
-            threshold_seconds,
-            rule,
-            ..
-        } => {
-            assert_eq!(*threshold_seconds, 0.25);
-            assert_eq!(rule.tolerance, 0.2);
+        MetricKind::Distribution { histogram, rule } => {
+            assert_eq!(rule.direction, Direction::Increase);
+            assert_eq!(rule.tolerance, 0.1);
+            assert_eq!(rule.min_requests, 300.0);
+            assert_eq!(
+                histogram.text,
+                r#"http_request_duration_seconds_bucket{service="$service"}"#
+            );
         }
-        other => panic!("slow-requests compiled to {other:?}"),
+        other => panic!("latency compiled to {other:?}"),
     }
     let bytes = std::fs::read(&path).expect("readable");
     assert_eq!(set.content_hash, hex::encode(Sha256::digest(&bytes)));

@@ -128,11 +128,31 @@ async fn failing_shadow_metric_leaves_a_healthy_canary_promoted() {
     let (status, html) = app.get_text(&format!("/verdicts/{id}")).await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("slow-requests-v2 (shadow)"), "{html}");
+    // Its row is muted, not highlighted like a failing live metric's, and its
+    // badge outlined.
+    assert!(
+        html.contains(r##"<tr class="shadow"><td><a href="#metric-slow-requests-v2">slow-requests-v2 (shadow)</a></td><td><span class="badge fail shadow">fail</span>"##),
+        "{html}"
+    );
+    assert!(!html.contains(r#"<tr class="failing">"#), "{html}");
     assert!(
         html.contains("shadow: not counted in the verdict"),
         "{html}"
     );
     assert!(html.contains("shadow: would have failed."), "{html}");
+
+    // `/metrics` counts each outcome under its metric's kind: live or shadow.
+    let (status, metrics) = app.get_text("/metrics").await;
+    assert_eq!(status, 200, "{metrics}");
+    for counted in [
+        r#"canary_gate_metric_outcomes_total{rules="trial",metric="error-rate",outcome="pass",shadow="false"} 1"#,
+        r#"canary_gate_metric_outcomes_total{rules="trial",metric="slow-requests-v2",outcome="fail",shadow="true"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|line| line == counted),
+            "no `{counted}` in:\n{metrics}"
+        );
+    }
     app.stop().await;
 
     // The CLI's text output (that of `judge` and `wait --output text`) marks it too.

@@ -90,7 +90,7 @@ async fn aligned_looks_agree_exactly() {
             from_prometheus["verdict"], from_victoria["verdict"],
             "{look}"
         );
-        for name in ["error-rate", "slow-requests"] {
+        for name in ["error-rate", "latency"] {
             let (p, v) = (
                 figures(&from_prometheus, name),
                 figures(&from_victoria, name),
@@ -118,7 +118,7 @@ async fn unaligned_start_agrees_within_one_step() {
     let look = request("checkout", start, data_start + MINUTES * 60, true);
     let (from_prometheus, from_victoria) = stores.ask(&look).await;
     assert_eq!(from_prometheus["verdict"], from_victoria["verdict"]);
-    for name in ["error-rate", "slow-requests"] {
+    for name in ["error-rate", "latency"] {
         let (p, v) = (
             figures(&from_prometheus, name),
             figures(&from_victoria, name),

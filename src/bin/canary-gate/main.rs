@@ -39,7 +39,7 @@ use canary_gate::source::{
 use canary_gate::telemetry::{LogStyle, NoRecorder};
 use canary_gate::verdict::history;
 use canary_gate::verdict::log::VerdictLog;
-use canary_gate::verdict::{Outcome, Verdict};
+use canary_gate::verdict::{MetricReport, Outcome, Percentile, Verdict};
 use simulate::{SideTraffic, Simulation};
 
 /// Exit code for an error: bad arguments, an unreachable server, rules that
@@ -780,6 +780,9 @@ fn print_verdict(verdict: &Verdict, output: Output) -> anyhow::Result<()> {
                     metric.outcome.word(),
                     metric.reason
                 )?;
+                if let Some(line) = percentile_line(metric) {
+                    writeln!(out, "      {line}")?;
+                }
             }
             if let Some(url) = &verdict.report_url {
                 writeln!(out, "report:  {url}")?;
@@ -787,6 +790,68 @@ fn print_verdict(verdict: &Verdict, output: Output) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A metric's percentiles, canary against baseline, on one line of the text
+/// output: "percentiles, canary vs baseline (...): p50 41 ms [25 ms, 50 ms] vs
+/// 40 ms [25 ms, 50 ms] · p90 ...". Read from the answer's fields alone, so it
+/// shows any metric that carries percentiles; `None` for one that has none.
+fn percentile_line(metric: &MetricReport) -> Option<String> {
+    use canary_gate::text::{latency, number, round_percent};
+    let (canary, baseline) = (&metric.canary.percentiles, &metric.baseline.percentiles);
+    if canary.is_empty() && baseline.is_empty() {
+        return None;
+    }
+    let interval = |p: &Percentile| {
+        let upper = p.upper.map_or("unbounded".to_string(), latency);
+        format!("{} [{}, {upper}]", latency(p.seconds), latency(p.lower))
+    };
+    let estimate = |p: &Percentile| latency(p.seconds);
+    // Log lines written before intervals existed carry confidence 0.
+    let levels: Vec<f64> = canary
+        .iter()
+        .chain(baseline)
+        .map(|p| p.confidence)
+        .collect();
+    let with_intervals = levels.iter().all(|c| *c > 0.0);
+    let side = |p: Option<&Percentile>| match p {
+        Some(p) if with_intervals => interval(p),
+        Some(p) => estimate(p),
+        None => "none".to_string(),
+    };
+    let mut quantiles: Vec<f64> = canary.iter().chain(baseline).map(|p| p.quantile).collect();
+    quantiles.sort_by(f64::total_cmp);
+    quantiles.dedup();
+    let quoted: Vec<String> = quantiles
+        .iter()
+        .map(|q| {
+            format!(
+                "p{} {} vs {}",
+                number(q * 100.0),
+                side(canary.iter().find(|p| p.quantile == *q)),
+                side(baseline.iter().find(|p| p.quantile == *q))
+            )
+        })
+        .collect();
+    let legend = if !with_intervals {
+        "estimates inside buckets by linear interpolation, no intervals".to_string()
+    } else if levels.iter().all(|c| *c == levels[0]) {
+        format!(
+            "estimates inside buckets by linear interpolation; [bounds at bucket edges]: each side's bounds hold together, at every look, with {} confidence",
+            round_percent(levels[0])
+        )
+    } else {
+        let level = |list: &[Percentile]| list.first().map_or(0.0, |p| p.confidence);
+        format!(
+            "estimates inside buckets by linear interpolation; [bounds at bucket edges]: the canary's bounds hold together, at every look, with {} confidence, the baseline's with {}",
+            round_percent(level(canary)),
+            round_percent(level(baseline))
+        )
+    };
+    Some(format!(
+        "percentiles, canary vs baseline ({legend}): {}",
+        quoted.join(" · ")
+    ))
 }
 
 fn wait(args: WaitArgs) -> anyhow::Result<ExitCode> {

@@ -50,7 +50,7 @@ pub enum PlanError {
     #[error("{0}")]
     Rules(String),
     #[error(
-        "metric `{metric}` is a {kind} metric; plan simulates counts metrics (ratio, latency) only, since {why}"
+        "metric `{metric}` is a {kind} metric; plan simulates counts metrics (ratio, and latency with threshold_seconds) only, since {why}"
     )]
     Kind {
         metric: String,
@@ -245,8 +245,8 @@ pub fn plan(loaded: &LoadedRules, options: &PlanOptions) -> Result<Plan, PlanErr
         MetricKind::Distribution { .. } => {
             return Err(PlanError::Kind {
                 metric: metric.name.clone(),
-                kind: "latency",
-                why: "a latency metric without threshold_seconds compares whole distributions, which `canary-gate plan` does not simulate yet (its figures are in docs/statistics.md, Latency distributions)",
+                kind: "latency distribution",
+                why: "a latency metric without threshold_seconds compares whole distributions, which it does not simulate yet. Its measured times to roll back a slower body or tail are in docs/statistics.md, \"Latency distributions\" (`cargo bench --bench latency_distribution`); to plan a latency metric here, plan a copy of the rule set whose metric sets threshold_seconds (the share of requests slower than a bucket bound), or plan the set's other metrics with --metric",
             });
         }
         MetricKind::Threshold { .. } => {
