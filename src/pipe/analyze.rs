@@ -207,8 +207,17 @@ async fn judge_off_the_workers(
 ) -> Verdict {
     let (rules, judgement) = (Arc::clone(rules), judgement.clone());
     let span = tracing::info_span!("judge", metrics = inputs.len());
+    // One judging per core at a time: more would not finish sooner, and each
+    // holds its own working set (a distribution metric's per-edge counts and
+    // paths), which is what 16 concurrent 24-hour verdicts' memory was.
+    let permit = judging_slots()
+        .acquire()
+        .await
+        .expect("the judging slots are never closed");
     let task = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| judge::judge(&rules, &judgement, inputs, frame))
+        let verdict = span.in_scope(|| judge::judge(&rules, &judgement, inputs, frame));
+        drop(permit);
+        verdict
     });
     match task.await {
         Ok(verdict) => verdict,
@@ -218,6 +227,16 @@ async fn judge_off_the_workers(
             Err(error) => panic!("the judging task did not run: {error}"),
         },
     }
+}
+
+/// The slots of [`judge_off_the_workers`]: as many as the process may run
+/// threads at once (`available_parallelism`, which counts a cgroup's CPU quota).
+fn judging_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        tokio::sync::Semaphore::new(cores)
+    })
 }
 
 /// `verdict` as it stands once `missed` of its `sent` queries found the
