@@ -38,9 +38,9 @@ pub(super) fn side_percentiles(edges: &[f64], side: &SideBuckets) -> Vec<Percent
 
 /// `finding` of a threshold latency metric with both sides' percentiles from
 /// their pooled buckets at `edges`, and the buckets in its chart for the
-/// report's figure. Its
-/// outcome, reason and every other figure stay as the threshold's test gave
-/// them: the percentiles are read beside the test, not by it.
+/// report's figure. Its outcome, reason and every other figure stay as the
+/// threshold's test gave them: the percentiles are read beside the test, not
+/// by it.
 pub(super) fn quote(
     mut finding: Finding,
     edges: &[f64],
