@@ -18,12 +18,17 @@ fn check(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-// The shipped rules pass and the check shows the PromQL each metric sends for the example sides.
+// The shipped rules pass and the check shows the PromQL each metric sends for the
+// example sides, and which of the two latency forms the latency metric is.
 #[test]
 fn shipped_rules_pass_and_show_their_queries() {
     let (code, stdout, stderr) = check(&["rules/", "--var", "service=checkout"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("rules/http.yaml: ok"), "{stdout}");
+    assert!(
+        stdout.contains("  - latency (latency, whole distribution)\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains(r#"service="checkout""#), "{stdout}");
     assert!(
         stdout.contains(r#"track="canary""#) && stdout.contains(r#"track="baseline""#),

@@ -100,12 +100,18 @@ fn show_rule_set(set: &RuleSet, example: &Example, out: &mut dyn Write) -> io::R
                 canary_gate::text::number(metric_alpha(set, metric))
             ),
         };
-        writeln!(
-            out,
-            "  - {} ({}{critical}{shadow})",
-            metric.name,
-            kind_name(&metric.kind)
-        )?;
+        // Both latency forms are `kind: latency` in a rule file; say which.
+        let kind = match &metric.kind {
+            MetricKind::Latency {
+                threshold_seconds, ..
+            } => format!(
+                "latency, share slower than {}",
+                canary_gate::text::latency(*threshold_seconds)
+            ),
+            MetricKind::Distribution { .. } => "latency, whole distribution".to_string(),
+            other => kind_name(other).to_string(),
+        };
+        writeln!(out, "  - {} ({kind}{critical}{shadow})", metric.name)?;
         for (side, queries) in [
             ("canary", &metric_plan.canary),
             ("baseline", &metric_plan.baseline),
