@@ -39,8 +39,8 @@ const QUOTED_BODY_CHARS: usize = 200;
 pub struct PrometheusSource {
     client: Client,
     timeout: Duration,
-    /// At most this many queries in flight, when the source sets a limit.
-    slots: Option<Arc<Semaphore>>,
+    /// At most this many queries in flight (`max_concurrent_queries`).
+    slots: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for PrometheusSource {
@@ -203,9 +203,7 @@ impl PrometheusSource {
         Ok(PrometheusSource {
             client,
             timeout: settings.query_timeout,
-            slots: settings
-                .max_concurrent_queries
-                .map(|most| Arc::new(Semaphore::new(most))),
+            slots: Arc::new(Semaphore::new(settings.max_concurrent_queries)),
         })
     }
 
@@ -221,10 +219,7 @@ impl PrometheusSource {
     ) -> Result<Vec<Series>, SourceError> {
         let attempt = async {
             // The permit lives until the answer is read.
-            let _slot = match &self.slots {
-                Some(slots) => slots.clone().acquire_owned().await.ok(),
-                None => None,
-            };
+            let _slot = self.slots.clone().acquire_owned().await.ok();
             let response = send.await.map_err(|e| self.map_error(e))?;
             let status = response.status().as_u16();
             let body = response.bytes().await.map_err(|e| {

@@ -162,3 +162,37 @@ async fn graceful_shutdown_finishes_in_flight_verdicts() {
     assert_eq!(logged_ids(&app), vec![id]);
     app.stop().await;
 }
+
+// A source with no `max_concurrent_queries` keeps the default number of queries in
+// flight: verdicts whose queries all differ (twice that many in all) send the rest
+// only as answers come back, and every verdict completes once the store answers.
+#[tokio::test]
+async fn queries_in_flight_are_bounded_by_default() {
+    use canary_gate::source::config::DEFAULT_MAX_CONCURRENT_QUERIES as LIMIT;
+    /// Distinct queries of one `svc` verdict: bad and total, per side.
+    const DISTINCT: usize = 4;
+    let verdicts = 2 * LIMIT / DISTINCT;
+    let double = FaultyPrometheus::start(vec![Fault::Healthy]).await;
+    double.hold();
+    let (app, _state) = app_with(&double, VerdictLimits::new(verdicts, 0)).await;
+    let app = Arc::new(app);
+    let tasks: Vec<_> = (0..verdicts)
+        .map(|i| {
+            // Windows a minute apart, so no two verdicts share a query.
+            let mut body = svc_final_look();
+            body["end"] = (body["end"].as_i64().expect("end") - 60 * i as i64).into();
+            let app = Arc::clone(&app);
+            tokio::spawn(async move { app.post_verdict(&body).await })
+        })
+        .collect();
+    double.wait_arrivals(LIMIT).await;
+    // Not a measurement: time for any query past the limit to arrive, were it sent.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(double.requests().len(), LIMIT);
+    double.release();
+    for task in tasks {
+        let (status, verdict) = task.await.expect("request task");
+        assert_eq!(status, 200, "{verdict}");
+    }
+    assert_eq!(double.requests().len(), verdicts * DISTINCT);
+}
