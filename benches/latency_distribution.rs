@@ -148,18 +148,7 @@ fn main() {
         tail_extra_secs: 0.5,
         ..Latency::BASELINE
     };
-    // A tail that moves only beyond the 250 ms cut: 1.5% of the baseline's
-    // requests take about 0.4 s (its p99), the canary's about 0.9 s, and on both
-    // sides the same 1.5% are slower than 250 ms.
-    let slow_tail = Latency {
-        tail_share: 0.015,
-        tail_extra_secs: 0.36,
-        ..Latency::BASELINE
-    };
-    let slower_tail = Latency {
-        tail_extra_secs: 0.86,
-        ..slow_tail
-    };
+    let (slow_tail, slower_tail) = Latency::tail_beyond_the_cut();
     for (shift, baseline, law) in [
         ("body: median 40 -> 52 ms", Latency::BASELINE, body),
         ("tail: 2% of requests +0.5 s", Latency::BASELINE, tail),

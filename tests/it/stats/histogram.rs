@@ -54,6 +54,22 @@ impl Latency {
         tail_extra_secs: 0.0,
     };
 
+    /// A tail that moves only beyond a 250 ms cut, as (baseline, canary): 1.5%
+    /// of the baseline's requests take about 0.4 s (its p99), the canary's
+    /// about 0.9 s, and on both sides the same 1.5% are slower than 250 ms.
+    pub fn tail_beyond_the_cut() -> (Latency, Latency) {
+        let baseline = Latency {
+            tail_share: 0.015,
+            tail_extra_secs: 0.36,
+            ..Latency::BASELINE
+        };
+        let canary = Latency {
+            tail_extra_secs: 0.86,
+            ..baseline
+        };
+        (baseline, canary)
+    }
+
     /// P(latency <= x), with a share `slowed` of requests `extra` seconds longer.
     fn cdf(&self, x: f64, slowed: f64, extra: f64) -> f64 {
         let body = |x: f64| {
