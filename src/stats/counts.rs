@@ -1499,34 +1499,32 @@ fn confidence_bounds(
     let (below, above, log_threshold) = bound_processes(direction, alpha);
     let spread = estimate_spread(&aligned, estimate_log, log_threshold);
 
+    // One bound: past it, the process of `side` on `spec`'s alternatives and
+    // restarts has crossed at some step; `limit` when it never would.
+    let bound = |side: Side, (alternatives, restarts), rejected_above: bool, limit: f64| {
+        let search = BoundSearch {
+            evidence: |theta: f64, stop_at: f64, evaluation: Evaluation| {
+                let spec = (side, alternatives, restarts);
+                running_max_log_evalue(&aligned, theta, spec, stop_at, evaluation)
+            },
+            log_threshold,
+            rejected_above,
+        };
+        let edge = if rejected_above {
+            LOG_RATIO_LIMIT
+        } else {
+            -LOG_RATIO_LIMIT
+        };
+        if search.rejects(edge) {
+            search.find(estimate_log, spread).exp()
+        } else {
+            limit
+        }
+    };
     // Lower bound: below it the "above" process has crossed at some step.
-    let lower = BoundSearch {
-        evidence: |theta: f64, stop_at: f64, evaluation: Evaluation| {
-            let spec = (Side::Above, below.0, below.1);
-            running_max_log_evalue(&aligned, theta, spec, stop_at, evaluation)
-        },
-        log_threshold,
-        rejected_above: false,
-    };
-    let lower = if lower.rejects(-LOG_RATIO_LIMIT) {
-        lower.find(estimate_log, spread).exp()
-    } else {
-        0.0
-    };
+    let lower = bound(Side::Above, below, false, 0.0);
     // Upper bound: above it the "below" process has crossed at some step.
-    let upper = BoundSearch {
-        evidence: |theta: f64, stop_at: f64, evaluation: Evaluation| {
-            let spec = (Side::Below, above.0, above.1);
-            running_max_log_evalue(&aligned, theta, spec, stop_at, evaluation)
-        },
-        log_threshold,
-        rejected_above: true,
-    };
-    let upper = if upper.rejects(LOG_RATIO_LIMIT) {
-        upper.find(estimate_log, spread).exp()
-    } else {
-        f64::INFINITY
-    };
+    let upper = bound(Side::Below, above, true, f64::INFINITY);
     (lower, upper)
 }
 
