@@ -127,114 +127,131 @@ pub fn judge(
     inputs: Vec<MetricInput>,
     frame: VerdictFrame,
 ) -> Verdict {
-    let mut reports = Vec::with_capacity(rules.metrics.len());
-    for (metric, input) in rules.metrics.iter().zip(inputs) {
-        let alpha = metric_alpha(rules, metric);
-        let mut forces_rollback = false;
-        let judge_counts = |rule, steps: &[StepCounts], words: &counts::CountsWords| {
-            counts::judge_counts(rule, steps, alpha, &frame.window, rules, judgement, words)
-        };
-        let finding = match (&metric.kind, input.measured) {
-            (_, Measured::Failed(why)) => Finding::bare(MetricOutcome::Error, why),
-            (_, Measured::Missing(why)) => Finding::bare(MetricOutcome::Nodata, why),
-            (MetricKind::Ratio { rule, .. }, Measured::Counts(steps)) => judge_counts(
+    let reports = rules
+        .metrics
+        .iter()
+        .zip(inputs)
+        .map(|(metric, input)| judge_metric(rules, judgement, metric, input, &frame.window))
+        .collect();
+    verdict_of(rules, judgement, reports, frame)
+}
+
+/// Judges one metric of `rules` from its input. Metrics are judged apart from
+/// each other, so a caller may judge them in any order, or at the same time,
+/// and then make the verdict of them with [`verdict_of`].
+pub fn judge_metric(
+    rules: &RuleSet,
+    judgement: &Judgement,
+    metric: &Metric,
+    input: MetricInput,
+    window: &Window,
+) -> MetricReport {
+    let alpha = metric_alpha(rules, metric);
+    let mut forces_rollback = false;
+    let judge_counts = |rule, steps: &[StepCounts], words: &counts::CountsWords| {
+        counts::judge_counts(rule, steps, alpha, window, rules, judgement, words)
+    };
+    let finding = match (&metric.kind, input.measured) {
+        (_, Measured::Failed(why)) => Finding::bare(MetricOutcome::Error, why),
+        (_, Measured::Missing(why)) => Finding::bare(MetricOutcome::Nodata, why),
+        (MetricKind::Ratio { rule, .. }, Measured::Counts(steps)) => judge_counts(
+            rule,
+            &steps,
+            &counts::CountsWords {
+                rate: "rate of bad events",
+                none_on_either_side: "no bad event on either side",
+            },
+        ),
+        (
+            MetricKind::Latency {
                 rule,
-                &steps,
-                &counts::CountsWords {
-                    rate: "rate of bad events",
-                    none_on_either_side: "no bad event on either side",
-                },
+                threshold_seconds,
+                ..
+            },
+            Measured::Latency { steps, buckets },
+        ) => {
+            let rate = format!(
+                "share of requests slower than {} s",
+                words::number(*threshold_seconds)
+            );
+            let none_on_either_side = format!(
+                "no request slower than {} on either side",
+                words::latency(*threshold_seconds)
+            );
+            let what = counts::CountsWords {
+                rate: &rate,
+                none_on_either_side: &none_on_either_side,
+            };
+            let finding = judge_counts(rule, &steps, &what);
+            match buckets {
+                Some(PooledBuckets {
+                    edges,
+                    canary,
+                    baseline,
+                }) => percentiles::quote(finding, &edges, &canary, &baseline),
+                None => finding,
+            }
+        }
+        (MetricKind::Distribution { rule, .. }, Measured::Histogram { edges, steps }) => {
+            distribution::judge_distribution(rule, &edges, &steps, alpha, window, rules, judgement)
+        }
+        (kind @ MetricKind::Series { .. }, Measured::Samples { canary, baseline }) => {
+            let (finding, critical_failure) = series::judge_series(
+                kind,
+                [&canary, &baseline],
+                alpha,
+                rules.window_secs,
+                judgement,
+                metric.critical,
+                window,
+            );
+            forces_rollback = critical_failure;
+            finding
+        }
+        (MetricKind::Threshold { min, max, .. }, Measured::Value(value)) => {
+            judge_threshold(*min, *max, value)
+        }
+        (_, other) => Finding::bare(
+            MetricOutcome::Error,
+            format!(
+                "internal mismatch: measured {other:?} for a {} metric",
+                kind_name(&metric.kind)
             ),
-            (
-                MetricKind::Latency {
-                    rule,
-                    threshold_seconds,
-                    ..
-                },
-                Measured::Latency { steps, buckets },
-            ) => {
-                let rate = format!(
-                    "share of requests slower than {} s",
-                    words::number(*threshold_seconds)
-                );
-                let none_on_either_side = format!(
-                    "no request slower than {} on either side",
-                    words::latency(*threshold_seconds)
-                );
-                let what = counts::CountsWords {
-                    rate: &rate,
-                    none_on_either_side: &none_on_either_side,
-                };
-                let finding = judge_counts(rule, &steps, &what);
-                match buckets {
-                    Some(PooledBuckets {
-                        edges,
-                        canary,
-                        baseline,
-                    }) => percentiles::quote(finding, &edges, &canary, &baseline),
-                    None => finding,
-                }
-            }
-            (MetricKind::Distribution { rule, .. }, Measured::Histogram { edges, steps }) => {
-                distribution::judge_distribution(
-                    rule,
-                    &edges,
-                    &steps,
-                    alpha,
-                    &frame.window,
-                    rules,
-                    judgement,
-                )
-            }
-            (kind @ MetricKind::Series { .. }, Measured::Samples { canary, baseline }) => {
-                let (finding, critical_failure) = series::judge_series(
-                    kind,
-                    [&canary, &baseline],
-                    alpha,
-                    rules.window_secs,
-                    judgement,
-                    metric.critical,
-                    &frame.window,
-                );
-                forces_rollback = critical_failure;
-                finding
-            }
-            (MetricKind::Threshold { min, max, .. }, Measured::Value(value)) => {
-                judge_threshold(*min, *max, value)
-            }
-            (_, other) => Finding::bare(
-                MetricOutcome::Error,
-                format!(
-                    "internal mismatch: measured {other:?} for a {} metric",
-                    kind_name(&metric.kind)
-                ),
-            ),
-        };
-        let reason = if metric.shadow && finding.outcome == MetricOutcome::Fail {
-            format!("{SHADOW_FAILED}. {}", finding.reason)
-        } else {
-            finding.reason
-        };
-        reports.push(MetricReport {
-            name: metric.name.clone(),
-            kind: kind_name(&metric.kind).to_string(),
-            group: rules
-                .groups
-                .get(metric.group)
-                .map(|g| g.name.clone())
-                .unwrap_or_default(),
-            critical: metric.critical || forces_rollback,
-            shadow: metric.shadow,
-            outcome: finding.outcome,
-            reason,
-            canary: finding.canary,
-            baseline: finding.baseline,
-            estimate: finding.estimate,
-            evidence: finding.evidence,
-            queries: input.queries,
-            chart: finding.chart,
-        });
+        ),
+    };
+    let reason = if metric.shadow && finding.outcome == MetricOutcome::Fail {
+        format!("{SHADOW_FAILED}. {}", finding.reason)
+    } else {
+        finding.reason
+    };
+    MetricReport {
+        name: metric.name.clone(),
+        kind: kind_name(&metric.kind).to_string(),
+        group: rules
+            .groups
+            .get(metric.group)
+            .map(|g| g.name.clone())
+            .unwrap_or_default(),
+        critical: metric.critical || forces_rollback,
+        shadow: metric.shadow,
+        outcome: finding.outcome,
+        reason,
+        canary: finding.canary,
+        baseline: finding.baseline,
+        estimate: finding.estimate,
+        evidence: finding.evidence,
+        queries: input.queries,
+        chart: finding.chart,
     }
+}
+
+/// The verdict of `rules` from its metrics' reports (one per metric, in order).
+pub fn verdict_of(
+    rules: &RuleSet,
+    judgement: &Judgement,
+    reports: Vec<MetricReport>,
+    frame: VerdictFrame,
+) -> Verdict {
     let (verdict, reason, score) = decide(rules, judgement.is_final, &reports);
     Verdict {
         id: frame.id,

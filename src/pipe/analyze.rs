@@ -3,12 +3,16 @@
 //! plan -> source -> measure -> judge, each a plain call on plain data; the
 //! queries of all metrics are sent at the same time, each distinct one once,
 //! and each is answered within the verdict's deadline or counted as not
-//! answered. Judging is CPU work, so it runs off the async workers.
+//! answered. A metric is measured as soon as its own answers are in, and
+//! judged while the others' queries are still out; judging is CPU work, so
+//! it runs off the async workers, one metric per core at a time. The
+//! verdict is made of the metrics' reports once every one is judged.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures_util::future::join_all;
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
@@ -22,7 +26,7 @@ use crate::source::{MetricSource, RangeSpec, Series, SourceError};
 use crate::stats::counts::StepCounts;
 use crate::stats::distribution::{HistogramStep, SideBuckets, pooled_counts};
 use crate::text;
-use crate::verdict::{Outcome, SentQuery, Side, Verdict, Window};
+use crate::verdict::{MetricReport, Outcome, SentQuery, Side, Verdict, Window};
 
 /// One query to send: a range query over the window, or an instant query at its end.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -87,55 +91,7 @@ pub async fn analyze<S: MetricSource>(
     )?;
     let range = measure::window_range(judgement.start_secs, judgement.end_secs, rules.step_secs);
 
-    // Every distinct query once, all at the same time.
-    let mut fetches: Vec<Fetch> = Vec::new();
-    for (metric, metric_plan) in rules.metrics.iter().zip(&plan.metrics) {
-        for query in metric_plan.canary.iter().chain(&metric_plan.baseline) {
-            let fetch = fetch_for(&metric.kind, query);
-            if !fetches.contains(&fetch) {
-                fetches.push(fetch);
-            }
-        }
-    }
-    let deadline = run.deadline;
-    let answers = fetch_all((source_name, source), &fetches, range, run).await;
-    let results: HashMap<Fetch, Result<Vec<Series>, Unanswered>> =
-        fetches.into_iter().zip(answers).collect();
-    let missed = results
-        .values()
-        .filter(|a| matches!(a, Err(Unanswered::Deadline(_))))
-        .count();
-
-    let mut inputs = Vec::with_capacity(rules.metrics.len());
-    for (metric, metric_plan) in rules.metrics.iter().zip(&plan.metrics) {
-        let get = |query: &PlannedQuery| -> Result<&Vec<Series>, String> {
-            match results.get(&fetch_for(&metric.kind, query)) {
-                Some(Ok(series)) => Ok(series),
-                Some(Err(error)) => Err(format!("{error} (query: {})", query.promql)),
-                None => Err(format!("internal: no answer kept for {}", query.promql)),
-            }
-        };
-        let measured = measure_metric(&metric.kind, metric_plan, range, get);
-        let mut queries = Vec::new();
-        for (side, list) in [
-            (Side::Canary, &metric_plan.canary),
-            (Side::Baseline, &metric_plan.baseline),
-        ] {
-            for query in list {
-                queries.push(SentQuery {
-                    side,
-                    role: query.role,
-                    promql: query.promql.clone(),
-                });
-            }
-        }
-        inputs.push(MetricInput { measured, queries });
-    }
-    // The answers are measured: free them before judging, which takes the
-    // longest, so concurrent verdicts do not hold every answer at once.
-    let sent = results.len();
-    drop(results);
-
+    let queries = Queries::of(rules, &plan);
     let frame = VerdictFrame {
         id,
         judged_at: text::time(now.unix_timestamp()),
@@ -149,64 +105,274 @@ pub async fn analyze<S: MetricSource>(
             step_secs: range.step_secs,
         },
     };
-    let verdict = judge_off_the_workers(rules, judgement, inputs, frame).await;
-    Ok(held_at_the_deadline(verdict, deadline, missed, sent))
+    let looked = Look {
+        rules,
+        plan: &plan,
+        queries: &queries,
+        range,
+    };
+    let (reports, missed) = looked
+        .fetch_and_judge((source_name, source), judgement, &frame.window, run)
+        .await;
+    let verdict = judge::verdict_of(rules, judgement, reports, frame);
+    Ok(held_at_the_deadline(
+        verdict,
+        run.deadline,
+        missed,
+        queries.fetches.len(),
+    ))
 }
 
-/// Sends every query of `fetches` at the same time over `range`, each
-/// answered within `run`'s deadline or counted as not answered; the answers
-/// in the order of `fetches`.
-async fn fetch_all<S: MetricSource>(
+/// A verdict's distinct queries, and which of them each metric reads.
+struct Queries {
+    /// Every distinct query once, in the order the metrics first ask it.
+    fetches: Vec<Fetch>,
+    index_of: HashMap<Fetch, usize>,
+    /// For each metric, the indexes in `fetches` of its queries.
+    needs: Vec<Vec<usize>>,
+}
+
+impl Queries {
+    fn of(rules: &RuleSet, plan: &plan::Plan) -> Queries {
+        let mut queries = Queries {
+            fetches: Vec::new(),
+            index_of: HashMap::new(),
+            needs: Vec::with_capacity(rules.metrics.len()),
+        };
+        for (metric, metric_plan) in rules.metrics.iter().zip(&plan.metrics) {
+            let mut needs = Vec::new();
+            for query in metric_plan.canary.iter().chain(&metric_plan.baseline) {
+                let fetch = fetch_for(&metric.kind, query);
+                let fetches = &mut queries.fetches;
+                let index = *queries.index_of.entry(fetch.clone()).or_insert_with(|| {
+                    fetches.push(fetch);
+                    fetches.len() - 1
+                });
+                if !needs.contains(&index) {
+                    needs.push(index);
+                }
+            }
+            queries.needs.push(needs);
+        }
+        queries
+    }
+}
+
+/// One look's rules, plan, queries and range, for fetching and judging.
+struct Look<'a> {
+    rules: &'a Arc<RuleSet>,
+    plan: &'a plan::Plan,
+    queries: &'a Queries,
+    range: RangeSpec,
+}
+
+impl Look<'_> {
+    /// Sends every distinct query at the same time; measures each metric as
+    /// soon as its own answers are in and judges it while the other metrics'
+    /// queries are still out. Every metric's report, in order, and how many
+    /// queries found the deadline first.
+    async fn fetch_and_judge<S: MetricSource>(
+        &self,
+        (source_name, source): (&str, &S),
+        judgement: &Judgement,
+        window: &Window,
+        run: Run<'_>,
+    ) -> (Vec<MetricReport>, usize) {
+        let Queries { fetches, needs, .. } = self.queries;
+        let metrics = self.rules.metrics.len();
+        let mut answers = Answers::new(fetches, needs);
+        let mut arriving: FuturesUnordered<_> = fetches
+            .iter()
+            .enumerate()
+            .map(|(index, fetch)| {
+                fetch_one((source_name, source), fetch, self.range, run).map(move |a| (index, a))
+            })
+            .collect();
+        let mut judging = FuturesUnordered::new();
+        let mut reports: Vec<Option<MetricReport>> = vec![None; metrics];
+        let shared = Arc::new((judgement.clone(), window.clone()));
+        let mut ready: Vec<usize> = (0..metrics).filter(|&m| needs[m].is_empty()).collect();
+        loop {
+            for index in ready.drain(..) {
+                let input = self.measure(index, &answers);
+                // Measured: its answers are freed once no other metric needs
+                // them, so concurrent verdicts do not hold every answer while
+                // judging.
+                answers.measured(&needs[index]);
+                judging.push(judge_off_the_workers(
+                    Arc::clone(self.rules),
+                    index,
+                    Arc::clone(&shared),
+                    input,
+                ));
+            }
+            tokio::select! {
+                Some((fetch, answer)) = arriving.next() => {
+                    ready.extend(answers.arrived(fetch, answer));
+                }
+                Some((index, report)) = judging.next() => reports[index] = Some(report),
+                else => break,
+            }
+        }
+        let reports = reports
+            .into_iter()
+            .map(|report| report.expect("every metric is judged once its answers are in"))
+            .collect();
+        (reports, answers.missed)
+    }
+
+    /// Metric `index`'s measurement from the answers kept so far, with the
+    /// queries that made it.
+    fn measure(&self, index: usize, answers: &Answers) -> MetricInput {
+        let (metric, metric_plan) = (&self.rules.metrics[index], &self.plan.metrics[index]);
+        let get = |query: &PlannedQuery| -> Result<&Vec<Series>, String> {
+            let index = self.queries.index_of.get(&fetch_for(&metric.kind, query));
+            match index.and_then(|&index| answers.get(index)) {
+                Some(Ok(series)) => Ok(series),
+                Some(Err(error)) => Err(format!("{error} (query: {})", query.promql)),
+                None => Err(format!("internal: no answer kept for {}", query.promql)),
+            }
+        };
+        MetricInput {
+            measured: measure_metric(&metric.kind, metric_plan, self.range, get),
+            queries: sent_queries(metric_plan),
+        }
+    }
+}
+
+/// The answers of one verdict's queries as they come in, each kept until
+/// every metric that reads it has been measured.
+struct Answers {
+    answers: Vec<Option<Result<Vec<Series>, Unanswered>>>,
+    /// For each query, the metrics that read it.
+    readers: Vec<Vec<usize>>,
+    /// For each query, how many of its readers are still to be measured.
+    unmeasured: Vec<usize>,
+    /// For each metric, how many of its queries are still unanswered.
+    unanswered: Vec<usize>,
+    /// How many queries found the deadline first.
+    missed: usize,
+}
+
+impl Answers {
+    fn new(fetches: &[Fetch], needs: &[Vec<usize>]) -> Answers {
+        let mut readers = vec![Vec::new(); fetches.len()];
+        for (metric, fetch_indexes) in needs.iter().enumerate() {
+            for &fetch in fetch_indexes {
+                readers[fetch].push(metric);
+            }
+        }
+        Answers {
+            answers: (0..fetches.len()).map(|_| None).collect(),
+            unmeasured: readers.iter().map(Vec::len).collect(),
+            readers,
+            unanswered: needs.iter().map(Vec::len).collect(),
+            missed: 0,
+        }
+    }
+
+    /// Keeps the answer to query `fetch`; the metrics now ready to be measured.
+    fn arrived(
+        &mut self,
+        fetch: usize,
+        answer: Result<Vec<Series>, Unanswered>,
+    ) -> impl Iterator<Item = usize> + '_ {
+        if matches!(answer, Err(Unanswered::Deadline(_))) {
+            self.missed += 1;
+        }
+        self.answers[fetch] = Some(answer);
+        let unanswered = &mut self.unanswered;
+        self.readers[fetch].iter().copied().filter(move |&metric| {
+            unanswered[metric] -= 1;
+            unanswered[metric] == 0
+        })
+    }
+
+    /// The answer kept for query `fetch`.
+    fn get(&self, fetch: usize) -> Option<&Result<Vec<Series>, Unanswered>> {
+        self.answers.get(fetch)?.as_ref()
+    }
+
+    /// One reader of each of `fetch_indexes` is measured: frees the answers
+    /// no reader still needs.
+    fn measured(&mut self, fetch_indexes: &[usize]) {
+        for &fetch in fetch_indexes {
+            self.unmeasured[fetch] -= 1;
+            if self.unmeasured[fetch] == 0 {
+                self.answers[fetch] = None;
+            }
+        }
+    }
+}
+
+/// The queries of one metric's plan, as its report lists them.
+fn sent_queries(metric_plan: &plan::MetricPlan) -> Vec<SentQuery> {
+    let mut queries = Vec::new();
+    for (side, list) in [
+        (Side::Canary, &metric_plan.canary),
+        (Side::Baseline, &metric_plan.baseline),
+    ] {
+        for query in list {
+            queries.push(SentQuery {
+                side,
+                role: query.role,
+                promql: query.promql.clone(),
+            });
+        }
+    }
+    queries
+}
+
+/// Sends `fetch` over `range`, answered within `run`'s deadline or counted
+/// as not answered.
+async fn fetch_one<S: MetricSource>(
     (source_name, source): (&str, &S),
-    fetches: &[Fetch],
+    fetch: &Fetch,
     range: RangeSpec,
     run: Run<'_>,
-) -> Vec<Result<Vec<Series>, Unanswered>> {
+) -> Result<Vec<Series>, Unanswered> {
     let deadline = run.deadline;
-    join_all(fetches.iter().map(|fetch| {
-        let (kind, promql) = match fetch {
-            Fetch::Range(promql) => ("range", promql),
-            Fetch::Instant(promql) => ("instant", promql),
-        };
-        let span = tracing::info_span!("query", kind, promql = %promql);
-        async move {
-            let started = std::time::Instant::now();
-            let query = async {
-                match fetch {
-                    Fetch::Range(promql) => source.range_query(promql, range).await,
-                    Fetch::Instant(promql) => source.instant_query(promql, range.end_secs).await,
-                }
-            };
-            // The retries run inside the one budget: at the deadline the query
-            // is given up, and the answers that came in time are kept.
-            let answer = match tokio::time::timeout_at(deadline.at, query).await {
-                Ok(answer) => answer.map_err(Unanswered::Source),
-                Err(_) => Err(Unanswered::Deadline(deadline)),
-            };
-            let error_kind = answer.as_ref().err().map(Unanswered::kind);
-            if let Err(error) = &answer {
-                tracing::warn!(%error, "query unanswered");
+    let (kind, promql) = match fetch {
+        Fetch::Range(promql) => ("range", promql),
+        Fetch::Instant(promql) => ("instant", promql),
+    };
+    let span = tracing::info_span!("query", kind, promql = %promql);
+    async move {
+        let started = std::time::Instant::now();
+        let query = async {
+            match fetch {
+                Fetch::Range(promql) => source.range_query(promql, range).await,
+                Fetch::Instant(promql) => source.instant_query(promql, range.end_secs).await,
             }
-            run.recorder
-                .query(source_name, started.elapsed().as_secs_f64(), error_kind);
-            answer
+        };
+        // The retries run inside the one budget: at the deadline the query
+        // is given up, and the answers that came in time are kept.
+        let answer = match tokio::time::timeout_at(deadline.at, query).await {
+            Ok(answer) => answer.map_err(Unanswered::Source),
+            Err(_) => Err(Unanswered::Deadline(deadline)),
+        };
+        let error_kind = answer.as_ref().err().map(Unanswered::kind);
+        if let Err(error) = &answer {
+            tracing::warn!(%error, "query unanswered");
         }
-        .instrument(span)
-    }))
+        run.recorder
+            .query(source_name, started.elapsed().as_secs_f64(), error_kind);
+        answer
+    }
+    .instrument(span)
     .await
 }
 
-/// [`judge::judge`] on tokio's blocking pool: it is pure CPU work that grows
-/// with the window, and on the async workers it would stall every other
-/// request (`/healthz` among them) while it runs.
+/// [`judge::judge_metric`] of metric `index` on tokio's blocking pool: it is
+/// pure CPU work that grows with the window, and on the async workers it
+/// would stall every other request (`/healthz` among them) while it runs.
 async fn judge_off_the_workers(
-    rules: &Arc<RuleSet>,
-    judgement: &Judgement,
-    inputs: Vec<MetricInput>,
-    frame: VerdictFrame,
-) -> Verdict {
-    let (rules, judgement) = (Arc::clone(rules), judgement.clone());
-    let span = tracing::info_span!("judge", metrics = inputs.len());
+    rules: Arc<RuleSet>,
+    index: usize,
+    shared: Arc<(Judgement, Window)>,
+    input: MetricInput,
+) -> (usize, MetricReport) {
+    let span = tracing::info_span!("judge", metric = %rules.metrics[index].name);
     // One judging per core at a time: more would not finish sooner, and each
     // holds its own working set (a distribution metric's per-edge counts and
     // paths), which is what 16 concurrent 24-hour verdicts' memory was.
@@ -215,12 +381,15 @@ async fn judge_off_the_workers(
         .await
         .expect("the judging slots are never closed");
     let task = tokio::task::spawn_blocking(move || {
-        let verdict = span.in_scope(|| judge::judge(&rules, &judgement, inputs, frame));
+        let (judgement, window) = &*shared;
+        let metric = &rules.metrics[index];
+        let report =
+            span.in_scope(|| judge::judge_metric(&rules, judgement, metric, input, window));
         drop(permit);
-        verdict
+        report
     });
     match task.await {
-        Ok(verdict) => verdict,
+        Ok(report) => (index, report),
         // A panic in the judge stays a panic, as if it had run here.
         Err(error) => match error.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
@@ -494,4 +663,40 @@ fn zip_steps(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(value: f64) -> Vec<Series> {
+        vec![Series {
+            labels: Default::default(),
+            points: vec![(0, value)],
+        }]
+    }
+
+    #[test]
+    fn a_shared_answer_is_kept_until_its_last_reader_is_measured() {
+        // Metric 0 reads queries 0 and 1; metric 1 reads queries 1 and 2.
+        let fetches = ["a", "b", "c"].map(|q| Fetch::Range(q.into())).to_vec();
+        let needs = vec![vec![0, 1], vec![1, 2]];
+        let mut answers = Answers::new(&fetches, &needs);
+
+        assert_eq!(answers.arrived(1, Ok(series(1.0))).count(), 0);
+        assert_eq!(answers.arrived(0, Ok(series(0.0))).collect::<Vec<_>>(), [0]);
+        answers.measured(&needs[0]);
+        assert!(answers.get(0).is_none(), "read by metric 0 alone: freed");
+        assert!(answers.get(1).is_some(), "metric 1 still reads it");
+
+        let deadline = Deadline {
+            at: tokio::time::Instant::now(),
+            budget: std::time::Duration::from_secs(1),
+        };
+        let late = Err(Unanswered::Deadline(deadline));
+        assert_eq!(answers.arrived(2, late).collect::<Vec<_>>(), [1]);
+        assert_eq!(answers.missed, 1);
+        answers.measured(&needs[1]);
+        assert!((0..3).all(|fetch| answers.get(fetch).is_none()));
+    }
 }
