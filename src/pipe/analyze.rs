@@ -555,8 +555,8 @@ fn try_measure<'a>(
             }
             let (canary, baseline) = both_histograms(histograms, range, drops_of(histogram))?;
             Ok(Measured::Histogram {
-                steps: zip_histograms(&canary, &baseline),
-                edges: canary.edges,
+                edges: canary.edges.clone(),
+                steps: zip_histograms(canary, baseline),
             })
         }
         MetricKind::Series { .. } => {
@@ -610,20 +610,22 @@ fn both_histograms(
     Ok((canary, baseline))
 }
 
-/// Both sides' bucket counts step by step, for the distribution test.
+/// Both sides' bucket counts step by step, for the distribution test. Both
+/// sides have a step for every step of the window.
 fn zip_histograms(
-    canary: &measure::HistogramSteps,
-    baseline: &measure::HistogramSteps,
+    canary: measure::HistogramSteps,
+    baseline: measure::HistogramSteps,
 ) -> Vec<HistogramStep> {
-    let side = |steps: &measure::HistogramSteps, i: usize| SideBuckets {
-        at_or_below: steps.at_or_below.get(i).cloned().unwrap_or_default(),
-        total: steps.totals.get(i).copied().unwrap_or(0.0),
+    let side = |steps: measure::HistogramSteps| {
+        steps
+            .at_or_below
+            .into_iter()
+            .zip(steps.totals)
+            .map(|(at_or_below, total)| SideBuckets { at_or_below, total })
     };
-    (0..canary.totals.len())
-        .map(|i| HistogramStep {
-            canary: side(canary, i),
-            baseline: side(baseline, i),
-        })
+    side(canary)
+        .zip(side(baseline))
+        .map(|(canary, baseline)| HistogramStep { canary, baseline })
         .collect()
 }
 
