@@ -8,12 +8,12 @@
 mod coalesce;
 pub mod config;
 mod contract;
+mod matrix_scan;
 pub mod memory;
 mod prometheus;
 mod retry;
 pub mod sources;
 mod tls;
-mod values_scan;
 mod window_cache;
 
 use std::time::Duration;

@@ -5,9 +5,10 @@
 //! parser drops the `warnings` that say an answer may be partial, and because
 //! a proxy's HTML error page or a 5xx deserves a reason that names it. The
 //! answer is decoded once, straight into [`Series`]: no `serde_json::Value`
-//! in between, and no string allocated per sample. A range series' values,
-//! nearly all of a long window's bytes, are read by hand (`values_scan.rs`)
-//! from their text, which serde only delimits.
+//! in between, and no string allocated per sample. A successful matrix
+//! answer, nearly all of a long window's bytes, is walked by hand
+//! (`matrix_scan.rs`); every other answer, and any the walk does not know,
+//! is read by serde here.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -18,13 +19,12 @@ use prometheus_http_query::{Client, Error as ClientError};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use tokio::sync::Semaphore;
 
 use super::config::{Auth, DEFAULT_SOURCE, SourceSettings};
 use super::contract::{MetricSource, RangeSpec, Series, SourceError};
+use super::matrix_scan::scan_matrix;
 use super::tls;
-use super::values_scan::scan_values;
 
 /// Default client-side deadline for one query.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -92,13 +92,11 @@ impl<D> Envelope<D> {
 }
 
 /// A query's result, by the API's `resultType` (which Prometheus writes
-/// before `result`, so nothing is buffered to find it), a range query's
-/// series as `S`: [`RawRangeSeries`], their values kept as text for
-/// [`scan_values`], or [`RangeSeries`], every sample read by serde.
+/// before `result`, so nothing is buffered to find it).
 #[derive(Deserialize)]
 #[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
-enum Data<S> {
-    Matrix(Vec<S>),
+enum Data {
+    Matrix(Vec<RangeSeries>),
     Vector(Vec<InstantSeries>),
     Scalar(Sample),
 }
@@ -110,27 +108,6 @@ struct RangeSeries {
     metric: BTreeMap<String, String>,
     #[serde(default)]
     values: Vec<Sample>,
-}
-
-/// One series of a range query's answer, its `values` not yet read: the
-/// array's JSON text, borrowed from the body (`None` when there is none).
-#[derive(Deserialize)]
-struct RawRangeSeries<'a> {
-    #[serde(default)]
-    metric: BTreeMap<String, String>,
-    #[serde(default, borrow)]
-    values: RawValues<'a>,
-}
-
-/// The JSON text of a series' `values`, whatever it holds (`null` too, which
-/// an `Option` would mistake for an absent field and the serde path refuses).
-#[derive(Default)]
-struct RawValues<'a>(Option<&'a RawValue>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for RawValues<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawValues<'a>, D::Error> {
-        <&'a RawValue>::deserialize(deserializer).map(|raw| RawValues(Some(raw)))
-    }
 }
 
 /// One series of an instant query's answer.
@@ -333,50 +310,25 @@ fn quote(body: &[u8]) -> String {
 /// [`PrometheusSource`].
 #[doc(hidden)]
 pub fn read_answer(status: u16, body: &[u8]) -> Result<Vec<Series>, SourceError> {
-    // A successful answer is read once, its range series' values by hand;
-    // anything else, and anything the scanner does not know, is read by
-    // serde alone, so it is read, or refused with its reason, as before.
-    scan_answer(status, body).map_or_else(|| read_answer_by_serde(status, body), Ok)
-}
-
-/// The series of a successful answer with no warnings, each range series'
-/// `values` read by [`scan_values`]; `None` for any other answer, or one
-/// whose values the scanner does not read.
-fn scan_answer(status: u16, body: &[u8]) -> Option<Vec<Series>> {
-    if !(200..300).contains(&status) {
-        return None;
+    // A successful matrix answer of the plain shape is walked by hand;
+    // anything else, and anything the walk does not know, is read by serde
+    // alone, so it is read, or refused with its reason, as before.
+    if (200..300).contains(&status)
+        && let Some(series) = scan_matrix(body)
+    {
+        return Ok(series);
     }
-    let envelope = serde_json::from_slice::<Envelope<Data<RawRangeSeries>>>(body).ok()?;
-    if envelope.status != "success" || !envelope.warnings.is_empty() {
-        return None;
-    }
-    match envelope.data? {
-        Data::Matrix(matrix) => matrix
-            .into_iter()
-            .map(|range| {
-                let points = match range.values.0 {
-                    Some(raw) => scan_values(raw.get())?,
-                    None => Vec::new(),
-                };
-                Some(Series {
-                    labels: range.metric,
-                    points,
-                })
-            })
-            .collect(),
-        Data::Vector(vector) => Some(instant_series(vector)),
-        Data::Scalar(sample) => Some(scalar_series(sample)),
-    }
+    read_answer_by_serde(status, body)
 }
 
 /// [`read_answer`] with every sample read by serde: what reads, or refuses
-/// with its reason, an answer the scanner does not read.
+/// with its reason, every answer [`scan_matrix`] does not read.
 #[doc(hidden)]
 pub fn read_answer_by_serde(status: u16, body: &[u8]) -> Result<Vec<Series>, SourceError> {
     let success = (200..300).contains(&status);
     // One pass decodes the envelope and its series; only when that fails is
     // the body read again, without its `data`, to say why.
-    let (envelope, data) = match serde_json::from_slice::<Envelope<Data<RangeSeries>>>(body) {
+    let (envelope, data) = match serde_json::from_slice::<Envelope<Data>>(body) {
         Ok(envelope) => {
             let (envelope, data) = envelope.split();
             (envelope, Ok(data))
@@ -421,7 +373,7 @@ pub fn read_answer_by_serde(status: u16, body: &[u8]) -> Result<Vec<Series>, Sou
     }
 }
 
-fn to_series(data: Data<RangeSeries>) -> Vec<Series> {
+fn to_series(data: Data) -> Vec<Series> {
     match data {
         Data::Matrix(matrix) => matrix
             .into_iter()
@@ -430,28 +382,18 @@ fn to_series(data: Data<RangeSeries>) -> Vec<Series> {
                 points: range.values.into_iter().map(|s| (s.0, s.1)).collect(),
             })
             .collect(),
-        Data::Vector(vector) => instant_series(vector),
-        Data::Scalar(sample) => scalar_series(sample),
+        Data::Vector(vector) => vector
+            .into_iter()
+            .map(|instant| Series {
+                labels: instant.metric,
+                points: vec![(instant.value.0, instant.value.1)],
+            })
+            .collect(),
+        Data::Scalar(sample) => vec![Series {
+            labels: BTreeMap::new(),
+            points: vec![(sample.0, sample.1)],
+        }],
     }
-}
-
-/// An instant query's series, one point each.
-fn instant_series(vector: Vec<InstantSeries>) -> Vec<Series> {
-    vector
-        .into_iter()
-        .map(|instant| Series {
-            labels: instant.metric,
-            points: vec![(instant.value.0, instant.value.1)],
-        })
-        .collect()
-}
-
-/// A scalar answer as one series without labels.
-fn scalar_series(sample: Sample) -> Vec<Series> {
-    vec![Series {
-        labels: BTreeMap::new(),
-        points: vec![(sample.0, sample.1)],
-    }]
 }
 
 /// `range` as consecutive ranges of at most `max_points` evaluation points
@@ -670,7 +612,7 @@ mod tests {
         // series are bit for bit those the serde path reads.
         #[test]
         fn scanned_series_are_serdes_bit_for_bit(body in matrix_body()) {
-            let scanned = scan_answer(200, body.as_bytes());
+            let scanned = scan_matrix(body.as_bytes());
             prop_assert!(scanned.is_some(), "the scanner gave up on {body}");
             prop_assert_eq!(bits(Ok(scanned.unwrap_or_default())), bits(read_answer_by_serde(200, body.as_bytes())));
         }
