@@ -569,8 +569,30 @@ mod tests {
             })
     }
 
+    /// Members other stores (VictoriaMetrics, Thanos) add, which both
+    /// readers skip.
+    fn extra_member() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            r#""isPartial":false"#,
+            r#""stats":{"seriesFetched":"3","executionTimeMsec":1}"#,
+            r#""infos":["a \"note\""]"#,
+            r#""extra":[1,{"a":null},[true]]"#,
+        ])
+    }
+
+    /// `members` as a JSON object, starting from the `first`-th (modulo
+    /// their number), `ws` around each.
+    fn object(mut members: Vec<String>, first: usize, ws: &str) -> String {
+        if !members.is_empty() {
+            let first = first % members.len();
+            members.rotate_left(first);
+        }
+        format!("{{{ws}{}{ws}}}", members.join(&format!(",{ws}")))
+    }
+
     /// One series of a matrix answer: labels (any text, escaped as JSON
-    /// escapes it), pairs, either key first, either key sometimes absent.
+    /// escapes it), pairs, members in any order, `metric` and `values`
+    /// sometimes absent.
     fn range_series() -> impl Strategy<Value = String> {
         (
             prop::option::weighted(
@@ -578,31 +600,42 @@ mod tests {
                 prop::collection::btree_map("[a-z_]{1,8}", ".{0,12}", 0..5),
             ),
             prop::option::weighted(0.9, prop::collection::vec(pair(), 0..30)),
-            any::<bool>(),
+            prop::option::weighted(0.2, extra_member()),
+            any::<usize>(),
             whitespace(),
         )
-            .prop_map(|(labels, pairs, values_first, ws)| {
+            .prop_map(|(labels, pairs, extra, first, ws)| {
                 let metric = labels.map(|labels| {
                     let labels = serde_json::to_string(&labels).expect("strings serialize");
                     format!("\"metric\":{ws}{labels}")
                 });
                 let values = pairs.map(|pairs| format!("\"values\":{ws}[{ws}{}]", pairs.join(",")));
-                let mut fields: Vec<String> = metric.into_iter().chain(values).collect();
-                if values_first {
-                    fields.reverse();
-                }
-                format!("{{{ws}{}{ws}}}", fields.join(&format!(",{ws}")))
+                let members = metric
+                    .into_iter()
+                    .chain(values)
+                    .chain(extra.map(str::to_string));
+                object(members.collect(), first, ws)
             })
     }
 
-    /// A successful matrix answer as Prometheus shapes it.
+    /// A successful matrix answer as Prometheus shapes it, sometimes with
+    /// what other stores add.
     fn matrix_body() -> impl Strategy<Value = String> {
-        (prop::collection::vec(range_series(), 0..6), whitespace()).prop_map(|(series, ws)| {
-            format!(
-                "{{{ws}\"status\":{ws}\"success\",{ws}\"data\":{ws}{{\"resultType\":\"matrix\",{ws}\"result\":{ws}[{}]}}{ws}}}",
-                series.join(&format!(",{ws}"))
-            )
-        })
+        (
+            prop::collection::vec(range_series(), 0..6),
+            prop::collection::vec(extra_member(), 0..3),
+            any::<usize>(),
+            whitespace(),
+        )
+            .prop_map(|(series, extras, first, ws)| {
+                let data = format!(
+                    "\"data\":{ws}{{\"resultType\":\"matrix\",{ws}\"result\":{ws}[{}]}}",
+                    series.join(&format!(",{ws}"))
+                );
+                let mut members = vec![format!("\"status\":{ws}\"success\""), data];
+                members.extend(extras.into_iter().map(str::to_string));
+                object(members, first, ws)
+            })
     }
 
     proptest! {
