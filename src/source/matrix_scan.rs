@@ -246,6 +246,17 @@ impl<'a> Walk<'a> {
         Some(points)
     }
 
+    /// The run of ASCII digits from `from`: where it ends, and its value
+    /// (wrapped past `u64::MAX`, so only the value of a short run is used).
+    fn digit_run(&self, from: usize) -> (usize, u64) {
+        let (mut at, mut value) = (from, 0_u64);
+        while let Some(&digit @ b'0'..=b'9') = self.bytes.get(at) {
+            value = value.wrapping_mul(10).wrapping_add(u64::from(digit - b'0'));
+            at += 1;
+        }
+        (at, value)
+    }
+
     /// A pair's time: a JSON number, rounded to whole seconds as the serde
     /// path does (`f64` as serde_json reads it, then `.round() as i64`).
     fn time(&mut self) -> Option<i64> {
@@ -253,14 +264,7 @@ impl<'a> Walk<'a> {
         let start = self.at;
         let negative = self.bytes.get(start) == Some(&b'-');
         let digits_start = start + usize::from(negative);
-        let mut at = digits_start;
-        let mut magnitude = 0_u64;
-        while let Some(&digit @ b'0'..=b'9') = self.bytes.get(at) {
-            magnitude = magnitude
-                .wrapping_mul(10)
-                .wrapping_add(u64::from(digit - b'0'));
-            at += 1;
-        }
+        let (mut at, magnitude) = self.digit_run(digits_start);
         let digits = at - digits_start;
         let integer = (1..=MAX_INTEGER_TIME_DIGITS).contains(&digits)
             // JSON writes no leading zero; serde_json refuses one.
@@ -295,14 +299,9 @@ impl<'a> Walk<'a> {
     fn value(&mut self) -> Option<f64> {
         self.expect(b'"')?;
         let start = self.at;
-        let mut at = start;
         // A counter's whole number, the usual value of a raw range, is read
         // as it goes; below 2^53 it is the float `parse` would give.
-        let mut whole = 0_u64;
-        while let Some(&digit @ b'0'..=b'9') = self.bytes.get(at) {
-            whole = whole.wrapping_mul(10).wrapping_add(u64::from(digit - b'0'));
-            at += 1;
-        }
+        let (mut at, whole) = self.digit_run(start);
         let digits = at - start;
         if self.bytes.get(at) == Some(&b'"') && (1..=MAX_EXACT_INTEGER_DIGITS).contains(&digits) {
             self.at = at + 1;
