@@ -278,7 +278,7 @@ impl<'a> Walk<'a> {
             let seconds = if digits <= MAX_EXACT_INTEGER_DIGITS {
                 magnitude as i64
             } else {
-                magnitude as f64 as i64
+                widened(magnitude)
             };
             return Some(if negative { -seconds } else { seconds });
         }
@@ -321,6 +321,15 @@ impl<'a> Walk<'a> {
             .parse::<f64>()
             .ok()
     }
+}
+
+/// A long integer time as serde_json's `f64` of it gives it back, apart so
+/// the usual short time does not pay for the conversions (the compiler would
+/// otherwise compute both and pick one).
+#[cold]
+#[inline(never)]
+fn widened(magnitude: u64) -> i64 {
+    magnitude as f64 as i64
 }
 
 #[cfg(test)]
