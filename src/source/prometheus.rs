@@ -322,7 +322,7 @@ pub fn read_answer(status: u16, body: &[u8]) -> Result<Vec<Series>, SourceError>
 }
 
 /// [`read_answer`] with every sample read by serde: what reads, or refuses
-/// with its reason, every answer [`scan_matrix`] does not read.
+/// with its reason, every answer `matrix_scan::scan_matrix` does not read.
 #[doc(hidden)]
 pub fn read_answer_by_serde(status: u16, body: &[u8]) -> Result<Vec<Series>, SourceError> {
     let success = (200..300).contains(&status);
