@@ -8,6 +8,7 @@
 mod coalesce;
 pub mod config;
 mod contract;
+mod matrix_scan;
 pub mod memory;
 mod prometheus;
 mod retry;
@@ -22,6 +23,10 @@ pub use config::{SourceSettings, SourcesConfig};
 pub use contract::{MetricSource, RangeSpec, Series, SourceError};
 pub use memory::MemorySource;
 pub use prometheus::{DEFAULT_QUERY_TIMEOUT, PrometheusSource};
+#[doc(hidden)]
+pub use prometheus::{
+    read_answer as read_prometheus_answer, read_answer_by_serde as read_prometheus_answer_by_serde,
+};
 pub use retry::{FIRST_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, RetryPolicy, Retrying};
 pub use sources::Sources;
 pub use window_cache::WindowCache;

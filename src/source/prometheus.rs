@@ -5,7 +5,10 @@
 //! parser drops the `warnings` that say an answer may be partial, and because
 //! a proxy's HTML error page or a 5xx deserves a reason that names it. The
 //! answer is decoded once, straight into [`Series`]: no `serde_json::Value`
-//! in between, and no string allocated per sample.
+//! in between, and no string allocated per sample. A successful matrix
+//! answer, nearly all of a long window's bytes, is walked by hand
+//! (`matrix_scan.rs`); every other answer, and any the walk does not know,
+//! is read by serde here.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,6 +23,7 @@ use tokio::sync::Semaphore;
 
 use super::config::{Auth, DEFAULT_SOURCE, SourceSettings};
 use super::contract::{MetricSource, RangeSpec, Series, SourceError};
+use super::matrix_scan::scan_matrix;
 use super::tls;
 
 /// Default client-side deadline for one query.
@@ -300,7 +304,27 @@ fn quote(body: &[u8]) -> String {
 }
 
 /// Reads an answer with HTTP `status` and `body` against the API envelope.
-fn read_answer(status: u16, body: &[u8]) -> Result<Vec<Series>, SourceError> {
+///
+/// Public (hidden) so `benches/decode_cost.rs` can time it beside
+/// [`read_answer_by_serde`]; the pipe reaches it only through
+/// [`PrometheusSource`].
+#[doc(hidden)]
+pub fn read_answer(status: u16, body: &[u8]) -> Result<Vec<Series>, SourceError> {
+    // A successful matrix answer of the plain shape is walked by hand;
+    // anything else, and anything the walk does not know, is read by serde
+    // alone, so it is read, or refused with its reason, as before.
+    if (200..300).contains(&status)
+        && let Some(series) = scan_matrix(body)
+    {
+        return Ok(series);
+    }
+    read_answer_by_serde(status, body)
+}
+
+/// [`read_answer`] with every sample read by serde: what reads, or refuses
+/// with its reason, every answer `matrix_scan::scan_matrix` does not read.
+#[doc(hidden)]
+pub fn read_answer_by_serde(status: u16, body: &[u8]) -> Result<Vec<Series>, SourceError> {
     let success = (200..300).contains(&status);
     // One pass decodes the envelope and its series; only when that fails is
     // the body read again, without its `data`, to say why.
@@ -474,6 +498,225 @@ impl MetricSource for PrometheusSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// An answer's series with every value as its bits, so NaN equals NaN
+    /// and -0.0 differs from 0.0.
+    type Bits = Vec<(BTreeMap<String, String>, Vec<(i64, u64)>)>;
+
+    fn bits(answer: Result<Vec<Series>, SourceError>) -> Result<Bits, SourceError> {
+        answer.map(|series| {
+            series
+                .into_iter()
+                .map(|s| {
+                    let points = s.points.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+                    (s.labels, points)
+                })
+                .collect()
+        })
+    }
+
+    /// JSON whitespace, mostly none, as a store may write it.
+    fn whitespace() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec!["", "", "", " ", "\n  ", "\t", "\r\n"])
+    }
+
+    /// A sample's time as a JSON number: whole seconds mostly, as Prometheus
+    /// writes them, and the decimals, exponents and long integers other
+    /// stores may write.
+    fn time_token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => (0_i64..4_000_000_000).prop_map(|t| t.to_string()),
+            2 => (0_i64..4_000_000_000, 0_u32..1000).prop_map(|(t, ms)| format!("{t}.{ms:03}")),
+            1 => (0_i64..4_000_000_000, 0_u32..10).prop_map(|(t, d)| format!("{t}.{d}")),
+            1 => (-4_000_000_000_i64..0).prop_map(|t| t.to_string()),
+            1 => any::<f64>()
+                .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
+                .prop_map(|f| format!("{f:e}")),
+            1 => (1.0e8_f64..1.0e10).prop_map(|f| format!("{f:E}")),
+            1 => any::<u64>().prop_map(|t| t.to_string()),
+            1 => "-?[1-9][0-9]{17,24}",
+            1 => prop::sample::select(vec!["0", "-0", "0.5", "1.5", "2.5", "-0.5", "1e0", "1E+2", "0e-5"])
+                .prop_map(str::to_string),
+        ]
+    }
+
+    /// A sample's value as the text between its quotes: counters' whole
+    /// numbers mostly, and every float form a store writes.
+    fn value_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => (0_u64..100_000_000).prop_map(|n| n.to_string()),
+            2 => any::<f64>().prop_map(|f| f.to_string()),
+            1 => any::<f64>().prop_map(|f| format!("{f:e}")),
+            1 => "[0-9]{1,22}",
+            1 => prop::sample::select(vec![
+                "NaN", "+Inf", "-Inf", "1e-05", "-0", "0", "-0.0", "1.5", "-1.5", "0.1",
+                "4.9e-324", "1.7976931348623157e308", "9007199254740993", "inf", "-infinity",
+            ])
+            .prop_map(str::to_string),
+        ]
+    }
+
+    /// One `[time, "value"]` pair, whitespace around each of its tokens.
+    fn pair() -> impl Strategy<Value = String> {
+        (
+            time_token(),
+            value_text(),
+            prop::array::uniform6(whitespace()),
+        )
+            .prop_map(|(time, value, [a, b, c, d, e, f])| {
+                format!("{a}[{b}{time}{c},{d}\"{value}\"{e}]{f}")
+            })
+    }
+
+    /// Members other stores (VictoriaMetrics, Thanos) add, which both
+    /// readers skip.
+    fn extra_member() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            r#""isPartial":false"#,
+            r#""stats":{"seriesFetched":"3","executionTimeMsec":1}"#,
+            r#""infos":["a \"note\""]"#,
+            r#""extra":[1,{"a":null},[true]]"#,
+        ])
+    }
+
+    /// `members` as a JSON object, starting from the `first`-th (modulo
+    /// their number), `ws` around each.
+    fn object(mut members: Vec<String>, first: usize, ws: &str) -> String {
+        if !members.is_empty() {
+            let first = first % members.len();
+            members.rotate_left(first);
+        }
+        format!("{{{ws}{}{ws}}}", members.join(&format!(",{ws}")))
+    }
+
+    /// One series of a matrix answer: labels (any text, escaped as JSON
+    /// escapes it), pairs, members in any order, `metric` and `values`
+    /// sometimes absent.
+    fn range_series() -> impl Strategy<Value = String> {
+        (
+            prop::option::weighted(
+                0.9,
+                prop::collection::btree_map("[a-z_]{1,8}", ".{0,12}", 0..5),
+            ),
+            prop::option::weighted(0.9, prop::collection::vec(pair(), 0..30)),
+            prop::option::weighted(0.2, extra_member()),
+            any::<usize>(),
+            whitespace(),
+        )
+            .prop_map(|(labels, pairs, extra, first, ws)| {
+                let metric = labels.map(|labels| {
+                    let labels = serde_json::to_string(&labels).expect("strings serialize");
+                    format!("\"metric\":{ws}{labels}")
+                });
+                let values = pairs.map(|pairs| format!("\"values\":{ws}[{ws}{}]", pairs.join(",")));
+                let members = metric
+                    .into_iter()
+                    .chain(values)
+                    .chain(extra.map(str::to_string));
+                object(members.collect(), first, ws)
+            })
+    }
+
+    /// A successful matrix answer as Prometheus shapes it, sometimes with
+    /// what other stores add.
+    fn matrix_body() -> impl Strategy<Value = String> {
+        (
+            prop::collection::vec(range_series(), 0..6),
+            prop::collection::vec(extra_member(), 0..3),
+            any::<usize>(),
+            whitespace(),
+        )
+            .prop_map(|(series, extras, first, ws)| {
+                let data = format!(
+                    "\"data\":{ws}{{\"resultType\":\"matrix\",{ws}\"result\":{ws}[{}]}}",
+                    series.join(&format!(",{ws}"))
+                );
+                let mut members = vec![format!("\"status\":{ws}\"success\""), data];
+                members.extend(extras.into_iter().map(str::to_string));
+                object(members, first, ws)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        // Every plainly shaped matrix answer is read by the scanner, and its
+        // series are bit for bit those the serde path reads.
+        #[test]
+        fn scanned_series_are_serdes_bit_for_bit(body in matrix_body()) {
+            let scanned = scan_matrix(body.as_bytes());
+            prop_assert!(scanned.is_some(), "the scanner gave up on {body}");
+            prop_assert_eq!(bits(Ok(scanned.unwrap_or_default())), bits(read_answer_by_serde(200, body.as_bytes())));
+        }
+
+        // A body with one byte inserted or removed anywhere, under any
+        // status, reads as the serde path reads it: the same series, or the
+        // same error with the same message.
+        #[test]
+        fn damaged_answers_read_as_serde_reads_them(
+            body in matrix_body(),
+            at in any::<prop::sample::Index>(),
+            damage in prop::option::of(prop::sample::select(vec![
+                b'\\', b'"', b'[', b']', b',', b'{', b'}', b'x', b'1', b'-', b'.', b'e', b' ', 0x01,
+            ])),
+            status in prop::sample::select(vec![200_u16, 206, 400, 422, 503]),
+        ) {
+            let mut body = body.into_bytes();
+            let at = at.index(body.len());
+            match damage {
+                Some(byte) => body.insert(at, byte),
+                None => drop(body.remove(at)),
+            }
+            prop_assert_eq!(bits(read_answer(status, &body)), bits(read_answer_by_serde(status, &body)));
+        }
+    }
+
+    // Malformed values are refused with the serde path's own reasons, which
+    // name what is wrong, and unusual but valid ones are read as it reads them.
+    #[test]
+    fn values_the_scanner_leaves_read_as_before() {
+        let body = |values: &str| {
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{"le":"+Inf"}},"values":[[1,"1"],{values}]}}]}}}}"#
+            )
+        };
+        for (values, refused_for) in [
+            (
+                r#"[2,"x"]"#,
+                Some("a float value inside a quoted JSON string"),
+            ),
+            (r#"[2,"1",3]"#, Some("a [unix seconds, \"value\"] pair")),
+            (r#"[2]"#, Some("a [unix seconds, \"value\"] pair")),
+            (r#"[2,2]"#, Some("invalid type: integer `2`")),
+            (r#"["2","2"]"#, Some("invalid type: string \"2\"")),
+            (r#"[1e999,"2"]"#, Some("number out of range")),
+            (r#"null"#, Some("invalid type: null")),
+            (r#"[2,"\u0032"]"#, None),
+            (r#"[2,"2"] "#, None),
+        ] {
+            let body = body(values);
+            let read = read_answer(200, body.as_bytes());
+            assert_eq!(
+                bits(read.clone()),
+                bits(read_answer_by_serde(200, body.as_bytes())),
+                "{values}"
+            );
+            match (refused_for, read) {
+                (Some(reason), Err(SourceError::BadResponse(message))) => {
+                    assert!(
+                        message.starts_with("unreadable `data`"),
+                        "{values}: {message}"
+                    );
+                    assert!(message.contains(reason), "{values}: {message}");
+                }
+                (None, Ok(series)) => {
+                    assert_eq!(series[0].points, vec![(1, 1.0), (2, 2.0)], "{values}")
+                }
+                (expected, read) => panic!("{values}: expected refusal {expected:?}, got {read:?}"),
+            }
+        }
+    }
 
     // A long range is asked in parts that hold every evaluation point once, none
     // with more points than Prometheus allows; a short one is asked whole.
