@@ -656,8 +656,8 @@ enum Evaluation {
 
 /// A restart whose starting points are not all past (see [`MixtureProcess`]).
 struct OpenRestart {
-    /// Its weight `pi_j`.
-    weight: f64,
+    /// The log of its weight `pi_j`: every e-value while it is open reads it.
+    log_weight: f64,
     /// Informative points still to fold into `max_log_ratios`.
     points_left: usize,
     /// Per alternative, the largest `L` among its starting points so far.
@@ -750,7 +750,7 @@ impl MixtureProcess {
         self.pending_weight = self.restarts.weight_after(index);
         self.log_pending_weight = self.pending_weight.ln();
         self.open.push(OpenRestart {
-            weight,
+            log_weight: weight.ln(),
             points_left: PERSISTENCE_STEPS,
             max_log_ratios: self.log_likelihood_ratios.clone(),
             deferred: None,
@@ -834,29 +834,48 @@ impl MixtureProcess {
                 return true;
             }
             for (closed, max) in log_closed.iter_mut().zip(&restart.max_log_ratios) {
-                *closed = log_add_exp(*closed, restart.weight.ln() - max);
+                *closed = log_add_exp(*closed, restart.log_weight - max);
             }
             false
         });
     }
 
     /// The log terms whose exponentials sum to the e-value, in one fixed
-    /// order: walked twice (for their largest, then for the sum) rather than
-    /// collected, since this runs at every step.
-    fn log_terms(&self) -> impl Iterator<Item = f64> + '_ {
-        let pending = self.log_pending_weight;
-        let per_alternative = self
+    /// order, handed to `read` as a slice: written once into a buffer on the
+    /// stack (on the heap only when many restarts are open at once) rather
+    /// than computed again for the largest and then for the sum, since this
+    /// runs at every step.
+    fn with_log_terms<R>(&self, read: impl FnOnce(&[f64]) -> R) -> R {
+        /// Terms that fit on the stack: the pending weight and, per
+        /// alternative, the closed restarts and up to nine open ones.
+        const ON_STACK: usize = 64;
+        let count = 1 + self.log_weights.len() * (1 + self.open.len());
+        let mut stack = [0.0_f64; ON_STACK];
+        let mut heap = Vec::new();
+        let terms: &mut [f64] = if count <= ON_STACK {
+            &mut stack[..count]
+        } else {
+            heap.resize(count, 0.0);
+            &mut heap
+        };
+        terms[0] = self.log_pending_weight;
+        let mut next = 1;
+        for (a, ((weight, llr), closed)) in self
             .log_weights
             .iter()
             .zip(&self.log_likelihood_ratios)
             .zip(&self.log_closed)
             .enumerate()
-            .flat_map(move |(a, ((weight, llr), closed))| {
-                std::iter::once(weight + llr + closed).chain(self.open.iter().map(move |restart| {
-                    weight + restart.weight.ln() + llr - restart.max_log_ratios[a].max(*llr)
-                }))
-            });
-        std::iter::once(pending).chain(per_alternative)
+        {
+            terms[next] = weight + llr + closed;
+            next += 1;
+            for restart in &self.open {
+                terms[next] =
+                    weight + restart.log_weight + llr - restart.max_log_ratios[a].max(*llr);
+                next += 1;
+            }
+        }
+        read(terms)
     }
 
     /// Natural log of the current e-value, computed stably:
@@ -864,14 +883,19 @@ impl MixtureProcess {
     fn log_evalue(&self) -> f64 {
         match self.known_log_evalue.get() {
             Some(known) => known,
-            None => self.log_sum(self.log_terms().fold(f64::NEG_INFINITY, f64::max)),
+            None => self.with_log_terms(|terms| {
+                self.log_sum(
+                    terms,
+                    terms.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                )
+            }),
         }
     }
 
-    /// [`Self::log_evalue`] given the largest of its terms.
-    fn log_sum(&self, max: f64) -> f64 {
+    /// [`Self::log_evalue`] of the terms `terms`, given the largest of them.
+    fn log_sum(&self, terms: &[f64], max: f64) -> f64 {
         let value = if max.is_finite() {
-            max + self.log_terms().map(|t| (t - max).exp()).sum::<f64>().ln()
+            max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln()
         } else {
             max
         };
@@ -889,20 +913,24 @@ impl MixtureProcess {
         if let Some(known) = self.known_log_evalue.get() {
             return known;
         }
-        let (max, count, nan) = self.log_terms().fold(
-            (f64::NEG_INFINITY, 0_usize, false),
-            |(max, count, nan), t| (max.max(t), count + 1, nan || t.is_nan()),
-        );
-        if !nan && max.is_finite() {
-            // ln(count) <= ceil(log2(count)) ln 2, without a logarithm.
-            let log_count = f64::from(usize::BITS - count.saturating_sub(1).leading_zeros())
-                * std::f64::consts::LN_2;
-            let bound = max + log_count + 1e-9 * (1.0 + max.abs());
-            if bound < floor {
-                return bound;
+        self.with_log_terms(|terms| {
+            let (max, nan) = terms
+                .iter()
+                .fold((f64::NEG_INFINITY, false), |(max, nan), &t| {
+                    (max.max(t), nan || t.is_nan())
+                });
+            if !nan && max.is_finite() {
+                // ln(count) <= ceil(log2(count)) ln 2, without a logarithm.
+                let count = terms.len();
+                let log_count = f64::from(usize::BITS - count.saturating_sub(1).leading_zeros())
+                    * std::f64::consts::LN_2;
+                let bound = max + log_count + 1e-9 * (1.0 + max.abs());
+                if bound < floor {
+                    return bound;
+                }
             }
-        }
-        self.log_sum(max)
+            self.log_sum(terms, max)
+        })
     }
 }
 
@@ -1824,8 +1852,7 @@ mod tests {
         {
             terms.push(weight + llr + process.log_closed[a]);
             for restart in &process.open {
-                terms
-                    .push(weight + restart.weight.ln() + llr - restart.max_log_ratios[a].max(*llr));
+                terms.push(weight + restart.log_weight + llr - restart.max_log_ratios[a].max(*llr));
             }
         }
         let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
