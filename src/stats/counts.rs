@@ -477,9 +477,67 @@ fn logistic(x: f64) -> f64 {
 /// Conditional log-likelihood of one step at log-ratio `theta`:
 /// `c ln p + b ln(1 - p)` with `p = logistic(theta + log_share_odds)`.
 fn step_log_likelihood(step: &Informative, theta: f64) -> f64 {
-    let x = theta + step.log_share_odds;
-    let (up, down) = softplus_pair(x);
+    log_likelihood_given(step, softplus_pair(theta + step.log_share_odds))
+}
+
+/// [`step_log_likelihood`] given the softplus pair of `theta + log_share_odds`.
+fn log_likelihood_given(step: &Informative, (up, down): (f64, f64)) -> f64 {
     -step.canary_bad * down - step.baseline_bad * up
+}
+
+/// The softplus pairs of one block at the log-ratios a walk evaluates,
+/// kept for walks of other counts over the same traffic (the edges of a
+/// distribution test): a block's likelihood at `theta` reads its counts only
+/// through `softplus_pair(theta + log_share_odds)`, and the blocks of such
+/// walks, formed from the same request counts, mostly share their log share
+/// odds. Each pair is kept with the exact inputs it was computed from and is
+/// reused only for those inputs, so a walk that reads it gets, bit for bit,
+/// what it would have computed itself.
+#[derive(Debug, Default)]
+struct SoftplusMemo {
+    /// The log share odds (its bits) that the current generation's pairs are at.
+    log_share_odds: u64,
+    /// Counts up whenever the log share odds change; 0 is never current.
+    generation: u64,
+    /// Per slot (one per log-ratio a walk evaluates, numbered in the order
+    /// its processes evaluate them): the generation, `theta`'s bits and the pair.
+    slots: Vec<(u64, u64, (f64, f64))>,
+}
+
+impl SoftplusMemo {
+    /// `softplus_pair(theta + log_share_odds)`, from slot `slot` if that slot
+    /// holds it for exactly these inputs, else computed and kept there.
+    fn pair(&mut self, slot: usize, theta: f64, log_share_odds: f64) -> (f64, f64) {
+        if self.generation == 0 || log_share_odds.to_bits() != self.log_share_odds {
+            self.generation += 1;
+            self.log_share_odds = log_share_odds.to_bits();
+        }
+        if self.slots.len() <= slot {
+            self.slots.resize(slot + 1, (0, 0, (0.0, 0.0)));
+        }
+        let kept = &mut self.slots[slot];
+        if kept.0 == self.generation && kept.1 == theta.to_bits() {
+            return kept.2;
+        }
+        let pair = softplus_pair(theta + log_share_odds);
+        *kept = (self.generation, theta.to_bits(), pair);
+        pair
+    }
+}
+
+/// A step's log-likelihood at `theta`, through `memo`'s slot `slot` when
+/// there is a memo: bit for bit [`step_log_likelihood`] either way.
+fn memo_log_likelihood(
+    step: &Informative,
+    theta: f64,
+    memo: Option<(&mut SoftplusMemo, usize)>,
+) -> f64 {
+    match memo {
+        Some((memo, slot)) => {
+            log_likelihood_given(step, memo.pair(slot, theta, step.log_share_odds))
+        }
+        None => step_log_likelihood(step, theta),
+    }
 }
 
 /// How an e-process restarts its evidence, e-detector style (Shin, Ramdas &
@@ -762,15 +820,21 @@ impl MixtureProcess {
     /// when it carries no evidence. `advancing` says whether both sides
     /// served traffic in it (see [`Persisted`]).
     fn update(&mut self, step: Option<&Informative>, aligned: &AlignedStep) {
-        self.update_given_null(step.map(|s| (s, None)), aligned);
+        self.update_given_null(step.map(|s| (s, None)), aligned, |_, step, theta| {
+            step_log_likelihood(step, theta)
+        });
     }
 
     /// [`Self::update`], with the step's log-likelihood at the null when the
-    /// caller has it already (processes with the same boundary share it).
+    /// caller has it already (processes with the same boundary share it),
+    /// and its log-likelihood at alternative `a`'s log-ratio `theta` from
+    /// `likelihood(a, step, theta)`, which must be [`step_log_likelihood`]'s
+    /// (it may be read from a [`SoftplusMemo`]).
     fn update_given_null(
         &mut self,
         step: Option<(&Informative, Option<f64>)>,
         aligned: &AlignedStep,
+        mut likelihood: impl FnMut(usize, &Informative, f64) -> f64,
     ) {
         let advancing = aligned.advancing;
         if step.is_some() || (advancing && !self.open.is_empty()) {
@@ -784,12 +848,13 @@ impl MixtureProcess {
             }
         } else if let Some((step, known_null)) = step {
             let null = known_null.unwrap_or_else(|| step_log_likelihood(step, self.null_log_ratio));
-            for (llr, theta) in self
+            for (a, (llr, theta)) in self
                 .log_likelihood_ratios
                 .iter_mut()
                 .zip(&self.alternative_log_ratios)
+                .enumerate()
             {
-                *llr += step_log_likelihood(step, *theta) - null;
+                *llr += likelihood(a, step, *theta) - null;
             }
         }
         if advancing {
@@ -1030,27 +1095,51 @@ impl Processes {
         }
     }
 
-    fn update_all(&mut self, index: usize, aligned: &AlignedStep) {
+    /// Multiplies in one step; with a memo, the step's softplus pairs are
+    /// read through it (slots: the two boundaries', then each process's
+    /// alternatives' in turn).
+    fn update_all(
+        &mut self,
+        index: usize,
+        aligned: &AlignedStep,
+        mut memo: Option<&mut SoftplusMemo>,
+    ) {
         let step = aligned.evidence.as_ref();
         // The step's log-likelihood at each boundary, computed once: a harm
         // and a safety process share each boundary.
         let mut nulls: [Option<(f64, f64)>; 2] = [None; 2];
+        let mut first_slot = nulls.len();
         for process in self.harm.iter_mut().chain(self.safety.iter_mut()) {
+            let slots = process.alternative_log_ratios.len();
             if process.null_log_ratio.is_finite() {
                 process.begin_step(index);
                 let boundary = process.null_log_ratio;
                 let given = step.map(|step| {
                     let known = nulls.iter().flatten().find(|(b, _)| *b == boundary);
-                    let null = known.map_or_else(|| step_log_likelihood(step, boundary), |k| k.1);
+                    let free = nulls.iter().position(|n| n.is_none());
+                    let null = known.map_or_else(
+                        || {
+                            let memo = match (memo.as_mut(), free) {
+                                (Some(memo), Some(free)) => Some((&mut **memo, free)),
+                                _ => None,
+                            };
+                            memo_log_likelihood(step, boundary, memo)
+                        },
+                        |k| k.1,
+                    );
                     if known.is_none()
-                        && let Some(free) = nulls.iter_mut().find(|n| n.is_none())
+                        && let Some(free) = free
                     {
-                        *free = Some((boundary, null));
+                        nulls[free] = Some((boundary, null));
                     }
                     (step, Some(null))
                 });
-                process.update_given_null(given, aligned);
+                process.update_given_null(given, aligned, |a, step, theta| {
+                    let slot = memo.as_mut().map(|memo| (&mut **memo, first_slot + a));
+                    memo_log_likelihood(step, theta, slot)
+                });
             }
+            first_slot += slots;
         }
     }
 
@@ -1161,69 +1250,169 @@ struct Walk {
 /// Runs the e-processes over the steps once: the decision, its step, the
 /// largest persisted e-values and the path.
 fn walk(steps: &[StepCounts], test: &RatioTest) -> Walk {
-    let threshold = if parameters_ok(test) {
-        1.0 / test.alpha
-    } else {
-        f64::INFINITY
+    let mut walker = Walker::new(test, steps.len());
+    for aligned in aligned_steps(steps) {
+        walker.step(&aligned, None);
+    }
+    walker.finish()
+}
+
+/// The paths of [`ratio_path`] for several windows of the same test, walked
+/// side by side a step at a time, each bit for bit its own [`ratio_path`].
+///
+/// Why side by side: windows of other bad counts over the same traffic (the
+/// edges of a distribution test) form the same blocks with the same log share
+/// odds, and a block's likelihoods at the walk's log-ratios read the counts
+/// only through `softplus_pair(theta + log_share_odds)`; walked together, the
+/// windows compute those pairs once a step (see [`SoftplusMemo`]) where each
+/// walk alone computes them again. A window whose counts equal an earlier
+/// one's, bit for bit, gets a copy of that one's path.
+pub fn ratio_paths(windows: &[&[StepCounts]], test: &RatioTest) -> Vec<Vec<EvidencePoint>> {
+    let same_counts = |a: &[StepCounts], b: &[StepCounts]| {
+        let bits = |c: &StepCounts| {
+            [
+                c.canary_bad.to_bits(),
+                c.canary_total.to_bits(),
+                c.baseline_bad.to_bits(),
+                c.baseline_total.to_bits(),
+            ]
+        };
+        a.len() == b.len() && a.iter().zip(b).all(|(a, b)| bits(a) == bits(b))
     };
-    let log_threshold = threshold.ln();
+    // Per window, the earlier window whose counts it repeats, if any.
+    let copies: Vec<Option<usize>> = windows
+        .iter()
+        .enumerate()
+        .map(|(index, window)| (0..index).find(|&earlier| same_counts(windows[earlier], window)))
+        .collect();
+    let walked: Vec<usize> = (0..windows.len())
+        .filter(|&index| copies[index].is_none())
+        .collect();
+    let mut walkers: Vec<Walker> = walked
+        .iter()
+        .map(|&index| Walker::new(test, windows[index].len()))
+        .collect();
+    let mut blocks: Vec<_> = walked
+        .iter()
+        .map(|&index| aligned_steps(windows[index]))
+        .collect();
+    let mut memo = SoftplusMemo::default();
+    let longest = windows.iter().map(|w| w.len()).max().unwrap_or(0);
+    for _ in 0..longest {
+        for (walker, blocks) in walkers.iter_mut().zip(&mut blocks) {
+            if let Some(aligned) = blocks.next() {
+                walker.step(&aligned, Some(&mut memo));
+            }
+        }
+    }
+    let mut paths: Vec<Option<Vec<EvidencePoint>>> = vec![None; windows.len()];
+    for (&index, walker) in walked.iter().zip(walkers) {
+        paths[index] = Some(walker.finish().path);
+    }
+    for (index, copy) in copies.iter().enumerate() {
+        if let Some(earlier) = copy {
+            paths[index] = paths[*earlier].clone();
+        }
+    }
+    paths
+        .into_iter()
+        .map(|path| path.expect("every window walked or copied from an earlier one"))
+        .collect()
+}
 
-    let mut processes = Processes::new(test);
-    let mut harm_persisted = Persisted::new();
-    let mut safety_persisted = vec![Persisted::new(); processes.safety.len()];
-    let mut safety_max_logs = vec![0.0_f64; processes.safety.len()];
-    let mut harm_max_log = 0.0_f64;
-    let mut harm_crossed_at = None;
-    let mut safety_crossed_at = None;
-    let mut path = Vec::with_capacity(steps.len());
+/// One walk of [`walk`], a step at a time.
+struct Walker {
+    threshold: f64,
+    log_threshold: f64,
+    processes: Processes,
+    harm_persisted: Persisted,
+    safety_persisted: Vec<Persisted>,
+    safety_max_logs: Vec<f64>,
+    harm_max_log: f64,
+    harm_crossed_at: Option<usize>,
+    safety_crossed_at: Option<usize>,
+    path: Vec<EvidencePoint>,
+}
 
-    for (index, aligned) in aligned_steps(steps).enumerate() {
+impl Walker {
+    /// A walk of `test` before its first step, with room for `steps` steps.
+    fn new(test: &RatioTest, steps: usize) -> Walker {
+        let threshold = if parameters_ok(test) {
+            1.0 / test.alpha
+        } else {
+            f64::INFINITY
+        };
+        let processes = Processes::new(test);
+        let safety = processes.safety.len();
+        Walker {
+            threshold,
+            log_threshold: threshold.ln(),
+            processes,
+            harm_persisted: Persisted::new(),
+            safety_persisted: vec![Persisted::new(); safety],
+            safety_max_logs: vec![0.0_f64; safety],
+            harm_max_log: 0.0_f64,
+            harm_crossed_at: None,
+            safety_crossed_at: None,
+            path: Vec::with_capacity(steps),
+        }
+    }
+
+    /// Walks the next step, its likelihoods read through `memo` if given.
+    fn step(&mut self, aligned: &AlignedStep, memo: Option<&mut SoftplusMemo>) {
+        let index = self.path.len();
         let moved_on = aligned.advancing;
-        processes.update_all(index, &aligned);
-        harm_persisted.record(processes.log_harm(), moved_on, aligned.spike);
-        for (persisted, process) in safety_persisted.iter_mut().zip(&processes.safety) {
+        self.processes.update_all(index, aligned, memo);
+        self.harm_persisted
+            .record(self.processes.log_harm(), moved_on, aligned.spike);
+        for (persisted, process) in self.safety_persisted.iter_mut().zip(&self.processes.safety) {
             persisted.record(process.log_evalue(), moved_on, aligned.spike);
         }
-        let log_harm = harm_persisted.value();
+        let log_harm = self.harm_persisted.value();
         let mut safety_now = f64::INFINITY;
-        harm_max_log = harm_max_log.max(log_harm);
-        for (max, persisted) in safety_max_logs.iter_mut().zip(&safety_persisted) {
+        self.harm_max_log = self.harm_max_log.max(log_harm);
+        for (max, persisted) in self.safety_max_logs.iter_mut().zip(&self.safety_persisted) {
             let current = persisted.value();
             *max = max.max(current);
             safety_now = safety_now.min(current);
         }
-        if harm_crossed_at.is_none() && harm_max_log >= log_threshold {
-            harm_crossed_at = Some(index);
+        if self.harm_crossed_at.is_none() && self.harm_max_log >= self.log_threshold {
+            self.harm_crossed_at = Some(index);
         }
-        let safety_running = safety_max_logs
+        let safety_running = self
+            .safety_max_logs
             .iter()
             .copied()
             .fold(f64::INFINITY, f64::min);
-        if safety_crossed_at.is_none() && safety_running >= log_threshold {
-            safety_crossed_at = Some(index);
+        if self.safety_crossed_at.is_none() && safety_running >= self.log_threshold {
+            self.safety_crossed_at = Some(index);
         }
-        path.push(EvidencePoint {
+        self.path.push(EvidencePoint {
             step: index,
             harm: evalue(log_harm),
             safety: evalue(safety_now),
         });
     }
 
-    let (decision, decided_at_step) = match (harm_crossed_at, safety_crossed_at) {
-        (Some(at), _) => (Decision::Harm, Some(at)),
-        (None, Some(at)) => (Decision::WithinTolerance, Some(at)),
-        (None, None) => (Decision::Undecided, None),
-    };
-    Walk {
-        decision,
-        decided_at_step,
-        harm_max_log,
-        safety_max_log: safety_max_logs
-            .iter()
-            .copied()
-            .fold(f64::INFINITY, f64::min),
-        threshold,
-        path,
+    /// What the walk found.
+    fn finish(self) -> Walk {
+        let (decision, decided_at_step) = match (self.harm_crossed_at, self.safety_crossed_at) {
+            (Some(at), _) => (Decision::Harm, Some(at)),
+            (None, Some(at)) => (Decision::WithinTolerance, Some(at)),
+            (None, None) => (Decision::Undecided, None),
+        };
+        Walk {
+            decision,
+            decided_at_step,
+            harm_max_log: self.harm_max_log,
+            safety_max_log: self
+                .safety_max_logs
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min),
+            threshold: self.threshold,
+            path: self.path,
+        }
     }
 }
 
@@ -2014,6 +2203,46 @@ mod tests {
                 "window {number} ({} steps, {test:?}): {found:?} against {bisected:?}",
                 steps.len()
             );
+        }
+    }
+
+    // Pins that windows walked side by side get, bit for bit, the paths each gets alone:
+    // windows over the same traffic (whose likelihoods are shared), a repeated window
+    // (whose path is copied), and a window over other traffic (whose are not), on many
+    // seeded random windows of every direction and tolerance.
+    #[test]
+    fn paths_walked_side_by_side_are_each_walks_own_bit_for_bit() {
+        let windows = random_windows(80, 615);
+        for (number, pair) in windows.windows(2).enumerate() {
+            let ((steps, test), (other, _)) = (&pair[0], &pair[1]);
+            // The same traffic with fewer bad events, and with the sides' bad counts swapped
+            // where both are known, so the blocks and their log share odds are the same.
+            let thinned: Vec<StepCounts> = steps
+                .iter()
+                .map(|c| StepCounts {
+                    canary_bad: (c.canary_bad * 0.5).floor(),
+                    ..*c
+                })
+                .collect();
+            let swapped: Vec<StepCounts> = steps
+                .iter()
+                .map(|c| StepCounts {
+                    canary_bad: c.baseline_bad.min(c.canary_total),
+                    baseline_bad: c.canary_bad.min(c.baseline_total),
+                    ..*c
+                })
+                .collect();
+            let group: [&[StepCounts]; 5] = [steps, &thinned, steps, other, &swapped];
+            let together = ratio_paths(&group, test);
+            for (window, path) in group.iter().zip(&together) {
+                let alone = ratio_path(window, test);
+                let bits = |path: &[EvidencePoint]| -> Vec<(usize, u64, u64)> {
+                    path.iter()
+                        .map(|p| (p.step, p.harm.to_bits(), p.safety.to_bits()))
+                        .collect()
+                };
+                assert_eq!(bits(path), bits(&alone), "group {number}, {test:?}");
+            }
         }
     }
 
