@@ -1798,14 +1798,16 @@ fn estimate_spread(aligned: &[AlignedStep], estimate_log: f64, log_threshold: f6
 /// that finds two neighbouring grid points, one rejected and one not, finds
 /// that cell. This one evaluates the evidence only at grid points, by false
 /// position on the evidence's value (Illinois variant: Dowell & Jarratt,
-/// "A modified regula falsi method", BIT 11, 1971), starting from the
-/// estimate and stepping out by the spread: about ten walks of the window
-/// where bisection takes 27, those well inside the rejected side cut short
-/// (see [`BOUND_SEARCH_MARGIN`]). The walks that steer it evaluate the
-/// evidence in the cheaper [`Evaluation::Fused`] form; the cell they find is
-/// then confirmed with exact walks at its two ends (and moved a cell at a
-/// time while rounding put it beside the exact one, see
-/// [`BOUND_CONFIRM_MOVES`]), so the answer is the exact evidence's. Should
+/// "A modified regula falsi method", BIT 11, 1971), starting a spread from
+/// the estimate toward rejection and stepping out by the spread: about ten
+/// walks of the window where bisection takes 27, those well inside the
+/// rejected side cut short (see [`BOUND_SEARCH_MARGIN`]). The walks that
+/// steer it evaluate the evidence in the cheaper [`Evaluation::Fused`] form
+/// until the bracket is narrower than [`BOUND_EXACT_CELLS`], exact walks
+/// after that; an end of the cell found that only a fused walk saw is then
+/// confirmed with an exact walk (and the cell moved a cell at a time while
+/// rounding put it beside the exact one, see [`BOUND_CONFIRM_MOVES`]), so the
+/// answer is the exact evidence's. Should
 /// anything go astray (a value that is not finite, no turn found in the
 /// range, a cell that does not confirm) it searches again with exact walks,
 /// and then falls back to that bisection.
@@ -1823,6 +1825,14 @@ const BOUND_SEARCH_MARGIN: f64 = 1.0;
 
 /// Most evidence walks one [`BoundSearch`] makes before falling back to bisection.
 const BOUND_SEARCH_WALKS: usize = 64;
+
+/// Width, in grid cells, below which a [`BoundSearch`] steered by fused walks
+/// goes on with exact ones: its guesses then land within a few cells of the
+/// turn, so the walks at the final cell's ends are exact ones, which confirm
+/// it, where fused walks there would be walked again exactly. 2^12 cells
+/// (about 2.4e-3 in the log-ratio) was the fastest of 2^8, 2^12 and 2^16 in
+/// `benches/stats_cost.rs`; at 2^16 the exact walks begin too far out.
+const BOUND_EXACT_CELLS: u64 = 1 << 12;
 
 /// Most cells by which [`BoundSearch`] moves the cell its fused walks found
 /// before it searches again with exact walks. Rounding differences of about
@@ -1843,10 +1853,17 @@ impl<F: Fn(f64, f64, Evaluation) -> f64> BoundSearch<F> {
     }
 
     /// The cell `(rejected, kept)` (neighbouring grid points) confirmed by
-    /// exact walks: the given one if both ends say so, else the cell a move
-    /// or a few toward the exact turn; `None` if none confirms within
+    /// exact walks: the found one if both ends say so (an exact walk of the
+    /// search may have said it already), else the cell a move or a few
+    /// toward the exact turn; `None` if none confirms within
     /// [`BOUND_CONFIRM_MOVES`] or the range ends.
-    fn confirm(&self, (mut rejected, mut kept): (u64, u64)) -> Option<(u64, u64)> {
+    fn confirm(&self, found: Found) -> Option<(u64, u64)> {
+        let Found {
+            mut rejected,
+            mut kept,
+            mut rejected_known,
+            mut kept_known,
+        } = found;
         let (cells, _) = Self::grid();
         // Grid steps toward rejection (+1 when rejected above).
         let toward: i64 = if self.rejected_above { 1 } else { -1 };
@@ -1854,7 +1871,6 @@ impl<F: Fn(f64, f64, Evaluation) -> f64> BoundSearch<F> {
             let next = index as i64 + by;
             (0..=cells as i64).contains(&next).then_some(next as u64)
         };
-        let (mut rejected_known, mut kept_known) = (false, false);
         for _ in 0..=BOUND_CONFIRM_MOVES {
             if !kept_known && self.rejects(Self::point(kept)) {
                 // The turn lies further from rejection.
@@ -1887,8 +1903,11 @@ impl<F: Fn(f64, f64, Evaluation) -> f64> BoundSearch<F> {
     fn find(&self, estimate_log: f64, spread: f64) -> f64 {
         let cell = self
             .search(estimate_log, spread, Evaluation::Fused)
-            .and_then(|cell| self.confirm(cell))
-            .or_else(|| self.search(estimate_log, spread, Evaluation::Exact));
+            .and_then(|found| self.confirm(found))
+            .or_else(|| {
+                let found = self.search(estimate_log, spread, Evaluation::Exact)?;
+                Some((found.rejected, found.kept))
+            });
         let middle = |(rejected, kept): (u64, u64)| {
             0.5 * (Self::point(rejected.min(kept)) + Self::point(rejected.max(kept)))
         };
@@ -1905,64 +1924,77 @@ impl<F: Fn(f64, f64, Evaluation) -> f64> BoundSearch<F> {
         })
     }
 
-    /// The grid cell `(rejected, kept)` where rejection turns as the
-    /// evidence evaluated by `evaluation` says, or `None` to fall back.
-    fn search(&self, estimate_log: f64, spread: f64, evaluation: Evaluation) -> Option<(u64, u64)> {
+    /// The grid cell where rejection turns as the evidence evaluated by
+    /// `evaluation` says, or `None` to fall back. Steered by fused walks,
+    /// it goes on with exact ones once its bracket is narrower than
+    /// [`BOUND_EXACT_CELLS`], and says which ends exact walks found.
+    fn search(&self, estimate_log: f64, spread: f64, evaluation: Evaluation) -> Option<Found> {
         let (cells, width) = Self::grid();
         let point = Self::point;
         // Positive where rejected: the evidence above the threshold. A walk
         // stops once it is BOUND_SEARCH_MARGIN above: the sign, all that
         // decides the answer, is then known, and the value only steers.
         let stop_at = self.log_threshold + BOUND_SEARCH_MARGIN;
-        let excess =
-            |index: u64| (self.evidence)(point(index), stop_at, evaluation) - self.log_threshold;
+        let excess = |index: u64, evaluation: Evaluation| {
+            (self.evidence)(point(index), stop_at, evaluation) - self.log_threshold
+        };
         // Grid steps toward rejection (+1 when rejected above).
         let toward: i64 = if self.rejected_above { 1 } else { -1 };
         let clamp = |index: i64| index.clamp(0, cells as i64) as u64;
         if !estimate_log.is_finite() || !spread.is_finite() {
             return None;
         }
-        let start = clamp(((estimate_log + LOG_RATIO_LIMIT) / width).round() as i64);
+        let estimate = ((estimate_log + LOG_RATIO_LIMIT) / width).round() as i64;
         let mut step = ((spread / width).round() as i64).max(1);
+        // Start a spread from the estimate toward rejection: the estimate
+        // itself is almost never rejected, and a walk there would only say so.
+        let start = clamp(estimate + toward * step);
         let mut walks = 1;
-        let first = excess(start);
+        let first = excess(start, evaluation);
         if !first.is_finite() {
             return None;
         }
-        // A bracket: one grid point rejected, one not, with their excesses.
-        // From a rejected start, step away from rejection; from a kept one,
-        // toward it; doubling the step each time.
+        // A bracket: one grid point rejected, one not, with their excesses
+        // and whether an exact walk found them. From a rejected start, step
+        // away from rejection; from a kept one, toward it; doubling the step
+        // each time.
+        let exact = evaluation == Evaluation::Exact;
         let start_rejected = first >= 0.0;
         let direction = if start_rejected { -toward } else { toward };
         let edge = if direction > 0 { cells } else { 0 };
-        let mut at = (start, first);
+        let mut at = (start, first, exact);
         let (mut rejected, mut kept) = loop {
             if at.0 == edge {
                 return None;
             }
             let next = clamp(at.0 as i64 + direction * step);
-            let value = excess(next);
+            let value = excess(next, evaluation);
             walks += 1;
             if !value.is_finite() || walks > BOUND_SEARCH_WALKS {
                 return None;
             }
             if (value >= 0.0) != start_rejected {
                 break match start_rejected {
-                    true => (at, (next, value)),
-                    false => ((next, value), at),
+                    true => (at, (next, value, exact)),
+                    false => ((next, value, exact), at),
                 };
             }
-            at = (next, value);
+            at = (next, value, exact);
             step *= 2;
         };
         let mut retained: Option<bool> = None;
         while rejected.0.abs_diff(kept.0) > 1 {
             let (low, high) = (rejected.0.min(kept.0), rejected.0.max(kept.0));
+            let evaluation = if high - low < BOUND_EXACT_CELLS {
+                Evaluation::Exact
+            } else {
+                evaluation
+            };
             // False position between the two ends, kept strictly inside.
             let share = rejected.1 / (rejected.1 - kept.1);
             let guess = rejected.0 as f64 + share * (kept.0 as f64 - rejected.0 as f64);
             let next = (guess.round() as u64).clamp(low + 1, high - 1);
-            let value = excess(next);
+            let value = excess(next, evaluation);
             walks += 1;
             if !value.is_finite() || walks > BOUND_SEARCH_WALKS {
                 return None;
@@ -1977,14 +2009,30 @@ impl<F: Fn(f64, f64, Evaluation) -> f64> BoundSearch<F> {
                 }
             }
             retained = Some(!rejected_now);
+            let found = (next, value, evaluation == Evaluation::Exact);
             if rejected_now {
-                rejected = (next, value);
+                rejected = found;
             } else {
-                kept = (next, value);
+                kept = found;
             }
         }
-        Some((rejected.0, kept.0))
+        Some(Found {
+            rejected: rejected.0,
+            kept: kept.0,
+            rejected_known: rejected.2,
+            kept_known: kept.2,
+        })
     }
+}
+
+/// The cell a [`BoundSearch`] found: its rejected and its kept grid point
+/// (neighbours), and whether an exact walk found each so.
+#[derive(Clone, Copy, Debug)]
+struct Found {
+    rejected: u64,
+    kept: u64,
+    rejected_known: bool,
+    kept_known: bool,
 }
 
 #[cfg(test)]
