@@ -960,7 +960,7 @@ impl MixtureProcess {
     /// [`Self::log_evalue`] of the terms `terms`, given the largest of them.
     fn log_sum(&self, terms: &[f64], max: f64) -> f64 {
         let value = if max.is_finite() {
-            max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln()
+            max + terms.iter().map(|t| exp_or_zero(t - max)).sum::<f64>().ln()
         } else {
             max
         };
@@ -997,6 +997,18 @@ impl MixtureProcess {
             self.log_sum(terms, max)
         })
     }
+}
+
+/// Below this, `exp` gives +0 (the exact value is under 2^-1586, far below
+/// half the smallest subnormal); the unit test `exp_is_zero_below_the_cutoff`
+/// pins it for this platform's `exp`.
+const EXP_ZERO_BELOW: f64 = -1100.0;
+
+/// `x.exp()`, bit for bit, without the call where it is surely +0: an
+/// e-value's terms far below its largest (an alternative the data have long
+/// ruled out, a weight of 0) underflow, and `exp`'s underflow path is slow.
+fn exp_or_zero(x: f64) -> f64 {
+    if x < EXP_ZERO_BELOW { 0.0 } else { x.exp() }
 }
 
 /// ln(e^a + e^b), computed stably.
@@ -2292,6 +2304,38 @@ mod tests {
                 assert_eq!(bits(path), bits(&alone), "group {number}, {test:?}");
             }
         }
+    }
+
+    // Pins what exp_or_zero relies on: below the cutoff this platform's exp gives +0
+    // exactly (so skipping it leaves every sum's bits as they were), and above it
+    // exp_or_zero is exp.
+    #[test]
+    fn exp_is_zero_below_the_cutoff() {
+        let mut x = EXP_ZERO_BELOW;
+        while x > -1e300 {
+            for below in [x, x - 1e-9 * x.abs(), x.next_down()] {
+                assert_eq!(below.exp().to_bits(), 0.0_f64.to_bits(), "exp({below})");
+                assert_eq!(exp_or_zero(below).to_bits(), 0.0_f64.to_bits());
+            }
+            x *= 1.1;
+        }
+        assert_eq!(f64::NEG_INFINITY.exp().to_bits(), 0.0_f64.to_bits());
+        for above in [
+            EXP_ZERO_BELOW.next_up(),
+            -745.2,
+            -745.0,
+            -700.0,
+            -1.0,
+            0.0,
+            3.5,
+        ] {
+            assert_eq!(
+                exp_or_zero(above).to_bits(),
+                above.exp().to_bits(),
+                "{above}"
+            );
+        }
+        assert!(exp_or_zero(f64::NAN).is_nan());
     }
 
     // Pins the module's validity argument for binomial draws (replacing a Hoeffding argument
