@@ -1201,8 +1201,11 @@ fn evalue(log_value: f64) -> f64 {
 /// both). Invalid levels (alpha outside (0, 1), NaN or negative tolerance)
 /// never decide; build the test with [`RatioTest::new`] to reject them early.
 pub fn ratio_test(steps: &[StepCounts], test: &RatioTest) -> RatioOutcome {
-    let walk = walk(steps, test);
-    let evidence: Vec<Informative> = aligned_steps(steps).filter_map(|s| s.evidence).collect();
+    // Blocks depend on the counts alone: formed once for the walk, the
+    // estimate and every walk of the bound searches.
+    let aligned: Vec<AlignedStep> = aligned_steps(steps).collect();
+    let walk = walk_blocks(aligned.iter().copied(), test, steps.len());
+    let evidence: Vec<Informative> = aligned.iter().filter_map(|s| s.evidence).collect();
     let (canary_rate, baseline_rate) = pooled_rates(steps);
     let ratio_estimate = conditional_mle(&evidence);
     let alpha_for_bounds = if parameters_ok(test) {
@@ -1210,8 +1213,12 @@ pub fn ratio_test(steps: &[StepCounts], test: &RatioTest) -> RatioOutcome {
     } else {
         0.05
     };
-    let (ratio_lower, ratio_upper) =
-        confidence_bounds(steps, test.direction, alpha_for_bounds, ratio_estimate.ln());
+    let (ratio_lower, ratio_upper) = confidence_bounds(
+        &aligned,
+        test.direction,
+        alpha_for_bounds,
+        ratio_estimate.ln(),
+    );
 
     RatioOutcome {
         decision: walk.decision,
@@ -1262,8 +1269,13 @@ struct Walk {
 /// Runs the e-processes over the steps once: the decision, its step, the
 /// largest persisted e-values and the path.
 fn walk(steps: &[StepCounts], test: &RatioTest) -> Walk {
-    let mut walker = Walker::new(test, steps.len());
-    for aligned in aligned_steps(steps) {
+    walk_blocks(aligned_steps(steps), test, steps.len())
+}
+
+/// [`walk`] over the steps' blocks (see [`aligned_steps`]), `steps` of them.
+fn walk_blocks(aligned: impl Iterator<Item = AlignedStep>, test: &RatioTest, steps: usize) -> Walk {
+    let mut walker = Walker::new(test, steps);
+    for aligned in aligned {
         walker.step(&aligned, None);
     }
     walker.finish()
@@ -1715,18 +1727,16 @@ fn interval_confidence(direction: Direction, alpha: f64) -> f64 {
 /// the bisection grid where rejection turns (see [`BoundSearch`]), searched
 /// from the estimate `estimate_log` (the log of the conditional MLE).
 fn confidence_bounds(
-    steps: &[StepCounts],
+    aligned: &[AlignedStep],
     direction: Direction,
     alpha: f64,
     estimate_log: f64,
 ) -> (f64, f64) {
-    // Blocks depend on the counts alone: formed once for every walk below.
-    let aligned: Vec<AlignedStep> = aligned_steps(steps).collect();
     if !aligned.iter().any(|s| s.evidence.is_some()) {
         return (0.0, f64::INFINITY);
     }
     let (below, above, log_threshold) = bound_processes(direction, alpha);
-    let spread = estimate_spread(&aligned, estimate_log, log_threshold);
+    let spread = estimate_spread(aligned, estimate_log, log_threshold);
 
     // One bound: past it, the process of `side` on `spec`'s alternatives and
     // restarts has crossed at some step; `limit` when it never would.
@@ -1734,7 +1744,7 @@ fn confidence_bounds(
         let search = BoundSearch {
             evidence: |theta: f64, stop_at: f64, evaluation: Evaluation| {
                 let spec = (side, alternatives, restarts);
-                running_max_log_evalue(&aligned, theta, spec, stop_at, evaluation)
+                running_max_log_evalue(aligned, theta, spec, stop_at, evaluation)
             },
             log_threshold,
             rejected_above,
@@ -2255,7 +2265,8 @@ mod tests {
             let evidence: Vec<Informative> =
                 aligned_steps(&steps).filter_map(|s| s.evidence).collect();
             let estimate = conditional_mle(&evidence);
-            let found = confidence_bounds(&steps, test.direction, test.alpha, estimate.ln());
+            let aligned: Vec<AlignedStep> = aligned_steps(&steps).collect();
+            let found = confidence_bounds(&aligned, test.direction, test.alpha, estimate.ln());
             let bisected = bisected_bounds(&steps, test.direction, test.alpha);
             assert_eq!(
                 (found.0.to_bits(), found.1.to_bits()),
