@@ -1355,6 +1355,10 @@ struct Walker {
     harm_max_log: f64,
     harm_crossed_at: Option<usize>,
     safety_crossed_at: Option<usize>,
+    /// The last step's persisted log harm and safety e-values, with their
+    /// e-values.
+    last_harm: Option<(f64, f64)>,
+    last_safety: Option<(f64, f64)>,
     path: Vec<EvidencePoint>,
 }
 
@@ -1378,6 +1382,8 @@ impl Walker {
             harm_max_log: 0.0_f64,
             harm_crossed_at: None,
             safety_crossed_at: None,
+            last_harm: None,
+            last_safety: None,
             path: Vec::with_capacity(steps),
         }
     }
@@ -1411,10 +1417,19 @@ impl Walker {
         if self.safety_crossed_at.is_none() && safety_running >= self.log_threshold {
             self.safety_crossed_at = Some(index);
         }
+        // A value whose log has not moved since the last step (a step
+        // without evidence) is the last step's, without its exp.
+        let same_or_evalue = |log_value: f64, last: Option<(f64, f64)>| match last {
+            Some((last_log, last_value)) if last_log.to_bits() == log_value.to_bits() => last_value,
+            _ => evalue(log_value),
+        };
+        let harm = same_or_evalue(log_harm, self.last_harm);
+        let safety = same_or_evalue(safety_now, self.last_safety);
+        (self.last_harm, self.last_safety) = (Some((log_harm, harm)), Some((safety_now, safety)));
         self.path.push(EvidencePoint {
             step: index,
-            harm: evalue(log_harm),
-            safety: evalue(safety_now),
+            harm,
+            safety,
         });
     }
 
