@@ -251,8 +251,10 @@ fn is_unknown(counts: &StepCounts) -> bool {
     .any(|v| !v.is_finite() || *v < 0.0)
 }
 
-/// Keeps the steps that carry evidence; see the module notes for which do not.
-fn informative(counts: &StepCounts) -> Option<Informative> {
+/// Keeps the steps that carry evidence; see the module notes for which do
+/// not. `ln` is the natural log (`f64::ln`, or the same bit for bit: it may be
+/// read from a [`LnMemo`]).
+fn informative(counts: &StepCounts, ln: &mut impl FnMut(f64) -> f64) -> Option<Informative> {
     if is_unknown(counts) {
         return None;
     }
@@ -265,8 +267,39 @@ fn informative(counts: &StepCounts) -> Option<Informative> {
     Some(Informative {
         canary_bad: counts.canary_bad,
         baseline_bad: counts.baseline_bad,
-        log_share_odds: (counts.canary_total / counts.baseline_total).ln(),
+        log_share_odds: ln(counts.canary_total / counts.baseline_total),
     })
+}
+
+/// The last few natural logs computed, by the bits of their arguments, for
+/// the blocks of windows walked side by side (see [`ratio_paths`]): their
+/// traffic shares are logs of the same request counts, so the windows after
+/// the first read them here. A log is reused only for the same argument, so
+/// it is `f64::ln`'s bit for bit.
+#[derive(Debug, Default)]
+struct LnMemo {
+    /// `(argument's bits, its log)`, written in turn.
+    kept: [(u64, f64); LN_MEMO_ENTRIES],
+    /// How many were ever written (the next to write is this modulo the size).
+    written: usize,
+}
+
+/// The logs a [`LnMemo`] keeps: a step's blocks take up to three.
+const LN_MEMO_ENTRIES: usize = 4;
+
+impl LnMemo {
+    /// `x.ln()`, from the memo when it holds it.
+    fn ln(&mut self, x: f64) -> f64 {
+        let bits = x.to_bits();
+        let filled = self.written.min(LN_MEMO_ENTRIES);
+        if let Some((_, value)) = self.kept[..filled].iter().find(|(b, _)| *b == bits) {
+            return *value;
+        }
+        let value = x.ln();
+        self.kept[self.written % LN_MEMO_ENTRIES] = (bits, value);
+        self.written += 1;
+        value
+    }
 }
 
 /// What one step of the window contributes once steps in which a side
@@ -368,6 +401,15 @@ const MAX_BLOCK_STEPS: usize = 4;
 /// NaN, infinite or negative count are unknown: they carry no evidence and
 /// are not carried.
 fn aligned_steps(steps: &[StepCounts]) -> impl Iterator<Item = AlignedStep> + '_ {
+    aligned_steps_given_ln(steps, f64::ln)
+}
+
+/// [`aligned_steps`], with `ln` for the natural log (which must be
+/// `f64::ln`'s, bit for bit: it may be read from a [`LnMemo`]).
+fn aligned_steps_given_ln<'a>(
+    steps: &'a [StepCounts],
+    mut ln: impl FnMut(f64) -> f64 + 'a,
+) -> impl Iterator<Item = AlignedStep> + 'a {
     let mut carried = StepCounts::default();
     let mut carried_steps = 0_usize;
     let mut recent: std::collections::VecDeque<(f64, f64)> = std::collections::VecDeque::new();
@@ -401,8 +443,8 @@ fn aligned_steps(steps: &[StepCounts]) -> impl Iterator<Item = AlignedStep> + '_
         let both_served = carried.canary_total > 0.0 && carried.baseline_total > 0.0;
         let share_off = canary_before > 0.0
             && baseline_before > 0.0
-            && ((carried.canary_total / carried.baseline_total).ln()
-                - (canary_before / baseline_before).ln())
+            && (ln(carried.canary_total / carried.baseline_total)
+                - ln(canary_before / baseline_before))
             .abs()
                 > BLOCK_SHARE_FACTOR.ln();
         if !both_served || (share_off && carried_steps < MAX_BLOCK_STEPS) {
@@ -436,7 +478,7 @@ fn aligned_steps(steps: &[StepCounts]) -> impl Iterator<Item = AlignedStep> + '_
         }
         reference_blocks.push_back((block_bad, block_total));
         AlignedStep {
-            evidence: informative(&block),
+            evidence: informative(&block, &mut ln),
             advancing: true,
             spike,
             near_spike,
@@ -1316,9 +1358,11 @@ pub fn ratio_paths(windows: &[&[StepCounts]], test: &RatioTest) -> Vec<Vec<Evide
         .iter()
         .map(|&index| Walker::new(test, windows[index].len()))
         .collect();
+    // The windows' traffic shares are the same request counts' logs.
+    let logs = std::cell::RefCell::new(LnMemo::default());
     let mut blocks: Vec<_> = walked
         .iter()
-        .map(|&index| aligned_steps(windows[index]))
+        .map(|&index| aligned_steps_given_ln(windows[index], |x| logs.borrow_mut().ln(x)))
         .collect();
     let mut memo = SoftplusMemo::default();
     let longest = windows.iter().map(|w| w.len()).max().unwrap_or(0);
@@ -2550,19 +2594,19 @@ mod tests {
     #[test]
     fn steps_without_evidence_are_skipped() {
         let empty = StepCounts::default();
-        assert!(informative(&empty).is_none());
+        assert!(informative(&empty, &mut f64::ln).is_none());
         let one_sided = StepCounts {
             canary_bad: 1.0,
             canary_total: 10.0,
             baseline_bad: 0.0,
             baseline_total: 0.0,
         };
-        assert!(informative(&one_sided).is_none());
+        assert!(informative(&one_sided, &mut f64::ln).is_none());
         let nan = StepCounts {
             canary_bad: f64::NAN,
             ..one_sided
         };
-        assert!(informative(&nan).is_none());
+        assert!(informative(&nan, &mut f64::ln).is_none());
     }
 
     /// The running maximum as it was computed before
