@@ -16,9 +16,52 @@ fn round_significant(value: f64, digits: i32) -> f64 {
     if value == 0.0 || !value.is_finite() {
         return value;
     }
-    // Through decimal text, so the result is the shortest number with those digits.
+    // Through decimal text, so the result is the shortest number with those
+    // digits; written on the stack, since every point of every chart is.
     let decimals = (digits - 1).max(0) as usize;
-    format!("{value:.decimals$e}").parse().unwrap_or(value)
+    let mut text = StackText::default();
+    if std::fmt::Write::write_fmt(&mut text, format_args!("{value:.decimals$e}")).is_err() {
+        // Longer than the buffer (many digits): on the heap, the same text.
+        return format!("{value:.decimals$e}").parse().unwrap_or(value);
+    }
+    text.as_str().parse().unwrap_or(value)
+}
+
+/// Room for a number in `{:.N$e}` form: sign, digit, point, N digits, `e`,
+/// exponent sign and three digits fit for N up to 50.
+const STACK_TEXT_BYTES: usize = 64;
+
+/// A short text written with `write!` into a buffer on the stack; a write
+/// that does not fit fails, and the text is then incomplete.
+struct StackText {
+    bytes: [u8; STACK_TEXT_BYTES],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> StackText {
+        StackText {
+            bytes: [0; STACK_TEXT_BYTES],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever copied in, so the bytes are UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        let room = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        room.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// How many adjacent steps make one point so that `steps` fit in [`MAX_CHART_POINTS`].
@@ -28,12 +71,13 @@ fn merge_factor(steps: usize) -> usize {
 
 /// The sum of a group's usable counts; `None` when the group holds none.
 fn group_sum(group: &[StepCounts], field: fn(&StepCounts) -> f64) -> Option<f64> {
-    let usable: Vec<f64> = group
+    let mut usable = group
         .iter()
         .map(field)
         .filter(|v| v.is_finite() && *v >= 0.0)
-        .collect();
-    (!usable.is_empty()).then(|| round_significant(usable.iter().sum(), COUNT_DIGITS))
+        .peekable();
+    usable.peek()?;
+    Some(round_significant(usable.sum(), COUNT_DIGITS))
 }
 
 /// The chart of a counts metric: both sides' counts per point, and, when the
@@ -189,6 +233,41 @@ mod tests {
         assert_eq!(round_significant(123.456, 3), 123.0);
         assert_eq!(round_significant(0.0012345, 3), 0.00123);
         assert_eq!(round_significant(1.234e300, 3), 1.23e300);
+    }
+
+    // Pins the stack-buffer rounding to the heap form it replaced, bit for bit, over
+    // many magnitudes, signs and digit counts (and past the buffer, where it falls back).
+    #[test]
+    fn round_significant_is_the_heap_texts_bit_for_bit() {
+        let heap = |value: f64, digits: i32| -> f64 {
+            if value == 0.0 || !value.is_finite() {
+                return value;
+            }
+            let decimals = (digits - 1).max(0) as usize;
+            format!("{value:.decimals$e}").parse().unwrap_or(value)
+        };
+        let mut value = 1e-320_f64;
+        let mut values = vec![
+            0.0,
+            -0.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ];
+        while value < 1e300 {
+            values.extend([value, -value, value * 1.618_033_988_7, 9.999_95 * value]);
+            value *= 7.3;
+        }
+        for value in values {
+            for digits in [0, 1, 3, 4, 6, 17, 60, 80] {
+                let (found, expected) = (round_significant(value, digits), heap(value, digits));
+                assert!(
+                    found.to_bits() == expected.to_bits() || (found.is_nan() && expected.is_nan()),
+                    "{value} to {digits} digits: {found} against {expected}"
+                );
+            }
+        }
     }
 
     // A distribution's chart keeps the edges and each side's cumulative counts

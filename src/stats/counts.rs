@@ -251,8 +251,10 @@ fn is_unknown(counts: &StepCounts) -> bool {
     .any(|v| !v.is_finite() || *v < 0.0)
 }
 
-/// Keeps the steps that carry evidence; see the module notes for which do not.
-fn informative(counts: &StepCounts) -> Option<Informative> {
+/// Keeps the steps that carry evidence; see the module notes for which do
+/// not. `ln` is the natural log (`f64::ln`, or the same bit for bit: it may be
+/// read from a [`LnMemo`]).
+fn informative(counts: &StepCounts, ln: &mut impl FnMut(f64) -> f64) -> Option<Informative> {
     if is_unknown(counts) {
         return None;
     }
@@ -265,8 +267,39 @@ fn informative(counts: &StepCounts) -> Option<Informative> {
     Some(Informative {
         canary_bad: counts.canary_bad,
         baseline_bad: counts.baseline_bad,
-        log_share_odds: (counts.canary_total / counts.baseline_total).ln(),
+        log_share_odds: ln(counts.canary_total / counts.baseline_total),
     })
+}
+
+/// The last few natural logs computed, by the bits of their arguments, for
+/// the blocks of windows walked side by side (see [`ratio_paths`]): their
+/// traffic shares are logs of the same request counts, so the windows after
+/// the first read them here. A log is reused only for the same argument, so
+/// it is `f64::ln`'s bit for bit.
+#[derive(Debug, Default)]
+struct LnMemo {
+    /// `(argument's bits, its log)`, written in turn.
+    kept: [(u64, f64); LN_MEMO_ENTRIES],
+    /// How many were ever written (the next to write is this modulo the size).
+    written: usize,
+}
+
+/// The logs a [`LnMemo`] keeps: a step's blocks take up to three.
+const LN_MEMO_ENTRIES: usize = 4;
+
+impl LnMemo {
+    /// `x.ln()`, from the memo when it holds it.
+    fn ln(&mut self, x: f64) -> f64 {
+        let bits = x.to_bits();
+        let filled = self.written.min(LN_MEMO_ENTRIES);
+        if let Some((_, value)) = self.kept[..filled].iter().find(|(b, _)| *b == bits) {
+            return *value;
+        }
+        let value = x.ln();
+        self.kept[self.written % LN_MEMO_ENTRIES] = (bits, value);
+        self.written += 1;
+        value
+    }
 }
 
 /// What one step of the window contributes once steps in which a side
@@ -368,6 +401,15 @@ const MAX_BLOCK_STEPS: usize = 4;
 /// NaN, infinite or negative count are unknown: they carry no evidence and
 /// are not carried.
 fn aligned_steps(steps: &[StepCounts]) -> impl Iterator<Item = AlignedStep> + '_ {
+    aligned_steps_given_ln(steps, f64::ln)
+}
+
+/// [`aligned_steps`], with `ln` for the natural log (which must be
+/// `f64::ln`'s, bit for bit: it may be read from a [`LnMemo`]).
+fn aligned_steps_given_ln<'a>(
+    steps: &'a [StepCounts],
+    mut ln: impl FnMut(f64) -> f64 + 'a,
+) -> impl Iterator<Item = AlignedStep> + 'a {
     let mut carried = StepCounts::default();
     let mut carried_steps = 0_usize;
     let mut recent: std::collections::VecDeque<(f64, f64)> = std::collections::VecDeque::new();
@@ -401,8 +443,8 @@ fn aligned_steps(steps: &[StepCounts]) -> impl Iterator<Item = AlignedStep> + '_
         let both_served = carried.canary_total > 0.0 && carried.baseline_total > 0.0;
         let share_off = canary_before > 0.0
             && baseline_before > 0.0
-            && ((carried.canary_total / carried.baseline_total).ln()
-                - (canary_before / baseline_before).ln())
+            && (ln(carried.canary_total / carried.baseline_total)
+                - ln(canary_before / baseline_before))
             .abs()
                 > BLOCK_SHARE_FACTOR.ln();
         if !both_served || (share_off && carried_steps < MAX_BLOCK_STEPS) {
@@ -436,7 +478,7 @@ fn aligned_steps(steps: &[StepCounts]) -> impl Iterator<Item = AlignedStep> + '_
         }
         reference_blocks.push_back((block_bad, block_total));
         AlignedStep {
-            evidence: informative(&block),
+            evidence: informative(&block, &mut ln),
             advancing: true,
             spike,
             near_spike,
@@ -477,9 +519,67 @@ fn logistic(x: f64) -> f64 {
 /// Conditional log-likelihood of one step at log-ratio `theta`:
 /// `c ln p + b ln(1 - p)` with `p = logistic(theta + log_share_odds)`.
 fn step_log_likelihood(step: &Informative, theta: f64) -> f64 {
-    let x = theta + step.log_share_odds;
-    let (up, down) = softplus_pair(x);
+    log_likelihood_given(step, softplus_pair(theta + step.log_share_odds))
+}
+
+/// [`step_log_likelihood`] given the softplus pair of `theta + log_share_odds`.
+fn log_likelihood_given(step: &Informative, (up, down): (f64, f64)) -> f64 {
     -step.canary_bad * down - step.baseline_bad * up
+}
+
+/// The softplus pairs of one block at the log-ratios a walk evaluates,
+/// kept for walks of other counts over the same traffic (the edges of a
+/// distribution test): a block's likelihood at `theta` reads its counts only
+/// through `softplus_pair(theta + log_share_odds)`, and the blocks of such
+/// walks, formed from the same request counts, mostly share their log share
+/// odds. Each pair is kept with the exact inputs it was computed from and is
+/// reused only for those inputs, so a walk that reads it gets, bit for bit,
+/// what it would have computed itself.
+#[derive(Debug, Default)]
+struct SoftplusMemo {
+    /// The log share odds (its bits) that the current generation's pairs are at.
+    log_share_odds: u64,
+    /// Counts up whenever the log share odds change; 0 is never current.
+    generation: u64,
+    /// Per slot (one per log-ratio a walk evaluates, numbered in the order
+    /// its processes evaluate them): the generation, `theta`'s bits and the pair.
+    slots: Vec<(u64, u64, (f64, f64))>,
+}
+
+impl SoftplusMemo {
+    /// `softplus_pair(theta + log_share_odds)`, from slot `slot` if that slot
+    /// holds it for exactly these inputs, else computed and kept there.
+    fn pair(&mut self, slot: usize, theta: f64, log_share_odds: f64) -> (f64, f64) {
+        if self.generation == 0 || log_share_odds.to_bits() != self.log_share_odds {
+            self.generation += 1;
+            self.log_share_odds = log_share_odds.to_bits();
+        }
+        if self.slots.len() <= slot {
+            self.slots.resize(slot + 1, (0, 0, (0.0, 0.0)));
+        }
+        let kept = &mut self.slots[slot];
+        if kept.0 == self.generation && kept.1 == theta.to_bits() {
+            return kept.2;
+        }
+        let pair = softplus_pair(theta + log_share_odds);
+        *kept = (self.generation, theta.to_bits(), pair);
+        pair
+    }
+}
+
+/// A step's log-likelihood at `theta`, through `memo`'s slot `slot` when
+/// there is a memo: bit for bit [`step_log_likelihood`] either way.
+fn memo_log_likelihood(
+    step: &Informative,
+    theta: f64,
+    memo: Option<(&mut SoftplusMemo, usize)>,
+) -> f64 {
+    match memo {
+        Some((memo, slot)) => {
+            log_likelihood_given(step, memo.pair(slot, theta, step.log_share_odds))
+        }
+        None => step_log_likelihood(step, theta),
+    }
 }
 
 /// How an e-process restarts its evidence, e-detector style (Shin, Ramdas &
@@ -656,8 +756,8 @@ enum Evaluation {
 
 /// A restart whose starting points are not all past (see [`MixtureProcess`]).
 struct OpenRestart {
-    /// Its weight `pi_j`.
-    weight: f64,
+    /// The log of its weight `pi_j`: every e-value while it is open reads it.
+    log_weight: f64,
     /// Informative points still to fold into `max_log_ratios`.
     points_left: usize,
     /// Per alternative, the largest `L` among its starting points so far.
@@ -750,7 +850,7 @@ impl MixtureProcess {
         self.pending_weight = self.restarts.weight_after(index);
         self.log_pending_weight = self.pending_weight.ln();
         self.open.push(OpenRestart {
-            weight,
+            log_weight: weight.ln(),
             points_left: PERSISTENCE_STEPS,
             max_log_ratios: self.log_likelihood_ratios.clone(),
             deferred: None,
@@ -762,15 +862,21 @@ impl MixtureProcess {
     /// when it carries no evidence. `advancing` says whether both sides
     /// served traffic in it (see [`Persisted`]).
     fn update(&mut self, step: Option<&Informative>, aligned: &AlignedStep) {
-        self.update_given_null(step.map(|s| (s, None)), aligned);
+        self.update_given_null(step.map(|s| (s, None)), aligned, |_, step, theta| {
+            step_log_likelihood(step, theta)
+        });
     }
 
     /// [`Self::update`], with the step's log-likelihood at the null when the
-    /// caller has it already (processes with the same boundary share it).
+    /// caller has it already (processes with the same boundary share it),
+    /// and its log-likelihood at alternative `a`'s log-ratio `theta` from
+    /// `likelihood(a, step, theta)`, which must be [`step_log_likelihood`]'s
+    /// (it may be read from a [`SoftplusMemo`]).
     fn update_given_null(
         &mut self,
         step: Option<(&Informative, Option<f64>)>,
         aligned: &AlignedStep,
+        mut likelihood: impl FnMut(usize, &Informative, f64) -> f64,
     ) {
         let advancing = aligned.advancing;
         if step.is_some() || (advancing && !self.open.is_empty()) {
@@ -784,12 +890,13 @@ impl MixtureProcess {
             }
         } else if let Some((step, known_null)) = step {
             let null = known_null.unwrap_or_else(|| step_log_likelihood(step, self.null_log_ratio));
-            for (llr, theta) in self
+            for (a, (llr, theta)) in self
                 .log_likelihood_ratios
                 .iter_mut()
                 .zip(&self.alternative_log_ratios)
+                .enumerate()
             {
-                *llr += step_log_likelihood(step, *theta) - null;
+                *llr += likelihood(a, step, *theta) - null;
             }
         }
         if advancing {
@@ -834,29 +941,48 @@ impl MixtureProcess {
                 return true;
             }
             for (closed, max) in log_closed.iter_mut().zip(&restart.max_log_ratios) {
-                *closed = log_add_exp(*closed, restart.weight.ln() - max);
+                *closed = log_add_exp(*closed, restart.log_weight - max);
             }
             false
         });
     }
 
     /// The log terms whose exponentials sum to the e-value, in one fixed
-    /// order: walked twice (for their largest, then for the sum) rather than
-    /// collected, since this runs at every step.
-    fn log_terms(&self) -> impl Iterator<Item = f64> + '_ {
-        let pending = self.log_pending_weight;
-        let per_alternative = self
+    /// order, handed to `read` as a slice: written once into a buffer on the
+    /// stack (on the heap only when many restarts are open at once) rather
+    /// than computed again for the largest and then for the sum, since this
+    /// runs at every step.
+    fn with_log_terms<R>(&self, read: impl FnOnce(&[f64]) -> R) -> R {
+        /// Terms that fit on the stack: the pending weight and, per
+        /// alternative, the closed restarts and up to nine open ones.
+        const ON_STACK: usize = 64;
+        let count = 1 + self.log_weights.len() * (1 + self.open.len());
+        let mut stack = [0.0_f64; ON_STACK];
+        let mut heap = Vec::new();
+        let terms: &mut [f64] = if count <= ON_STACK {
+            &mut stack[..count]
+        } else {
+            heap.resize(count, 0.0);
+            &mut heap
+        };
+        terms[0] = self.log_pending_weight;
+        let mut next = 1;
+        for (a, ((weight, llr), closed)) in self
             .log_weights
             .iter()
             .zip(&self.log_likelihood_ratios)
             .zip(&self.log_closed)
             .enumerate()
-            .flat_map(move |(a, ((weight, llr), closed))| {
-                std::iter::once(weight + llr + closed).chain(self.open.iter().map(move |restart| {
-                    weight + restart.weight.ln() + llr - restart.max_log_ratios[a].max(*llr)
-                }))
-            });
-        std::iter::once(pending).chain(per_alternative)
+        {
+            terms[next] = weight + llr + closed;
+            next += 1;
+            for restart in &self.open {
+                terms[next] =
+                    weight + restart.log_weight + llr - restart.max_log_ratios[a].max(*llr);
+                next += 1;
+            }
+        }
+        read(terms)
     }
 
     /// Natural log of the current e-value, computed stably:
@@ -864,14 +990,19 @@ impl MixtureProcess {
     fn log_evalue(&self) -> f64 {
         match self.known_log_evalue.get() {
             Some(known) => known,
-            None => self.log_sum(self.log_terms().fold(f64::NEG_INFINITY, f64::max)),
+            None => self.with_log_terms(|terms| {
+                self.log_sum(
+                    terms,
+                    terms.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                )
+            }),
         }
     }
 
-    /// [`Self::log_evalue`] given the largest of its terms.
-    fn log_sum(&self, max: f64) -> f64 {
+    /// [`Self::log_evalue`] of the terms `terms`, given the largest of them.
+    fn log_sum(&self, terms: &[f64], max: f64) -> f64 {
         let value = if max.is_finite() {
-            max + self.log_terms().map(|t| (t - max).exp()).sum::<f64>().ln()
+            max + terms.iter().map(|t| exp_or_zero(t - max)).sum::<f64>().ln()
         } else {
             max
         };
@@ -889,21 +1020,37 @@ impl MixtureProcess {
         if let Some(known) = self.known_log_evalue.get() {
             return known;
         }
-        let (max, count, nan) = self.log_terms().fold(
-            (f64::NEG_INFINITY, 0_usize, false),
-            |(max, count, nan), t| (max.max(t), count + 1, nan || t.is_nan()),
-        );
-        if !nan && max.is_finite() {
-            // ln(count) <= ceil(log2(count)) ln 2, without a logarithm.
-            let log_count = f64::from(usize::BITS - count.saturating_sub(1).leading_zeros())
-                * std::f64::consts::LN_2;
-            let bound = max + log_count + 1e-9 * (1.0 + max.abs());
-            if bound < floor {
-                return bound;
+        self.with_log_terms(|terms| {
+            let (max, nan) = terms
+                .iter()
+                .fold((f64::NEG_INFINITY, false), |(max, nan), &t| {
+                    (max.max(t), nan || t.is_nan())
+                });
+            if !nan && max.is_finite() {
+                // ln(count) <= ceil(log2(count)) ln 2, without a logarithm.
+                let count = terms.len();
+                let log_count = f64::from(usize::BITS - count.saturating_sub(1).leading_zeros())
+                    * std::f64::consts::LN_2;
+                let bound = max + log_count + 1e-9 * (1.0 + max.abs());
+                if bound < floor {
+                    return bound;
+                }
             }
-        }
-        self.log_sum(max)
+            self.log_sum(terms, max)
+        })
     }
+}
+
+/// Below this, `exp` gives +0 (the exact value is under 2^-1586, far below
+/// half the smallest subnormal); the unit test `exp_is_zero_below_the_cutoff`
+/// pins it for this platform's `exp`.
+const EXP_ZERO_BELOW: f64 = -1100.0;
+
+/// `x.exp()`, bit for bit, without the call where it is surely +0: an
+/// e-value's terms far below its largest (an alternative the data have long
+/// ruled out, a weight of 0) underflow, and `exp`'s underflow path is slow.
+fn exp_or_zero(x: f64) -> f64 {
+    if x < EXP_ZERO_BELOW { 0.0 } else { x.exp() }
 }
 
 /// ln(e^a + e^b), computed stably.
@@ -1002,27 +1149,51 @@ impl Processes {
         }
     }
 
-    fn update_all(&mut self, index: usize, aligned: &AlignedStep) {
+    /// Multiplies in one step; with a memo, the step's softplus pairs are
+    /// read through it (slots: the two boundaries', then each process's
+    /// alternatives' in turn).
+    fn update_all(
+        &mut self,
+        index: usize,
+        aligned: &AlignedStep,
+        mut memo: Option<&mut SoftplusMemo>,
+    ) {
         let step = aligned.evidence.as_ref();
         // The step's log-likelihood at each boundary, computed once: a harm
         // and a safety process share each boundary.
         let mut nulls: [Option<(f64, f64)>; 2] = [None; 2];
+        let mut first_slot = nulls.len();
         for process in self.harm.iter_mut().chain(self.safety.iter_mut()) {
+            let slots = process.alternative_log_ratios.len();
             if process.null_log_ratio.is_finite() {
                 process.begin_step(index);
                 let boundary = process.null_log_ratio;
                 let given = step.map(|step| {
                     let known = nulls.iter().flatten().find(|(b, _)| *b == boundary);
-                    let null = known.map_or_else(|| step_log_likelihood(step, boundary), |k| k.1);
+                    let free = nulls.iter().position(|n| n.is_none());
+                    let null = known.map_or_else(
+                        || {
+                            let memo = match (memo.as_mut(), free) {
+                                (Some(memo), Some(free)) => Some((&mut **memo, free)),
+                                _ => None,
+                            };
+                            memo_log_likelihood(step, boundary, memo)
+                        },
+                        |k| k.1,
+                    );
                     if known.is_none()
-                        && let Some(free) = nulls.iter_mut().find(|n| n.is_none())
+                        && let Some(free) = free
                     {
-                        *free = Some((boundary, null));
+                        nulls[free] = Some((boundary, null));
                     }
                     (step, Some(null))
                 });
-                process.update_given_null(given, aligned);
+                process.update_given_null(given, aligned, |a, step, theta| {
+                    let slot = memo.as_mut().map(|memo| (&mut **memo, first_slot + a));
+                    memo_log_likelihood(step, theta, slot)
+                });
             }
+            first_slot += slots;
         }
     }
 
@@ -1072,8 +1243,11 @@ fn evalue(log_value: f64) -> f64 {
 /// both). Invalid levels (alpha outside (0, 1), NaN or negative tolerance)
 /// never decide; build the test with [`RatioTest::new`] to reject them early.
 pub fn ratio_test(steps: &[StepCounts], test: &RatioTest) -> RatioOutcome {
-    let walk = walk(steps, test);
-    let evidence: Vec<Informative> = aligned_steps(steps).filter_map(|s| s.evidence).collect();
+    // Blocks depend on the counts alone: formed once for the walk, the
+    // estimate and every walk of the bound searches.
+    let aligned: Vec<AlignedStep> = aligned_steps(steps).collect();
+    let walk = walk_blocks(aligned.iter().copied(), test, steps.len());
+    let evidence: Vec<Informative> = aligned.iter().filter_map(|s| s.evidence).collect();
     let (canary_rate, baseline_rate) = pooled_rates(steps);
     let ratio_estimate = conditional_mle(&evidence);
     let alpha_for_bounds = if parameters_ok(test) {
@@ -1081,8 +1255,12 @@ pub fn ratio_test(steps: &[StepCounts], test: &RatioTest) -> RatioOutcome {
     } else {
         0.05
     };
-    let (ratio_lower, ratio_upper) =
-        confidence_bounds(steps, test.direction, alpha_for_bounds, ratio_estimate.ln());
+    let (ratio_lower, ratio_upper) = confidence_bounds(
+        &aligned,
+        test.direction,
+        alpha_for_bounds,
+        ratio_estimate.ln(),
+    );
 
     RatioOutcome {
         decision: walk.decision,
@@ -1133,69 +1311,191 @@ struct Walk {
 /// Runs the e-processes over the steps once: the decision, its step, the
 /// largest persisted e-values and the path.
 fn walk(steps: &[StepCounts], test: &RatioTest) -> Walk {
-    let threshold = if parameters_ok(test) {
-        1.0 / test.alpha
-    } else {
-        f64::INFINITY
+    walk_blocks(aligned_steps(steps), test, steps.len())
+}
+
+/// [`walk`] over the steps' blocks (see [`aligned_steps`]), `steps` of them.
+fn walk_blocks(aligned: impl Iterator<Item = AlignedStep>, test: &RatioTest, steps: usize) -> Walk {
+    let mut walker = Walker::new(test, steps);
+    for aligned in aligned {
+        walker.step(&aligned, None);
+    }
+    walker.finish()
+}
+
+/// The paths of [`ratio_path`] for several windows of the same test, walked
+/// side by side a step at a time, each bit for bit its own [`ratio_path`].
+///
+/// Why side by side: windows of other bad counts over the same traffic (the
+/// edges of a distribution test) form the same blocks with the same log share
+/// odds, and a block's likelihoods at the walk's log-ratios read the counts
+/// only through `softplus_pair(theta + log_share_odds)`; walked together, the
+/// windows compute those pairs once a step (see [`SoftplusMemo`]) where each
+/// walk alone computes them again. A window whose counts equal an earlier
+/// one's, bit for bit, gets a copy of that one's path.
+pub fn ratio_paths(windows: &[&[StepCounts]], test: &RatioTest) -> Vec<Vec<EvidencePoint>> {
+    let same_counts = |a: &[StepCounts], b: &[StepCounts]| {
+        let bits = |c: &StepCounts| {
+            [
+                c.canary_bad.to_bits(),
+                c.canary_total.to_bits(),
+                c.baseline_bad.to_bits(),
+                c.baseline_total.to_bits(),
+            ]
+        };
+        a.len() == b.len() && a.iter().zip(b).all(|(a, b)| bits(a) == bits(b))
     };
-    let log_threshold = threshold.ln();
+    // Per window, the earlier window whose counts it repeats, if any.
+    let copies: Vec<Option<usize>> = windows
+        .iter()
+        .enumerate()
+        .map(|(index, window)| (0..index).find(|&earlier| same_counts(windows[earlier], window)))
+        .collect();
+    let walked: Vec<usize> = (0..windows.len())
+        .filter(|&index| copies[index].is_none())
+        .collect();
+    let mut walkers: Vec<Walker> = walked
+        .iter()
+        .map(|&index| Walker::new(test, windows[index].len()))
+        .collect();
+    // The windows' traffic shares are the same request counts' logs.
+    let logs = std::cell::RefCell::new(LnMemo::default());
+    let mut blocks: Vec<_> = walked
+        .iter()
+        .map(|&index| aligned_steps_given_ln(windows[index], |x| logs.borrow_mut().ln(x)))
+        .collect();
+    let mut memo = SoftplusMemo::default();
+    let longest = windows.iter().map(|w| w.len()).max().unwrap_or(0);
+    for _ in 0..longest {
+        for (walker, blocks) in walkers.iter_mut().zip(&mut blocks) {
+            if let Some(aligned) = blocks.next() {
+                walker.step(&aligned, Some(&mut memo));
+            }
+        }
+    }
+    let mut paths: Vec<Option<Vec<EvidencePoint>>> = vec![None; windows.len()];
+    for (&index, walker) in walked.iter().zip(walkers) {
+        paths[index] = Some(walker.finish().path);
+    }
+    for (index, copy) in copies.iter().enumerate() {
+        if let Some(earlier) = copy {
+            paths[index] = paths[*earlier].clone();
+        }
+    }
+    paths
+        .into_iter()
+        .map(|path| path.expect("every window walked or copied from an earlier one"))
+        .collect()
+}
 
-    let mut processes = Processes::new(test);
-    let mut harm_persisted = Persisted::new();
-    let mut safety_persisted = vec![Persisted::new(); processes.safety.len()];
-    let mut safety_max_logs = vec![0.0_f64; processes.safety.len()];
-    let mut harm_max_log = 0.0_f64;
-    let mut harm_crossed_at = None;
-    let mut safety_crossed_at = None;
-    let mut path = Vec::with_capacity(steps.len());
+/// One walk of [`walk`], a step at a time.
+struct Walker {
+    threshold: f64,
+    log_threshold: f64,
+    processes: Processes,
+    harm_persisted: Persisted,
+    safety_persisted: Vec<Persisted>,
+    safety_max_logs: Vec<f64>,
+    harm_max_log: f64,
+    harm_crossed_at: Option<usize>,
+    safety_crossed_at: Option<usize>,
+    /// The last step's persisted log harm and safety e-values, with their
+    /// e-values.
+    last_harm: Option<(f64, f64)>,
+    last_safety: Option<(f64, f64)>,
+    path: Vec<EvidencePoint>,
+}
 
-    for (index, aligned) in aligned_steps(steps).enumerate() {
+impl Walker {
+    /// A walk of `test` before its first step, with room for `steps` steps.
+    fn new(test: &RatioTest, steps: usize) -> Walker {
+        let threshold = if parameters_ok(test) {
+            1.0 / test.alpha
+        } else {
+            f64::INFINITY
+        };
+        let processes = Processes::new(test);
+        let safety = processes.safety.len();
+        Walker {
+            threshold,
+            log_threshold: threshold.ln(),
+            processes,
+            harm_persisted: Persisted::new(),
+            safety_persisted: vec![Persisted::new(); safety],
+            safety_max_logs: vec![0.0_f64; safety],
+            harm_max_log: 0.0_f64,
+            harm_crossed_at: None,
+            safety_crossed_at: None,
+            last_harm: None,
+            last_safety: None,
+            path: Vec::with_capacity(steps),
+        }
+    }
+
+    /// Walks the next step, its likelihoods read through `memo` if given.
+    fn step(&mut self, aligned: &AlignedStep, memo: Option<&mut SoftplusMemo>) {
+        let index = self.path.len();
         let moved_on = aligned.advancing;
-        processes.update_all(index, &aligned);
-        harm_persisted.record(processes.log_harm(), moved_on, aligned.spike);
-        for (persisted, process) in safety_persisted.iter_mut().zip(&processes.safety) {
+        self.processes.update_all(index, aligned, memo);
+        self.harm_persisted
+            .record(self.processes.log_harm(), moved_on, aligned.spike);
+        for (persisted, process) in self.safety_persisted.iter_mut().zip(&self.processes.safety) {
             persisted.record(process.log_evalue(), moved_on, aligned.spike);
         }
-        let log_harm = harm_persisted.value();
+        let log_harm = self.harm_persisted.value();
         let mut safety_now = f64::INFINITY;
-        harm_max_log = harm_max_log.max(log_harm);
-        for (max, persisted) in safety_max_logs.iter_mut().zip(&safety_persisted) {
+        self.harm_max_log = self.harm_max_log.max(log_harm);
+        for (max, persisted) in self.safety_max_logs.iter_mut().zip(&self.safety_persisted) {
             let current = persisted.value();
             *max = max.max(current);
             safety_now = safety_now.min(current);
         }
-        if harm_crossed_at.is_none() && harm_max_log >= log_threshold {
-            harm_crossed_at = Some(index);
+        if self.harm_crossed_at.is_none() && self.harm_max_log >= self.log_threshold {
+            self.harm_crossed_at = Some(index);
         }
-        let safety_running = safety_max_logs
+        let safety_running = self
+            .safety_max_logs
             .iter()
             .copied()
             .fold(f64::INFINITY, f64::min);
-        if safety_crossed_at.is_none() && safety_running >= log_threshold {
-            safety_crossed_at = Some(index);
+        if self.safety_crossed_at.is_none() && safety_running >= self.log_threshold {
+            self.safety_crossed_at = Some(index);
         }
-        path.push(EvidencePoint {
+        // A value whose log has not moved since the last step (a step
+        // without evidence) is the last step's, without its exp.
+        let same_or_evalue = |log_value: f64, last: Option<(f64, f64)>| match last {
+            Some((last_log, last_value)) if last_log.to_bits() == log_value.to_bits() => last_value,
+            _ => evalue(log_value),
+        };
+        let harm = same_or_evalue(log_harm, self.last_harm);
+        let safety = same_or_evalue(safety_now, self.last_safety);
+        (self.last_harm, self.last_safety) = (Some((log_harm, harm)), Some((safety_now, safety)));
+        self.path.push(EvidencePoint {
             step: index,
-            harm: evalue(log_harm),
-            safety: evalue(safety_now),
+            harm,
+            safety,
         });
     }
 
-    let (decision, decided_at_step) = match (harm_crossed_at, safety_crossed_at) {
-        (Some(at), _) => (Decision::Harm, Some(at)),
-        (None, Some(at)) => (Decision::WithinTolerance, Some(at)),
-        (None, None) => (Decision::Undecided, None),
-    };
-    Walk {
-        decision,
-        decided_at_step,
-        harm_max_log,
-        safety_max_log: safety_max_logs
-            .iter()
-            .copied()
-            .fold(f64::INFINITY, f64::min),
-        threshold,
-        path,
+    /// What the walk found.
+    fn finish(self) -> Walk {
+        let (decision, decided_at_step) = match (self.harm_crossed_at, self.safety_crossed_at) {
+            (Some(at), _) => (Decision::Harm, Some(at)),
+            (None, Some(at)) => (Decision::WithinTolerance, Some(at)),
+            (None, None) => (Decision::Undecided, None),
+        };
+        Walk {
+            decision,
+            decided_at_step,
+            harm_max_log: self.harm_max_log,
+            safety_max_log: self
+                .safety_max_logs
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min),
+            threshold: self.threshold,
+            path: self.path,
+        }
     }
 }
 
@@ -1486,18 +1786,16 @@ fn interval_confidence(direction: Direction, alpha: f64) -> f64 {
 /// the bisection grid where rejection turns (see [`BoundSearch`]), searched
 /// from the estimate `estimate_log` (the log of the conditional MLE).
 fn confidence_bounds(
-    steps: &[StepCounts],
+    aligned: &[AlignedStep],
     direction: Direction,
     alpha: f64,
     estimate_log: f64,
 ) -> (f64, f64) {
-    // Blocks depend on the counts alone: formed once for every walk below.
-    let aligned: Vec<AlignedStep> = aligned_steps(steps).collect();
     if !aligned.iter().any(|s| s.evidence.is_some()) {
         return (0.0, f64::INFINITY);
     }
     let (below, above, log_threshold) = bound_processes(direction, alpha);
-    let spread = estimate_spread(&aligned, estimate_log, log_threshold);
+    let spread = estimate_spread(aligned, estimate_log, log_threshold);
 
     // One bound: past it, the process of `side` on `spec`'s alternatives and
     // restarts has crossed at some step; `limit` when it never would.
@@ -1505,7 +1803,7 @@ fn confidence_bounds(
         let search = BoundSearch {
             evidence: |theta: f64, stop_at: f64, evaluation: Evaluation| {
                 let spec = (side, alternatives, restarts);
-                running_max_log_evalue(&aligned, theta, spec, stop_at, evaluation)
+                running_max_log_evalue(aligned, theta, spec, stop_at, evaluation)
             },
             log_threshold,
             rejected_above,
@@ -1581,14 +1879,16 @@ fn estimate_spread(aligned: &[AlignedStep], estimate_log: f64, log_threshold: f6
 /// that finds two neighbouring grid points, one rejected and one not, finds
 /// that cell. This one evaluates the evidence only at grid points, by false
 /// position on the evidence's value (Illinois variant: Dowell & Jarratt,
-/// "A modified regula falsi method", BIT 11, 1971), starting from the
-/// estimate and stepping out by the spread: about ten walks of the window
-/// where bisection takes 27, those well inside the rejected side cut short
-/// (see [`BOUND_SEARCH_MARGIN`]). The walks that steer it evaluate the
-/// evidence in the cheaper [`Evaluation::Fused`] form; the cell they find is
-/// then confirmed with exact walks at its two ends (and moved a cell at a
-/// time while rounding put it beside the exact one, see
-/// [`BOUND_CONFIRM_MOVES`]), so the answer is the exact evidence's. Should
+/// "A modified regula falsi method", BIT 11, 1971), starting a spread from
+/// the estimate toward rejection and stepping out by the spread: about ten
+/// walks of the window where bisection takes 27, those well inside the
+/// rejected side cut short (see [`BOUND_SEARCH_MARGIN`]). The walks that
+/// steer it evaluate the evidence in the cheaper [`Evaluation::Fused`] form
+/// until the bracket is narrower than [`BOUND_EXACT_CELLS`], exact walks
+/// after that; an end of the cell found that only a fused walk saw is then
+/// confirmed with an exact walk (and the cell moved a cell at a time while
+/// rounding put it beside the exact one, see [`BOUND_CONFIRM_MOVES`]), so the
+/// answer is the exact evidence's. Should
 /// anything go astray (a value that is not finite, no turn found in the
 /// range, a cell that does not confirm) it searches again with exact walks,
 /// and then falls back to that bisection.
@@ -1606,6 +1906,14 @@ const BOUND_SEARCH_MARGIN: f64 = 1.0;
 
 /// Most evidence walks one [`BoundSearch`] makes before falling back to bisection.
 const BOUND_SEARCH_WALKS: usize = 64;
+
+/// Width, in grid cells, below which a [`BoundSearch`] steered by fused walks
+/// goes on with exact ones: its guesses then land within a few cells of the
+/// turn, so the walks at the final cell's ends are exact ones, which confirm
+/// it, where fused walks there would be walked again exactly. 2^12 cells
+/// (about 2.4e-3 in the log-ratio) was the fastest of 2^8, 2^12 and 2^16 in
+/// `benches/stats_cost.rs`; at 2^16 the exact walks begin too far out.
+const BOUND_EXACT_CELLS: u64 = 1 << 12;
 
 /// Most cells by which [`BoundSearch`] moves the cell its fused walks found
 /// before it searches again with exact walks. Rounding differences of about
@@ -1626,10 +1934,17 @@ impl<F: Fn(f64, f64, Evaluation) -> f64> BoundSearch<F> {
     }
 
     /// The cell `(rejected, kept)` (neighbouring grid points) confirmed by
-    /// exact walks: the given one if both ends say so, else the cell a move
-    /// or a few toward the exact turn; `None` if none confirms within
+    /// exact walks: the found one if both ends say so (an exact walk of the
+    /// search may have said it already), else the cell a move or a few
+    /// toward the exact turn; `None` if none confirms within
     /// [`BOUND_CONFIRM_MOVES`] or the range ends.
-    fn confirm(&self, (mut rejected, mut kept): (u64, u64)) -> Option<(u64, u64)> {
+    fn confirm(&self, found: Found) -> Option<(u64, u64)> {
+        let Found {
+            mut rejected,
+            mut kept,
+            mut rejected_known,
+            mut kept_known,
+        } = found;
         let (cells, _) = Self::grid();
         // Grid steps toward rejection (+1 when rejected above).
         let toward: i64 = if self.rejected_above { 1 } else { -1 };
@@ -1637,7 +1952,6 @@ impl<F: Fn(f64, f64, Evaluation) -> f64> BoundSearch<F> {
             let next = index as i64 + by;
             (0..=cells as i64).contains(&next).then_some(next as u64)
         };
-        let (mut rejected_known, mut kept_known) = (false, false);
         for _ in 0..=BOUND_CONFIRM_MOVES {
             if !kept_known && self.rejects(Self::point(kept)) {
                 // The turn lies further from rejection.
@@ -1670,8 +1984,11 @@ impl<F: Fn(f64, f64, Evaluation) -> f64> BoundSearch<F> {
     fn find(&self, estimate_log: f64, spread: f64) -> f64 {
         let cell = self
             .search(estimate_log, spread, Evaluation::Fused)
-            .and_then(|cell| self.confirm(cell))
-            .or_else(|| self.search(estimate_log, spread, Evaluation::Exact));
+            .and_then(|found| self.confirm(found))
+            .or_else(|| {
+                let found = self.search(estimate_log, spread, Evaluation::Exact)?;
+                Some((found.rejected, found.kept))
+            });
         let middle = |(rejected, kept): (u64, u64)| {
             0.5 * (Self::point(rejected.min(kept)) + Self::point(rejected.max(kept)))
         };
@@ -1688,64 +2005,77 @@ impl<F: Fn(f64, f64, Evaluation) -> f64> BoundSearch<F> {
         })
     }
 
-    /// The grid cell `(rejected, kept)` where rejection turns as the
-    /// evidence evaluated by `evaluation` says, or `None` to fall back.
-    fn search(&self, estimate_log: f64, spread: f64, evaluation: Evaluation) -> Option<(u64, u64)> {
+    /// The grid cell where rejection turns as the evidence evaluated by
+    /// `evaluation` says, or `None` to fall back. Steered by fused walks,
+    /// it goes on with exact ones once its bracket is narrower than
+    /// [`BOUND_EXACT_CELLS`], and says which ends exact walks found.
+    fn search(&self, estimate_log: f64, spread: f64, evaluation: Evaluation) -> Option<Found> {
         let (cells, width) = Self::grid();
         let point = Self::point;
         // Positive where rejected: the evidence above the threshold. A walk
         // stops once it is BOUND_SEARCH_MARGIN above: the sign, all that
         // decides the answer, is then known, and the value only steers.
         let stop_at = self.log_threshold + BOUND_SEARCH_MARGIN;
-        let excess =
-            |index: u64| (self.evidence)(point(index), stop_at, evaluation) - self.log_threshold;
+        let excess = |index: u64, evaluation: Evaluation| {
+            (self.evidence)(point(index), stop_at, evaluation) - self.log_threshold
+        };
         // Grid steps toward rejection (+1 when rejected above).
         let toward: i64 = if self.rejected_above { 1 } else { -1 };
         let clamp = |index: i64| index.clamp(0, cells as i64) as u64;
         if !estimate_log.is_finite() || !spread.is_finite() {
             return None;
         }
-        let start = clamp(((estimate_log + LOG_RATIO_LIMIT) / width).round() as i64);
+        let estimate = ((estimate_log + LOG_RATIO_LIMIT) / width).round() as i64;
         let mut step = ((spread / width).round() as i64).max(1);
+        // Start a spread from the estimate toward rejection: the estimate
+        // itself is almost never rejected, and a walk there would only say so.
+        let start = clamp(estimate + toward * step);
         let mut walks = 1;
-        let first = excess(start);
+        let first = excess(start, evaluation);
         if !first.is_finite() {
             return None;
         }
-        // A bracket: one grid point rejected, one not, with their excesses.
-        // From a rejected start, step away from rejection; from a kept one,
-        // toward it; doubling the step each time.
+        // A bracket: one grid point rejected, one not, with their excesses
+        // and whether an exact walk found them. From a rejected start, step
+        // away from rejection; from a kept one, toward it; doubling the step
+        // each time.
+        let exact = evaluation == Evaluation::Exact;
         let start_rejected = first >= 0.0;
         let direction = if start_rejected { -toward } else { toward };
         let edge = if direction > 0 { cells } else { 0 };
-        let mut at = (start, first);
+        let mut at = (start, first, exact);
         let (mut rejected, mut kept) = loop {
             if at.0 == edge {
                 return None;
             }
             let next = clamp(at.0 as i64 + direction * step);
-            let value = excess(next);
+            let value = excess(next, evaluation);
             walks += 1;
             if !value.is_finite() || walks > BOUND_SEARCH_WALKS {
                 return None;
             }
             if (value >= 0.0) != start_rejected {
                 break match start_rejected {
-                    true => (at, (next, value)),
-                    false => ((next, value), at),
+                    true => (at, (next, value, exact)),
+                    false => ((next, value, exact), at),
                 };
             }
-            at = (next, value);
+            at = (next, value, exact);
             step *= 2;
         };
         let mut retained: Option<bool> = None;
         while rejected.0.abs_diff(kept.0) > 1 {
             let (low, high) = (rejected.0.min(kept.0), rejected.0.max(kept.0));
+            let evaluation = if high - low < BOUND_EXACT_CELLS {
+                Evaluation::Exact
+            } else {
+                evaluation
+            };
             // False position between the two ends, kept strictly inside.
             let share = rejected.1 / (rejected.1 - kept.1);
             let guess = rejected.0 as f64 + share * (kept.0 as f64 - rejected.0 as f64);
             let next = (guess.round() as u64).clamp(low + 1, high - 1);
-            let value = excess(next);
+            let value = excess(next, evaluation);
             walks += 1;
             if !value.is_finite() || walks > BOUND_SEARCH_WALKS {
                 return None;
@@ -1760,14 +2090,30 @@ impl<F: Fn(f64, f64, Evaluation) -> f64> BoundSearch<F> {
                 }
             }
             retained = Some(!rejected_now);
+            let found = (next, value, evaluation == Evaluation::Exact);
             if rejected_now {
-                rejected = (next, value);
+                rejected = found;
             } else {
-                kept = (next, value);
+                kept = found;
             }
         }
-        Some((rejected.0, kept.0))
+        Some(Found {
+            rejected: rejected.0,
+            kept: kept.0,
+            rejected_known: rejected.2,
+            kept_known: kept.2,
+        })
     }
+}
+
+/// The cell a [`BoundSearch`] found: its rejected and its kept grid point
+/// (neighbours), and whether an exact walk found each so.
+#[derive(Clone, Copy, Debug)]
+struct Found {
+    rejected: u64,
+    kept: u64,
+    rejected_known: bool,
+    kept_known: bool,
 }
 
 #[cfg(test)]
@@ -1824,8 +2170,7 @@ mod tests {
         {
             terms.push(weight + llr + process.log_closed[a]);
             for restart in &process.open {
-                terms
-                    .push(weight + restart.weight.ln() + llr - restart.max_log_ratios[a].max(*llr));
+                terms.push(weight + restart.log_weight + llr - restart.max_log_ratios[a].max(*llr));
             }
         }
         let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -1979,7 +2324,8 @@ mod tests {
             let evidence: Vec<Informative> =
                 aligned_steps(&steps).filter_map(|s| s.evidence).collect();
             let estimate = conditional_mle(&evidence);
-            let found = confidence_bounds(&steps, test.direction, test.alpha, estimate.ln());
+            let aligned: Vec<AlignedStep> = aligned_steps(&steps).collect();
+            let found = confidence_bounds(&aligned, test.direction, test.alpha, estimate.ln());
             let bisected = bisected_bounds(&steps, test.direction, test.alpha);
             assert_eq!(
                 (found.0.to_bits(), found.1.to_bits()),
@@ -1988,6 +2334,78 @@ mod tests {
                 steps.len()
             );
         }
+    }
+
+    // Pins that windows walked side by side get, bit for bit, the paths each gets alone:
+    // windows over the same traffic (whose likelihoods are shared), a repeated window
+    // (whose path is copied), and a window over other traffic (whose are not), on many
+    // seeded random windows of every direction and tolerance.
+    #[test]
+    fn paths_walked_side_by_side_are_each_walks_own_bit_for_bit() {
+        let windows = random_windows(80, 615);
+        for (number, pair) in windows.windows(2).enumerate() {
+            let ((steps, test), (other, _)) = (&pair[0], &pair[1]);
+            // The same traffic with fewer bad events, and with the sides' bad counts swapped
+            // where both are known, so the blocks and their log share odds are the same.
+            let thinned: Vec<StepCounts> = steps
+                .iter()
+                .map(|c| StepCounts {
+                    canary_bad: (c.canary_bad * 0.5).floor(),
+                    ..*c
+                })
+                .collect();
+            let swapped: Vec<StepCounts> = steps
+                .iter()
+                .map(|c| StepCounts {
+                    canary_bad: c.baseline_bad.min(c.canary_total),
+                    baseline_bad: c.canary_bad.min(c.baseline_total),
+                    ..*c
+                })
+                .collect();
+            let group: [&[StepCounts]; 5] = [steps, &thinned, steps, other, &swapped];
+            let together = ratio_paths(&group, test);
+            for (window, path) in group.iter().zip(&together) {
+                let alone = ratio_path(window, test);
+                let bits = |path: &[EvidencePoint]| -> Vec<(usize, u64, u64)> {
+                    path.iter()
+                        .map(|p| (p.step, p.harm.to_bits(), p.safety.to_bits()))
+                        .collect()
+                };
+                assert_eq!(bits(path), bits(&alone), "group {number}, {test:?}");
+            }
+        }
+    }
+
+    // Pins what exp_or_zero relies on: below the cutoff this platform's exp gives +0
+    // exactly (so skipping it leaves every sum's bits as they were), and above it
+    // exp_or_zero is exp.
+    #[test]
+    fn exp_is_zero_below_the_cutoff() {
+        let mut x = EXP_ZERO_BELOW;
+        while x > -1e300 {
+            for below in [x, x - 1e-9 * x.abs(), x.next_down()] {
+                assert_eq!(below.exp().to_bits(), 0.0_f64.to_bits(), "exp({below})");
+                assert_eq!(exp_or_zero(below).to_bits(), 0.0_f64.to_bits());
+            }
+            x *= 1.1;
+        }
+        assert_eq!(f64::NEG_INFINITY.exp().to_bits(), 0.0_f64.to_bits());
+        for above in [
+            EXP_ZERO_BELOW.next_up(),
+            -745.2,
+            -745.0,
+            -700.0,
+            -1.0,
+            0.0,
+            3.5,
+        ] {
+            assert_eq!(
+                exp_or_zero(above).to_bits(),
+                above.exp().to_bits(),
+                "{above}"
+            );
+        }
+        assert!(exp_or_zero(f64::NAN).is_nan());
     }
 
     // Pins the module's validity argument for binomial draws (replacing a Hoeffding argument
@@ -2176,19 +2594,19 @@ mod tests {
     #[test]
     fn steps_without_evidence_are_skipped() {
         let empty = StepCounts::default();
-        assert!(informative(&empty).is_none());
+        assert!(informative(&empty, &mut f64::ln).is_none());
         let one_sided = StepCounts {
             canary_bad: 1.0,
             canary_total: 10.0,
             baseline_bad: 0.0,
             baseline_total: 0.0,
         };
-        assert!(informative(&one_sided).is_none());
+        assert!(informative(&one_sided, &mut f64::ln).is_none());
         let nan = StepCounts {
             canary_bad: f64::NAN,
             ..one_sided
         };
-        assert!(informative(&nan).is_none());
+        assert!(informative(&nan, &mut f64::ln).is_none());
     }
 
     /// The running maximum as it was computed before

@@ -72,7 +72,7 @@
 //! baseline points); an edge above which neither side has any request
 //! gathers no safety evidence, so early promotion is rare in practice.
 
-use super::counts::{Decision, EvidencePoint, RatioTest, StepCounts, ratio_path};
+use super::counts::{Decision, EvidencePoint, RatioTest, StepCounts, ratio_paths};
 use super::{Direction, StatsError};
 
 /// Cumulative bucket counts of one side during one step: the increase of
@@ -248,12 +248,21 @@ pub fn distribution_test(
         f64::INFINITY
     };
 
+    let points: Vec<f64> = edges
+        .iter()
+        .map(|edge| edge / (1.0 + test.tolerance.max(0.0)))
+        .collect();
+    let edge_counts: Vec<Vec<StepCounts>> = points
+        .iter()
+        .enumerate()
+        .map(|(index, &point)| edge_steps(edges, steps, index, point))
+        .collect();
+    // The edges' walks side by side: they share their blocks' likelihoods.
+    let windows: Vec<&[StepCounts]> = edge_counts.iter().map(Vec::as_slice).collect();
+    let paths = ratio_paths(&windows, &ratio);
     let mut outcomes = Vec::with_capacity(edges.len());
-    let mut paths = Vec::with_capacity(edges.len());
-    for (index, &edge) in edges.iter().enumerate() {
-        let point = edge / (1.0 + test.tolerance.max(0.0));
-        let counts = edge_steps(edges, steps, index, point);
-        let path = ratio_path(&counts, &ratio);
+    for (((&edge, &point), counts), path) in edges.iter().zip(&points).zip(&edge_counts).zip(&paths)
+    {
         let share = |bad: fn(&StepCounts) -> f64, total: fn(&StepCounts) -> f64| {
             let known = counts.iter().filter(|c| {
                 [
@@ -276,7 +285,6 @@ pub fn distribution_test(
             harm: path.last().map_or(1.0, |p| p.harm),
             safety: path.iter().map(|p| p.safety).fold(1.0, f64::max),
         });
-        paths.push(path);
     }
 
     let mut path = Vec::with_capacity(steps.len());
@@ -535,6 +543,98 @@ mod tests {
         assert!((interpolated_quantile(&EDGES, &one, 0.1) - 0.025).abs() < 1e-12);
         assert!((interpolated_quantile(&EDGES, &one, 0.35) - 0.075).abs() < 1e-12);
         assert_eq!(interpolated_quantile(&EDGES, &one, 0.95), 0.5);
+    }
+
+    // Pins that the edges walked side by side give, bit for bit, the outcome of each
+    // edge's own walk (`ratio_path` of its counts, as the test was computed before), on
+    // seeded random windows: thin to heavy traffic, uneven splits, gaps on one side, the
+    // odd unknown step, empty upper buckets, and tolerances 0 (integer counts at the
+    // edges) and above (interpolated baseline points).
+    #[test]
+    fn edges_walked_together_are_each_edges_own_walk_bit_for_bit() {
+        use super::super::counts::ratio_path;
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Poisson};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1506);
+        let mut draw = |mean: f64| Poisson::new(mean).map_or(0.0, |p| p.sample(&mut rng));
+        for number in 0..40_usize {
+            let traffic = [0.5, 3.0, 30.0, 300.0][number % 4];
+            let share = [1.0, 0.3, 2.0][number % 3];
+            let slow = [0.0, 0.02, 0.3][number % 3];
+            let tolerance = [0.0, 0.1, 0.2, 1.0][(number / 4) % 4];
+            let steps: Vec<HistogramStep> = (0..(20 + 37 * number))
+                .map(|index| {
+                    let mut one = |mean: f64, slower: f64| {
+                        // Requests per bucket: fast ones in the first three, slow ones
+                        // above; nothing ever above the last edge.
+                        let buckets = [
+                            draw(mean * 0.5),
+                            draw(mean * 0.3),
+                            draw(mean * 0.2),
+                            draw(mean * slower),
+                            0.0,
+                        ];
+                        let mut running = 0.0;
+                        let at_or_below: Vec<f64> = buckets[..4]
+                            .iter()
+                            .map(|b| {
+                                running += b;
+                                running
+                            })
+                            .collect();
+                        SideBuckets {
+                            at_or_below,
+                            total: running + buckets[4],
+                        }
+                    };
+                    let mut canary = one(traffic * share, slow * 2.0);
+                    let baseline = one(traffic, slow);
+                    if index % 17 == 5 {
+                        canary = SideBuckets {
+                            at_or_below: vec![0.0; 4],
+                            total: 0.0,
+                        };
+                    }
+                    if index % 41 == 7 {
+                        canary.total = f64::NAN;
+                    }
+                    HistogramStep { canary, baseline }
+                })
+                .collect();
+            let test = DistributionTest::new(tolerance, 0.01).expect("valid");
+            let outcome = distribution_test(&EDGES, &steps, &test).expect("valid input");
+            let ratio = RatioTest::new(Direction::Increase, 0.0, 0.01).expect("valid");
+            let alone: Vec<Vec<EvidencePoint>> = EDGES
+                .iter()
+                .enumerate()
+                .map(|(index, edge)| {
+                    let counts = edge_steps(&EDGES, &steps, index, edge / (1.0 + tolerance));
+                    ratio_path(&counts, &ratio)
+                })
+                .collect();
+            for ((&edge, found), path) in EDGES.iter().zip(&outcome.edges).zip(&alone) {
+                let last = path.last().map_or(1.0, |p| p.harm);
+                let safety = path.iter().map(|p| p.safety).fold(1.0, f64::max);
+                assert_eq!(
+                    (found.harm.to_bits(), found.safety.to_bits()),
+                    (last.to_bits(), safety.to_bits()),
+                    "window {number}, edge {edge}"
+                );
+            }
+            // The combined path, rebuilt from the edges' own walks as the test combines them.
+            for (step, found) in outcome.path.iter().enumerate() {
+                let harm = alone.iter().map(|p| p[step].harm).sum::<f64>() / EDGES.len() as f64;
+                let safety = alone
+                    .iter()
+                    .map(|p| p[step].safety)
+                    .fold(f64::INFINITY, f64::min);
+                assert_eq!(
+                    (found.harm.to_bits(), found.safety.to_bits()),
+                    (harm.to_bits(), safety.to_bits()),
+                    "window {number}, step {step}"
+                );
+            }
+        }
     }
 
     // Steps with the wrong number of buckets are refused rather than misread.
