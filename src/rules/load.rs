@@ -73,6 +73,39 @@ pub fn load_str(path: &Path, text: &str) -> Result<RuleSet, Vec<RuleError>> {
     compile::compile_text(path, text)
 }
 
+/// The rule set `name` of `dir` alone, for a one-shot command that judges
+/// by one set: it reads `name.yaml` (or `name.yml`) and no other file, where
+/// [`load_dir`] parses and compiles every file of the folder.
+///
+/// Whenever that one file does not simply give the set (it is missing, both
+/// spellings exist, `name` is not a plain file name, or the file has
+/// problems), it loads the whole folder instead, so what goes wrong is told
+/// exactly as [`load_dir`] tells it: the names that are loaded, the closest
+/// one, and the problems of every file.
+pub fn load_named(dir: &Path, name: &str) -> LoadedRules {
+    let plain = !name.is_empty()
+        && Path::new(name).file_name() == Some(std::ffi::OsStr::new(name))
+        && name != "."
+        && name != "..";
+    let candidates: Vec<_> = match plain {
+        true => ["yaml", "yml"]
+            .iter()
+            .map(|ext| dir.join(format!("{name}.{ext}")))
+            .filter(|path| path.is_file())
+            .collect(),
+        false => Vec::new(),
+    };
+    if let [path] = candidates.as_slice()
+        && let Ok(set) = load_file(path)
+        && set.name == name
+    {
+        let mut loaded = LoadedRules::default();
+        loaded.sets.insert(set.name.clone(), Arc::new(set));
+        return loaded;
+    }
+    load_dir(dir)
+}
+
 /// Loads every `*.yaml` and `*.yml` file of `dir`, in name order.
 ///
 /// A missing or unreadable directory is one error entry. Two files with the

@@ -27,7 +27,7 @@ pub use compile::{
     MAX_METRICS, MAX_STEP_SECS, MAX_WINDOW_SECS,
 };
 pub use error::RuleError;
-pub use load::{LoadedRules, MAX_RULE_FILE_BYTES, load_dir, load_file, load_str};
+pub use load::{LoadedRules, MAX_RULE_FILE_BYTES, load_dir, load_file, load_named, load_str};
 pub use model::{
     CountsRule, Group, Metric, MetricKind, NodataPolicy, Query, RuleSet, Scoring, TimeoutPolicy,
 };

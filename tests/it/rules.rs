@@ -365,6 +365,36 @@ fn step_durations() {
     );
 }
 
+// Pins load_named: the asked set's file alone is read (a broken sibling is
+// not even parsed), and anything else falls back to load_dir's whole answer,
+// so a missing, broken or path-like name is told as the folder tells it.
+#[test]
+fn load_named_reads_one_file_and_falls_back_to_the_folder() {
+    let dir = fixture("");
+    let one = rules::load_named(&dir, "minimal");
+    let names: Vec<_> = one.sets.keys().map(String::as_str).collect();
+    assert_eq!(names, ["minimal"]);
+    assert!(one.errors.is_empty(), "{:?}", one.errors);
+    assert_eq!(
+        one.sets["minimal"].content_hash,
+        rules::load_dir(&dir).sets["minimal"].content_hash
+    );
+
+    let whole = rules::load_dir(&dir);
+    let errors = |loaded: &rules::LoadedRules| -> Vec<String> {
+        loaded.errors.iter().map(|e| e.to_string()).collect()
+    };
+    for asked in ["nope", "bad-values", "../rules/minimal", "", "."] {
+        let loaded = rules::load_named(&dir, asked);
+        assert_eq!(
+            loaded.sets.keys().collect::<Vec<_>>(),
+            whole.sets.keys().collect::<Vec<_>>(),
+            "{asked}"
+        );
+        assert_eq!(errors(&loaded), errors(&whole), "{asked}");
+    }
+}
+
 // Pins load_dir: only YAML files, failing files absent but reported, and a
 // missing directory reported as one error.
 #[test]

@@ -888,7 +888,7 @@ fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     let mut request = args.judged.request.to_request()?;
     request.end = args.end.clone().map(TimeSpec::Text);
     request.is_final = args.is_final;
-    let rules = canary_gate::rules::load_dir(&args.judged.rules_dir);
+    let rules = canary_gate::rules::load_named(&args.judged.rules_dir, &request.rules);
     let sources = args.judged.sources.build()?;
     let log = match &args.log_dir {
         Some(dir) => Some(VerdictLog::open(dir)?),
@@ -944,7 +944,7 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         canary_gate::text::time(options.end_secs)
     );
     let times = replay::look_times(&options)?;
-    let rules = canary_gate::rules::load_dir(&args.judged.rules_dir);
+    let rules = canary_gate::rules::load_named(&args.judged.rules_dir, &options.request.rules);
     let sources = args.judged.sources.build_cached(options.end_secs)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let replayed = runtime
@@ -1030,7 +1030,7 @@ fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         canaries: args.canaries,
         seed: args.seed,
     };
-    let rules = canary_gate::rules::load_dir(&args.rules_dir);
+    let rules = canary_gate::rules::load_named(&args.rules_dir, &options.rules);
     let planned = planning::plan(&rules, &options)?;
     let mut out = std::io::stdout().lock();
     match args.output {
