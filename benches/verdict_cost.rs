@@ -20,9 +20,12 @@
 //!
 //! The plan's exact queries are read from Prometheus's query log after one
 //! untimed verdict of each case, and replayed as they were sent: all at
-//! once, as the verdict sends them. Load runs shift each request's window by
-//! a step, verdict and replay alike, so no two concurrent requests share a
-//! query (the server would coalesce them).
+//! once, as the verdict sends them, and moved to each timed look's window.
+//! Every figure is measured on a canary's first look (each timed verdict a
+//! canary of its own, its window a step further back, so no two share a
+//! query, which the server would coalesce, and none starts from an earlier
+//! look's state) and, for latency, CPU and throughput, on its next looks too:
+//! one canary asked again every `NEXT_LOOK_SECS`, as a pipeline step asks.
 
 // The benchmark uses the generator only; its unit tests run with the binary's.
 #[allow(dead_code, unused_imports)]
@@ -56,6 +59,14 @@ const HUNG_LOOKS: usize = 5;
 const CPU_VERDICTS: [(i64, usize); 3] = [(600, 60), (7200, 40), (86_400, 8)];
 /// Fresh starts timed for start-to-ready.
 const STARTS: usize = 5;
+/// How much later a canary's next look comes: a pipeline step asking once a
+/// minute (Argo Rollouts' and Flagger's usual interval), 4 steps.
+const NEXT_LOOK_SECS: i64 = 60;
+/// Canaries of the next-look load run, each looked at in turn: more than
+/// the server judges at once, so each is asked again only after others.
+const NEXT_LOOK_CANARIES: usize = 64;
+/// Looks each canary of that run may have before its window starts over.
+const NEXT_LOOK_LOOKS: usize = 40;
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -295,14 +306,54 @@ fn form(pairs: &[(&str, String)]) -> String {
 }
 
 /// The API path and form body of `query`, shifted by `shift_secs`.
-fn query_request(query: &LoggedQuery, shift_secs: i64) -> (&'static str, String) {
+/// A verdict's window: its start and end, in unix seconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Look {
+    start: i64,
+    end: i64,
+}
+
+impl Look {
+    /// The same window `secs` earlier.
+    fn earlier(self, secs: i64) -> Look {
+        Look {
+            start: self.start - secs,
+            end: self.end - secs,
+        }
+    }
+}
+
+/// How far back the start and the end of logged queries move to become
+/// another look's: the queries of `logged` sent for `look`.
+#[derive(Clone, Copy, Debug)]
+struct Shift {
+    start_secs: i64,
+    end_secs: i64,
+}
+
+impl Shift {
+    /// The queries as they were logged.
+    const NONE: Shift = Shift {
+        start_secs: 0,
+        end_secs: 0,
+    };
+
+    fn between(logged: Look, look: Look) -> Shift {
+        Shift {
+            start_secs: logged.start - look.start,
+            end_secs: logged.end - look.end,
+        }
+    }
+}
+
+fn query_request(query: &LoggedQuery, shift: Shift) -> (&'static str, String) {
     match query.range {
         Some((start, end, step)) => (
             "/api/v1/query_range",
             form(&[
                 ("query", query.promql.clone()),
-                ("start", (start - shift_secs).to_string()),
-                ("end", (end - shift_secs).to_string()),
+                ("start", (start - shift.start_secs).to_string()),
+                ("end", (end - shift.end_secs).to_string()),
                 ("step", step.to_string()),
             ]),
         ),
@@ -310,22 +361,22 @@ fn query_request(query: &LoggedQuery, shift_secs: i64) -> (&'static str, String)
             "/api/v1/query",
             form(&[
                 ("query", query.promql.clone()),
-                ("time", (query.at - shift_secs).to_string()),
+                ("time", (query.at - shift.end_secs).to_string()),
             ]),
         ),
     }
 }
 
-/// Sends `queries` straight to Prometheus, all at once, each shifted by
-/// `shift_secs`, and reads every answer; whether all answered 200.
+/// Sends `queries` straight to Prometheus, all at once, each moved by
+/// `shift`, and reads every answer; whether all answered 200.
 async fn replay(
     client: &reqwest::Client,
     url: &str,
     queries: &[LoggedQuery],
-    shift_secs: i64,
+    shift: Shift,
 ) -> bool {
     let answers = join_all(queries.iter().map(|query| {
-        let (path, body) = query_request(query, shift_secs);
+        let (path, body) = query_request(query, shift);
         async move {
             let response = client
                 .post(format!("{url}{path}"))
@@ -370,7 +421,7 @@ fn curl_replay(url: &str, queries: &[LoggedQuery]) -> Option<f64> {
         if i > 0 {
             command.arg("--next");
         }
-        let (path, body) = query_request(query, 0);
+        let (path, body) = query_request(query, Shift::NONE);
         command.args(["--fail", "--output", "/dev/null"]);
         command.args([
             "--header",
@@ -391,15 +442,15 @@ fn curl_replay(url: &str, queries: &[LoggedQuery]) -> Option<f64> {
     status.success().then_some(elapsed)
 }
 
-/// A verdict request for the simulated canary over `start..end`.
-fn verdict_body(rules: &str, start: i64, end: i64) -> serde_json::Value {
+/// A verdict request for the simulated canary `deployment` over `look`.
+fn verdict_body(rules: &str, deployment: &str, look: Look) -> serde_json::Value {
     json!({
         "rules": rules,
-        "deployment": "checkout-bench",
+        "deployment": deployment,
         "canary": {"track": "canary"},
         "baseline": {"track": "baseline"},
-        "start": start,
-        "end": end,
+        "start": look.start,
+        "end": look.end,
         "vars": {"service": "checkout"},
     })
 }
@@ -530,9 +581,11 @@ where
 }
 
 /// The simulated traffic: one service's canary and baseline, two pods each.
-fn simulation(hours: i64) -> Simulation {
+/// `hours` and 10 minutes, and `margin_secs` more before them (where the
+/// next-look chains of the longest window begin).
+fn simulation(hours: i64, margin_secs: i64) -> Simulation {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let duration_secs = hours * 3600 + 600;
+    let duration_secs = hours * 3600 + 600 + margin_secs;
     let end = now - now % 60 - 300;
     let side = |track: &str| SideTraffic::new(&[("service", "checkout"), ("track", track)]);
     Simulation {
@@ -600,7 +653,8 @@ fn main() {
         "Settings: {runs} timed runs per latency cell, {load_secs} s per load level; data: {longest_hours} h + 10 min of one service's canary and baseline, 2 pods each, 20 requests/s per side, scraped every 15 s.\n"
     );
 
-    let simulation = simulation(longest_hours.max(1));
+    let chain_secs = runs as i64 * NEXT_LOOK_SECS;
+    let simulation = simulation(longest_hours.max(1), chain_secs);
     let end = simulation.start_secs + simulation.duration_secs;
     let mut prometheus = Prometheus::start(&simulation);
     let store = prometheus.url();
@@ -638,43 +692,93 @@ fn main() {
     );
     let server_url = server.url();
 
-    // Latency: verdicts beside their queries.
+    // Latency: verdicts beside their queries, on a canary's first look and
+    // on its next ones.
     println!("### Verdict latency beside its queries (medians)\n");
     println!(
-        "| rule set | metrics | window | queries | verdict | its queries straight to Prometheus | ratio | verdict |"
+        "First look: each timed verdict a canary of its own (its window a step further back each run), so none starts from an earlier look's state. Next look: one canary asked again every {} s ({} steps), as a pipeline step asks, each look beside its own queries; its first look untimed.\n",
+        NEXT_LOOK_SECS,
+        NEXT_LOOK_SECS / STEP_SECS
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| rule set | metrics | window | queries | first look | its queries straight to Prometheus | ratio | next look | its queries | ratio | verdict |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut cases: Vec<(&str, usize)> = vec![("http", 2)];
     cases.extend(generated.iter().map(|(count, name)| (*name, *count)));
     let mut plans: Vec<((String, i64), Vec<LoggedQuery>)> = Vec::new();
+    // Times `look` of `deployment` beside its queries: (verdict, replay) in seconds.
+    let timed_look =
+        |rules: &str, deployment: &str, look: Look, logged: Look, queries: &[LoggedQuery]| {
+            let body = verdict_body(rules, deployment, look);
+            let started = Instant::now();
+            let (status, _) = runtime.block_on(post_verdict(&client, &server_url, &body));
+            let verdict = started.elapsed().as_secs_f64();
+            assert_eq!(status, 200, "{rules} {look:?}: verdict status");
+            let started = Instant::now();
+            assert!(
+                runtime.block_on(replay(
+                    &client,
+                    &store,
+                    queries,
+                    Shift::between(logged, look)
+                )),
+                "replay"
+            );
+            (verdict, started.elapsed().as_secs_f64())
+        };
     for &(rules, metrics) in &cases {
         for &window in &windows {
-            let body = verdict_body(rules, end - window, end);
+            let logged = Look {
+                start: end - window,
+                end,
+            };
             prometheus.new_queries();
-            let (status, word) = runtime.block_on(post_verdict(&client, &server_url, &body));
+            let (status, word) = runtime.block_on(post_verdict(
+                &client,
+                &server_url,
+                &verdict_body(rules, "logged", logged),
+            ));
             assert_eq!(status, 200, "{rules} {window}: verdict status");
             let queries = prometheus.new_queries();
-            let (mut verdict_secs, mut raw_secs) = (Vec::new(), Vec::new());
-            for _ in 0..runs {
-                let started = Instant::now();
-                let (status, _) = runtime.block_on(post_verdict(&client, &server_url, &body));
-                verdict_secs.push(started.elapsed().as_secs_f64());
-                assert_eq!(status, 200);
-                let started = Instant::now();
-                assert!(
-                    runtime.block_on(replay(&client, &store, &queries, 0)),
-                    "replay"
-                );
-                raw_secs.push(started.elapsed().as_secs_f64());
+            let (mut first_secs, mut first_raw_secs) = (Vec::new(), Vec::new());
+            for run in 0..runs {
+                let look = logged.earlier((run as i64 + 1) * STEP_SECS);
+                let (verdict, raw) =
+                    timed_look(rules, &format!("first-{run}"), look, logged, &queries);
+                first_secs.push(verdict);
+                first_raw_secs.push(raw);
             }
-            let (verdict, raw) = (median(&mut verdict_secs), median(&mut raw_secs));
+            // The chain's last look is the logged window grown by its looks.
+            let chain_start = end - window - chain_secs;
+            let (mut next_secs, mut next_raw_secs) = (Vec::new(), Vec::new());
+            for look_number in 0..=runs {
+                let look = Look {
+                    start: chain_start,
+                    end: chain_start + window + look_number as i64 * NEXT_LOOK_SECS,
+                };
+                if look_number == 0 {
+                    let body = verdict_body(rules, "next-looks", look);
+                    let (status, _) = runtime.block_on(post_verdict(&client, &server_url, &body));
+                    assert_eq!(status, 200, "{rules} {window}: first look of the chain");
+                    continue;
+                }
+                let (verdict, raw) = timed_look(rules, "next-looks", look, logged, &queries);
+                next_secs.push(verdict);
+                next_raw_secs.push(raw);
+            }
+            let (first, first_raw) = (median(&mut first_secs), median(&mut first_raw_secs));
+            let (next, next_raw) = (median(&mut next_secs), median(&mut next_raw_secs));
             println!(
-                "| {rules} | {metrics} | {} | {} | {} | {} | {:.2}x | {} |",
+                "| {rules} | {metrics} | {} | {} | {} | {} | {:.2}x | {} | {} | {:.2}x | {} |",
                 window_name(window),
                 queries.len(),
-                ms(verdict),
-                ms(raw),
-                verdict / raw,
+                ms(first),
+                ms(first_raw),
+                first / first_raw,
+                ms(next),
+                ms(next_raw),
+                next / next_raw,
                 word.unwrap_or_default()
             );
             plans.push(((rules.to_string(), window), queries));
@@ -720,7 +824,7 @@ fn main() {
                 "judge failed: {status}"
             );
             let started = Instant::now();
-            assert!(runtime.block_on(replay(&client, &store, &queries, 0)));
+            assert!(runtime.block_on(replay(&client, &store, &queries, Shift::NONE)));
             raw_secs.push(started.elapsed().as_secs_f64());
             if curl {
                 curl_secs.push(curl_replay(&store, &queries).expect("curl replay"));
@@ -746,87 +850,169 @@ fn main() {
     // CPU per verdict.
     println!("\n### CPU per verdict (rule set http; user + system, /proc/PID/stat)\n");
     println!(
-        "| window | verdicts | canary-gate CPU per verdict | Prometheus CPU per verdict, during the verdicts | Prometheus CPU per replayed query set | ratio canary-gate / Prometheus |"
+        "First looks: each verdict a canary of its own (its window a step further back each time); next looks: one canary asked every {NEXT_LOOK_SECS} s. Each beside the same looks' queries replayed.\n"
     );
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| window | looks | verdicts | canary-gate CPU per verdict | Prometheus CPU per verdict, during the verdicts | Prometheus CPU per replayed query set | ratio canary-gate / Prometheus |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for (window, count) in CPU_VERDICTS {
         if !windows.contains(&window) {
             continue;
         }
-        let body = verdict_body("http", end - window, end);
+        let logged = Look {
+            start: end - window,
+            end,
+        };
         let queries = queries_of("http", window);
-        let (gate_before, store_before) = (
-            cpu_secs(server.process.pid(), ticks),
-            cpu_secs(prometheus.pid(), ticks),
-        );
-        for _ in 0..count {
-            runtime.block_on(post_verdict(&client, &server_url, &body));
+        let first_looks: Vec<(String, Look)> = (0..count)
+            .map(|i| {
+                let look = logged.earlier((i as i64 + 1) * STEP_SECS);
+                (format!("cpu-first-{i}"), look)
+            })
+            .collect();
+        // The chain ends where the logged window does, `count` looks long;
+        // its untimed first look is made before the count starts.
+        let chain_start = end - window - count as i64 * NEXT_LOOK_SECS;
+        let chain = |i: usize| Look {
+            start: chain_start,
+            end: chain_start + window + i as i64 * NEXT_LOOK_SECS,
+        };
+        runtime.block_on(post_verdict(
+            &client,
+            &server_url,
+            &verdict_body("http", "cpu-next", chain(0)),
+        ));
+        let next_looks: Vec<(String, Look)> = (1..=count)
+            .map(|i| ("cpu-next".to_string(), chain(i)))
+            .collect();
+        for (kind, looks) in [("first", first_looks), ("next", next_looks)] {
+            let (gate_before, store_before) = (
+                cpu_secs(server.process.pid(), ticks),
+                cpu_secs(prometheus.pid(), ticks),
+            );
+            for (deployment, look) in &looks {
+                let body = verdict_body("http", deployment, *look);
+                runtime.block_on(post_verdict(&client, &server_url, &body));
+            }
+            let gate = (cpu_secs(server.process.pid(), ticks) - gate_before) / count as f64;
+            let store_during = (cpu_secs(prometheus.pid(), ticks) - store_before) / count as f64;
+            let before = cpu_secs(prometheus.pid(), ticks);
+            for (_, look) in &looks {
+                runtime.block_on(replay(
+                    &client,
+                    &store,
+                    &queries,
+                    Shift::between(logged, *look),
+                ));
+            }
+            let store_alone = (cpu_secs(prometheus.pid(), ticks) - before) / count as f64;
+            println!(
+                "| {} | {kind} | {count} | {} | {} | {} | {:.2}x |",
+                window_name(window),
+                ms(gate),
+                ms(store_during),
+                ms(store_alone),
+                gate / store_during
+            );
         }
-        let gate = (cpu_secs(server.process.pid(), ticks) - gate_before) / count as f64;
-        let store_during = (cpu_secs(prometheus.pid(), ticks) - store_before) / count as f64;
-        let before = cpu_secs(prometheus.pid(), ticks);
-        for _ in 0..count {
-            runtime.block_on(replay(&client, &store, &queries, 0));
-        }
-        let store_alone = (cpu_secs(prometheus.pid(), ticks) - before) / count as f64;
-        println!(
-            "| {} | {count} | {} | {} | {} | {:.2}x |",
-            window_name(window),
-            ms(gate),
-            ms(store_during),
-            ms(store_alone),
-            gate / store_during
-        );
     }
 
     // Throughput under load, beside Prometheus alone answering the same query sets.
     let window = 7200;
-    println!(
-        "\n### Throughput, rule set http, {} window ({load_secs} s per level; each request's window shifted by one step so none share a query)\n",
-        window_name(window)
-    );
-    println!(
-        "| clients | verdicts/s | p50 | p99 | errors | 503s | Prometheus query sets/s | p50 | p99 | errors | throughput ratio |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let logged = Look {
+        start: end - window,
+        end,
+    };
     let queries = Arc::new(queries_of("http", window));
-    for clients in CONCURRENCY {
-        let verdicts = runtime.block_on({
-            let (client, server_url) = (client.clone(), server_url.clone());
-            load(clients, load_secs, move |i| {
-                let shift = (i % 2000) as i64 * STEP_SECS;
-                let body = verdict_body("http", end - window - shift, end - shift);
-                let (client, server_url) = (client.clone(), server_url.clone());
-                async move { post_verdict(&client, &server_url, &body).await.0 }
-            })
-        });
-        let raw = runtime.block_on({
-            let (client, store, queries) = (client.clone(), store.clone(), Arc::clone(&queries));
-            load(clients, load_secs, move |i| {
-                let shift = (i % 2000) as i64 * STEP_SECS;
-                let (client, store, queries) =
-                    (client.clone(), store.clone(), Arc::clone(&queries));
-                async move {
-                    match replay(&client, &store, &queries, shift).await {
-                        true => 200,
-                        false => 0,
-                    }
-                }
-            })
-        });
+    // First looks: request `i` of level `level` a canary of its own, its
+    // window `level * FIRST_LOOKS_PER_LEVEL + i` steps back (no two requests
+    // of the run share a window, so none starts from another's state).
+    const FIRST_LOOKS_PER_LEVEL: usize = 1300;
+    let first_look = move |level: usize, i: usize| {
+        let back = (level * FIRST_LOOKS_PER_LEVEL + i % FIRST_LOOKS_PER_LEVEL) as i64;
+        (
+            format!("load-first-{level}-{i}"),
+            logged.earlier(back * STEP_SECS),
+        )
+    };
+    // Next looks: NEXT_LOOK_CANARIES canaries, each with its own start, asked
+    // in turn, each look NEXT_LOOK_SECS after that canary's last one.
+    let chains_start = end - window - NEXT_LOOK_LOOKS as i64 * NEXT_LOOK_SECS;
+    let next_look = move |level: usize, i: usize| {
+        let canary = i % NEXT_LOOK_CANARIES;
+        let look_number = (i / NEXT_LOOK_CANARIES) % NEXT_LOOK_LOOKS + 1;
+        let start = chains_start - canary as i64 * STEP_SECS;
+        let end = start + window + look_number as i64 * NEXT_LOOK_SECS;
+        (format!("load-next-{level}-{canary}"), Look { start, end })
+    };
+    type LookOf = Arc<dyn Fn(usize, usize) -> (String, Look) + Send + Sync>;
+    let kinds: [(&str, &str, LookOf); 2] = [
+        (
+            "first looks",
+            "each request a canary of its own, its window a step further back, so none share a query or resume from another's state",
+            Arc::new(first_look),
+        ),
+        (
+            "next looks",
+            "64 canaries asked in turn, each look a minute after that canary's last",
+            Arc::new(next_look),
+        ),
+    ];
+    for (kind, how, look_of) in kinds {
         println!(
-            "| {clients} | {:.1} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.2}x |",
-            verdicts.per_sec,
-            ms(verdicts.p50),
-            ms(verdicts.p99),
-            verdicts.errors,
-            verdicts.refused,
-            raw.per_sec,
-            ms(raw.p50),
-            ms(raw.p99),
-            raw.errors,
-            verdicts.per_sec / raw.per_sec
+            "\n### Throughput, rule set http, {} window, {kind} ({load_secs} s per level; {how})\n",
+            window_name(window)
         );
+        println!(
+            "| clients | verdicts/s | p50 | p99 | errors | 503s | Prometheus query sets/s | p50 | p99 | errors | throughput ratio |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        for (level, clients) in CONCURRENCY.into_iter().enumerate() {
+            let verdicts = runtime.block_on({
+                let (client, server_url, look_of) =
+                    (client.clone(), server_url.clone(), Arc::clone(&look_of));
+                load(clients, load_secs, move |i| {
+                    let (deployment, look) = look_of(level, i);
+                    let body = verdict_body("http", &deployment, look);
+                    let (client, server_url) = (client.clone(), server_url.clone());
+                    async move { post_verdict(&client, &server_url, &body).await.0 }
+                })
+            });
+            let raw = runtime.block_on({
+                let (client, store, queries, look_of) = (
+                    client.clone(),
+                    store.clone(),
+                    Arc::clone(&queries),
+                    Arc::clone(&look_of),
+                );
+                load(clients, load_secs, move |i| {
+                    let (_, look) = look_of(level, i);
+                    let (client, store, queries) =
+                        (client.clone(), store.clone(), Arc::clone(&queries));
+                    async move {
+                        match replay(&client, &store, &queries, Shift::between(logged, look)).await
+                        {
+                            true => 200,
+                            false => 0,
+                        }
+                    }
+                })
+            });
+            println!(
+                "| {clients} | {:.1} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.2}x |",
+                verdicts.per_sec,
+                ms(verdicts.p50),
+                ms(verdicts.p99),
+                verdicts.errors,
+                verdicts.refused,
+                raw.per_sec,
+                ms(raw.p50),
+                ms(raw.p99),
+                raw.errors,
+                verdicts.per_sec / raw.per_sec
+            );
+        }
     }
     drop(server);
 
@@ -853,11 +1039,12 @@ fn main() {
         idle_rss.push(status_mb(fresh.process.pid(), "VmRSS:"));
         let fresh_url = fresh.url();
         let answers = runtime.block_on(join_all((0..MEMORY_VERDICTS).map(|i| {
-            let body = verdict_body(
-                "http",
-                end - window - i as i64 * STEP_SECS,
-                end - i as i64 * STEP_SECS,
-            );
+            let look = Look {
+                start: end - window,
+                end,
+            }
+            .earlier(i as i64 * STEP_SECS);
+            let body = verdict_body("http", &format!("memory-{i}"), look);
             let (client, url) = (client.clone(), fresh_url.clone());
             async move { post_verdict(&client, &url, &body).await.0 }
         })));
@@ -914,11 +1101,12 @@ fn main() {
     let (hung_server, _) = Server::start(&hung_url, rules_dir.path(), &[], "/healthz");
     let hung_server_url = hung_server.url();
     let looks = runtime.block_on(join_all((0..HUNG_LOOKS).map(|i| {
-        let body = verdict_body(
-            "http",
-            end - 600 - i as i64 * STEP_SECS,
-            end - i as i64 * STEP_SECS,
-        );
+        let look = Look {
+            start: end - 600,
+            end,
+        }
+        .earlier(i as i64 * STEP_SECS);
+        let body = verdict_body("http", &format!("hung-{i}"), look);
         let (client, url) = (client.clone(), hung_server_url.clone());
         async move {
             let started = Instant::now();
