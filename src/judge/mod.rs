@@ -19,7 +19,7 @@ use finding::Finding;
 use crate::request::Judgement;
 use crate::rules::{Metric, MetricKind, NodataPolicy, RuleSet};
 use crate::stats::counts::{RatioCheckpoint, StepCounts};
-use crate::stats::distribution::{HistogramStep, SideBuckets};
+use crate::stats::distribution::{DistributionCheckpoint, HistogramStep, SideBuckets};
 use crate::stats::family::per_metric_alpha;
 use crate::verdict::{
     MetricOutcome, MetricReport, Outcome, SentQuery, SideFigures, Verdict, Window,
@@ -146,6 +146,8 @@ pub enum LookMemory {
     /// A counts metric's sequential test (ratio metrics, and latency metrics
     /// with `threshold_seconds`).
     Counts(RatioCheckpoint),
+    /// A latency distribution's test.
+    Distribution(DistributionCheckpoint),
 }
 
 impl LookMemory {
@@ -153,6 +155,7 @@ impl LookMemory {
     pub fn size_bytes(&self) -> usize {
         match self {
             LookMemory::Counts(checkpoint) => checkpoint.size_bytes(),
+            LookMemory::Distribution(checkpoint) => checkpoint.size_bytes(),
         }
     }
 }
@@ -187,9 +190,10 @@ pub fn judge_metric_from(
     let mut kept = None;
     let mut memory = memory;
     let mut judge_counts = |rule, steps: &[StepCounts], words: &counts::CountsWords| {
-        let checkpoint = memory
-            .take()
-            .map(|LookMemory::Counts(checkpoint)| checkpoint);
+        let checkpoint = match memory.take() {
+            Some(LookMemory::Counts(checkpoint)) => Some(checkpoint),
+            _ => None,
+        };
         let (finding, checkpoint) = counts::judge_counts(
             rule, steps, alpha, window, rules, judgement, words, checkpoint,
         );
@@ -238,7 +242,22 @@ pub fn judge_metric_from(
             }
         }
         (MetricKind::Distribution { rule, .. }, Measured::Histogram { edges, steps }) => {
-            distribution::judge_distribution(rule, &edges, &steps, alpha, window, rules, judgement)
+            let mut checkpoint = match memory.take() {
+                Some(LookMemory::Distribution(checkpoint)) => Some(checkpoint),
+                _ => None,
+            };
+            let finding = distribution::judge_distribution(
+                rule,
+                &edges,
+                &steps,
+                alpha,
+                window,
+                rules,
+                judgement,
+                &mut checkpoint,
+            );
+            kept = checkpoint.map(LookMemory::Distribution);
+            finding
         }
         (kind @ MetricKind::Series { .. }, Measured::Samples { canary, baseline }) => {
             let (finding, critical_failure) = series::judge_series(

@@ -1416,6 +1416,54 @@ pub fn ratio_paths(windows: &[&[StepCounts]], test: &RatioTest) -> Vec<Vec<Evide
         .collect()
 }
 
+/// One window's walk of [`ratio_paths`], resumable: the blocks' and the
+/// e-processes' state after the steps walked so far. For tests built from
+/// several ratio tests that keep their walks from one look to the next (the
+/// distribution test's checkpoints, see [`super::distribution`]).
+#[derive(Clone, Debug)]
+pub(super) struct PathWalk {
+    aligner: Aligner,
+    walker: Walker,
+}
+
+impl PathWalk {
+    /// A walk of `test` before its first step.
+    pub(super) fn new(test: &RatioTest) -> PathWalk {
+        PathWalk {
+            aligner: Aligner::default(),
+            walker: Walker::new(test, 0),
+        }
+    }
+}
+
+/// Walks each of `walks` on over the next steps of its window in
+/// `windows`, side by side as [`ratio_paths`] does, and returns each walk's
+/// new evidence points: what [`ratio_path`] of the whole window gives at
+/// those steps, bit for bit.
+pub(super) fn walk_paths_on(
+    walks: &mut [PathWalk],
+    windows: &[&[StepCounts]],
+) -> Vec<Vec<EvidencePoint>> {
+    let mut logs = LnMemo::default();
+    let mut memo = SoftplusMemo::default();
+    let longest = windows.iter().map(|w| w.len()).max().unwrap_or(0);
+    for walk in walks.iter_mut() {
+        walk.walker.path.reserve(longest);
+    }
+    for index in 0..longest {
+        for (walk, window) in walks.iter_mut().zip(windows) {
+            if let Some(counts) = window.get(index) {
+                let aligned = walk.aligner.next(counts, &mut |x| logs.ln(x));
+                walk.walker.step(&aligned, Some(&mut memo));
+            }
+        }
+    }
+    walks
+        .iter_mut()
+        .map(|walk| std::mem::take(&mut walk.walker.path))
+        .collect()
+}
+
 /// One walk of [`walk`], a step at a time.
 #[derive(Clone, Debug)]
 struct Walker {
@@ -1432,6 +1480,9 @@ struct Walker {
     /// e-values.
     last_harm: Option<(f64, f64)>,
     last_safety: Option<(f64, f64)>,
+    /// Steps walked (the path may hold only the last of them, see
+    /// [`PathWalk`]).
+    walked: usize,
     path: Vec<EvidencePoint>,
 }
 
@@ -1457,13 +1508,15 @@ impl Walker {
             safety_crossed_at: None,
             last_harm: None,
             last_safety: None,
+            walked: 0,
             path: Vec::with_capacity(steps),
         }
     }
 
     /// Walks the next step, its likelihoods read through `memo` if given.
     fn step(&mut self, aligned: &AlignedStep, memo: Option<&mut SoftplusMemo>) {
-        let index = self.path.len();
+        let index = self.walked;
+        self.walked += 1;
         let moved_on = aligned.advancing;
         self.processes.update_all(index, aligned, memo);
         self.harm_persisted
@@ -2375,19 +2428,13 @@ pub fn ratio_test_from(
     checkpoint: Option<&RatioCheckpoint>,
 ) -> (RatioOutcome, RatioCheckpoint) {
     let total = steps.len();
-    let back = total.saturating_sub(RESUME_BEFORE_END_STEPS);
-    let back = (back > 0 && back < total).then_some(back);
+    let back = place_before_end(total);
     // The latest place whose steps are the window's.
     let usable = checkpoint
         .filter(|c| same_test(&c.test, test))
         .map(|c| (c, shared_steps(&c.steps, steps)));
-    let resume = usable.and_then(|(c, shared)| {
-        c.resumes
-            .iter()
-            .rev()
-            .find(|r| r.at <= shared && r.at <= total)
-            .map(|r| (c, r))
-    });
+    let resume =
+        usable.and_then(|(c, shared)| latest_place(&c.resumes, |r| r.at, shared).map(|r| (c, r)));
     let start_place = match resume {
         Some((_, r)) => r.clone(),
         None => Resume::start(test),
@@ -2486,7 +2533,7 @@ pub fn ratio_test_from(
         _ => {
             if let Some((c, shared)) = usable {
                 let limit = back.unwrap_or(0).min(shared);
-                if let Some(earlier) = c.resumes.iter().rev().find(|r| r.at <= limit && r.at > 0) {
+                if let Some(earlier) = latest_place(&c.resumes, |r| r.at, limit) {
                     resumes.push(earlier.clone());
                 }
             }
@@ -2508,6 +2555,24 @@ pub fn ratio_test_from(
         resumes,
     };
     (outcome, checkpoint)
+}
+
+/// The step before a window of `total` steps ends at which a look keeps a
+/// place to resume from (see [`RESUME_BEFORE_END_STEPS`]); `None` when the
+/// window is too short to have one apart from its start and end.
+pub(super) fn place_before_end(total: usize) -> Option<usize> {
+    let back = total.saturating_sub(RESUME_BEFORE_END_STEPS);
+    (back > 0 && back < total).then_some(back)
+}
+
+/// The latest of `places` (earliest first, each `at(place)` steps in) past
+/// the start and within the `shared` first steps a window shares with the
+/// checkpoint they belong to: where a look at that window resumes.
+pub(super) fn latest_place<R>(places: &[R], at: impl Fn(&R) -> usize, shared: usize) -> Option<&R> {
+    places
+        .iter()
+        .rev()
+        .find(|place| at(place) <= shared && at(place) > 0)
 }
 
 /// Adds one step's counts to [`pooled_rates`]'s sums.
@@ -3408,6 +3473,9 @@ mod tests {
                 } else if chance < 0.25 && length > 12 {
                     // A look at an earlier end (a replay).
                     length -= 10;
+                }
+                if offset + length > window.len() {
+                    break;
                 }
                 let steps = &window[offset..offset + length];
                 let fresh = ratio_test(steps, &test);
