@@ -2781,12 +2781,71 @@ fn confidence_bounds_from(
         if let Some((back_ends, end_ends)) = walk_ends(&edge_only, 0) {
             return (limit, back_ends, Some(end_ends));
         }
-        let spec = (side, alternatives, restarts);
-        let search = bound_search(aligned, spec, log_threshold, rejected_above);
+        // The search's exact walks, each as of `back` and of its end, by the
+        // bits of its log-ratio: the cell's ends are among them once the
+        // search has confirmed the cell, so they need not be walked again.
+        let recorded: std::cell::RefCell<Vec<(u64, Option<End>, End)>> = Default::default();
+        let end_of = |walk: &RunningMax| match walk.max >= log_threshold {
+            true => End::Rejected,
+            false => End::Walking(Box::new(walk.clone())),
+        };
+        let search = BoundSearch {
+            evidence: |theta: f64, stop_at: f64, evaluation: Evaluation| {
+                let spec = (side, alternatives, restarts);
+                if evaluation == Evaluation::Fused {
+                    return running_max_log_evalue(aligned, theta, spec, stop_at, evaluation);
+                }
+                // `running_max_log_evalue`'s exact walk, its ends kept.
+                let mut walk =
+                    RunningMax::new(MixtureProcess::new(theta, side, alternatives, restarts));
+                let mut at_back = None;
+                for (index, step) in aligned.iter().enumerate() {
+                    if back == Some(index) {
+                        at_back = Some(end_of(&walk));
+                    }
+                    walk.step(step);
+                    if walk.max >= stop_at {
+                        break;
+                    }
+                }
+                let end = end_of(&walk);
+                if back.is_some() && at_back.is_none() {
+                    // It stopped before `back`: rejected by then.
+                    at_back = Some(end.clone());
+                }
+                recorded.borrow_mut().push((theta.to_bits(), at_back, end));
+                walk.max
+            },
+            log_threshold,
+            rejected_above,
+        };
         let spread = *spread.get_or_init(|| estimate_spread(aligned, estimate_log, log_threshold));
         let cell = search.cell(estimate_log, spread);
         let value = search.find_given(cell).exp();
         let walked = cell.and_then(|(rejected, kept)| {
+            let recorded = recorded.borrow();
+            let find = |index: u64| {
+                let bits = BoundSearch::<fn(f64, f64, Evaluation) -> f64>::point(index).to_bits();
+                recorded.iter().rev().find(|(b, _, _)| *b == bits)
+            };
+            if let (Some((_, rejected_back, rejected_end)), Some((_, kept_back, kept_end))) =
+                (find(rejected), find(kept))
+                && rejected_end.rejected()
+                && !kept_end.rejected()
+            {
+                let back_ends = match (rejected_back, kept_back) {
+                    (Some(r), Some(k)) => Some(BoundEnds {
+                        rejected: Some((rejected, r.clone())),
+                        kept: (kept, k.clone()),
+                    }),
+                    _ => None,
+                };
+                let end_ends = BoundEnds {
+                    rejected: Some((rejected, End::Rejected)),
+                    kept: (kept, kept_end.clone()),
+                };
+                return Some((back_ends, end_ends));
+            }
             let ends = BoundEnds {
                 rejected: Some((rejected, fresh_end(rejected))),
                 kept: (kept, fresh_end(kept)),
