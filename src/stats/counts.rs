@@ -1559,6 +1559,15 @@ impl Walker {
         });
     }
 
+    /// A copy of the walk's state without its path (which a checkpoint
+    /// keeps once), for a walk to go on from.
+    fn without_path(&mut self) -> Walker {
+        let path = std::mem::take(&mut self.path);
+        let copy = self.clone();
+        self.path = path;
+        copy
+    }
+
     /// What the walk found.
     fn finish(self) -> Walk {
         let (decision, decided_at_step) = match (self.harm_crossed_at, self.safety_crossed_at) {
@@ -2261,11 +2270,6 @@ impl RatioCheckpoint {
             + self.steps.len() * per_step
             + self.resumes.len() * PER_RESUME_BYTES
     }
-
-    /// The number of steps of the window it was taken on.
-    pub fn steps(&self) -> usize {
-        self.steps.len()
-    }
 }
 
 /// One place a [`RatioCheckpoint`] can resume from: everything the walk,
@@ -2459,23 +2463,16 @@ pub fn ratio_test_from(
     let mut at_back: Option<(Aligner, Walker, [f64; 4])> = None;
     for (index, counts) in steps.iter().enumerate().skip(start) {
         if back_walked == Some(index) {
-            let mut kept = walker.clone();
-            kept.path = Vec::new();
-            at_back = Some((aligner.clone(), kept, pooled));
+            at_back = Some((aligner.clone(), walker.without_path(), pooled));
         }
         let step = aligner.next(counts, &mut f64::ln);
         walker.step(&step, None);
         aligned.push(step);
         add_pooled(&mut pooled, counts);
     }
-    let walk = {
-        let mut kept = walker.clone();
-        kept.path = Vec::new();
-        let end_walker = kept;
-        let end_aligner = aligner;
-        (walker.finish(), end_walker, end_aligner)
-    };
-    let (walk, end_walker, end_aligner) = walk;
+    let end_walker = walker.without_path();
+    let end_aligner = aligner;
+    let walk = walker.finish();
 
     let (canary_rate, baseline_rate) = rates_of(&pooled);
     let evidence: Vec<Informative> = aligned.iter().filter_map(|s| s.evidence).collect();
