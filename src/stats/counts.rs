@@ -2336,7 +2336,15 @@ struct BoundEnds {
     rejected: Option<(u64, End)>,
     /// The kept grid point and its walk.
     kept: (u64, End),
+    /// How many cells the bound moved when this cell was found from the
+    /// one before (0 when searched afresh): the next search's first step.
+    moved_cells: u64,
 }
+
+/// The first step, in grid cells, of a search that starts from a cell whose
+/// kept end the new steps rejected, when how far the bound moved last is not
+/// known: a 24 h window's bound moves some tens of cells a look.
+const BOUND_MOVE_GUESS_CELLS: u64 = 64;
 
 /// A walk of [`running_max_log_evalue`] at one grid point, as of a place.
 #[derive(Clone, Debug)]
@@ -2750,6 +2758,7 @@ fn confidence_bounds_from(
                         None => None,
                     },
                     kept: (ends.kept.0, kept?),
+                    moved_cells: ends.moved_cells,
                 })
             };
             let back_ends = at(
@@ -2769,14 +2778,29 @@ fn confidence_bounds_from(
         {
             return (value_of(&end_ends), back_ends, Some(end_ends));
         }
-        // Afresh: the edge first, as `confidence_bounds` asks.
-        let edge = if rejected_above { cells } else { 0 };
-        let edge_only = BoundEnds {
-            rejected: None,
-            kept: (edge, fresh_end(edge)),
-        };
-        if let Some((back_ends, end_ends)) = walk_ends(&edge_only, 0) {
-            return (limit, back_ends, Some(end_ends));
+        // A cell whose kept end the new steps rejected: the bound moved
+        // inward from it, and the range's edge, further toward rejection, is
+        // rejected too (rejection is monotone in the log-ratio).
+        let moved_from = from.as_ref().and_then(|ends| {
+            ends.rejected.as_ref()?;
+            let (_, now) = ends
+                .kept
+                .1
+                .clone()
+                .walk(aligned, start, None, log_threshold);
+            now.rejected().then_some((ends.kept.0, ends.moved_cells))
+        });
+        if moved_from.is_none() {
+            // Afresh: the edge first, as `confidence_bounds` asks.
+            let edge = if rejected_above { cells } else { 0 };
+            let edge_only = BoundEnds {
+                rejected: None,
+                kept: (edge, fresh_end(edge)),
+                moved_cells: 0,
+            };
+            if let Some((back_ends, end_ends)) = walk_ends(&edge_only, 0) {
+                return (limit, back_ends, Some(end_ends));
+            }
         }
         // The search's exact walks, each as of `back` and of its end, by the
         // bits of its log-ratio: the cell's ends are among them once the
@@ -2816,9 +2840,36 @@ fn confidence_bounds_from(
             log_threshold,
             rejected_above,
         };
-        let spread = *spread.get_or_init(|| estimate_spread(aligned, estimate_log, log_threshold));
-        let cell = search.cell(estimate_log, spread);
+        // Where the search starts: for a bound that moved from a cell, a
+        // step (as long as the last move) inward of the old kept end, whose
+        // step back toward rejection meets that end; else a spread from
+        // the estimate. Only the walks it takes depend on it, never the cell.
+        let (from_log, step_log) = match moved_from {
+            Some((kept, moved)) => {
+                let (_, width) = BoundSearch::<fn(f64, f64, Evaluation) -> f64>::grid();
+                let moved = match moved {
+                    0 => BOUND_MOVE_GUESS_CELLS,
+                    moved => moved,
+                }
+                .min(cells) as i64;
+                let toward: i64 = if rejected_above { 1 } else { -1 };
+                let from = (kept as i64 - 2 * toward * moved).clamp(0, cells as i64) as u64;
+                (
+                    BoundSearch::<fn(f64, f64, Evaluation) -> f64>::point(from),
+                    moved as f64 * width,
+                )
+            }
+            None => (
+                estimate_log,
+                *spread.get_or_init(|| estimate_spread(aligned, estimate_log, log_threshold)),
+            ),
+        };
+        let cell = search.cell(from_log, step_log);
         let value = search.find_given(cell).exp();
+        let moved_cells = match (moved_from, cell) {
+            (Some((old_kept, _)), Some((_, kept))) => old_kept.abs_diff(kept),
+            _ => 0,
+        };
         let walked = cell.and_then(|(rejected, kept)| {
             let recorded = recorded.borrow();
             let find = |index: u64| {
@@ -2834,18 +2885,21 @@ fn confidence_bounds_from(
                     (Some(r), Some(k)) => Some(BoundEnds {
                         rejected: Some((rejected, r.clone())),
                         kept: (kept, k.clone()),
+                        moved_cells,
                     }),
                     _ => None,
                 };
                 let end_ends = BoundEnds {
                     rejected: Some((rejected, End::Rejected)),
                     kept: (kept, kept_end.clone()),
+                    moved_cells,
                 };
                 return Some((back_ends, end_ends));
             }
             let ends = BoundEnds {
                 rejected: Some((rejected, fresh_end(rejected))),
                 kept: (kept, fresh_end(kept)),
+                moved_cells,
             };
             walk_ends(&ends, 0)
         });
