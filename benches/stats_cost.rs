@@ -7,15 +7,23 @@
 //! No I/O: this is the share of a verdict that `src/stats/` owns, the part
 //! the profile in BENCHMARKS.md says dominates.
 //!
+//! A second table times the looks after the first (`ratio_test_from`): a
+//! look whose window is the last look's plus [`NEW_STEPS`] steps (Argo's
+//! one look a minute at 15 s steps), resumed from the last look's
+//! checkpoint, beside a first look that also takes its checkpoint; and the
+//! mean of [`CHAIN_LOOKS`] such looks in a row, each from the one before
+//! (a look whose confidence bound moved searches it again, so single looks
+//! differ).
+//!
 //! Run with `cargo bench --bench stats_cost`; `STATS_COST_RUNS` (default 15)
 //! sets the timed runs per cell; each cell is the fastest of them.
 
 use std::time::Instant;
 
 use canary_gate::stats::Direction;
-use canary_gate::stats::counts::{RatioTest, StepCounts, ratio_test};
+use canary_gate::stats::counts::{RatioTest, StepCounts, ratio_test, ratio_test_from};
 use canary_gate::stats::distribution::{
-    DistributionTest, HistogramStep, SideBuckets, distribution_test,
+    DistributionTest, HistogramStep, SideBuckets, distribution_test, distribution_test_from,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -32,6 +40,10 @@ const SLOW_SHARES: [f64; 6] = [0.5, 0.3, 0.15, 0.04, 0.009, 0.001];
 /// Requests per side per 15 s step.
 const REQUESTS_PER_STEP: f64 = 300.0;
 const WINDOWS: [(&str, usize); 3] = [("10 min", 40), ("2 h", 480), ("24 h", 5760)];
+/// Steps a later look adds to the last look's window: one look a minute.
+const NEW_STEPS: usize = 4;
+/// Looks in a row of the chains timed: a quarter of an hour of looks.
+const CHAIN_LOOKS: usize = 15;
 
 fn binomial(rng: &mut StdRng, n: u64, p: f64) -> u64 {
     Binomial::new(n, p.clamp(0.0, 1.0)).map_or(0, |b| b.sample(rng))
@@ -94,7 +106,7 @@ fn main() {
         .unwrap_or(15_usize)
         .max(1);
     let mut rng = StdRng::seed_from_u64(15);
-    let longest = WINDOWS.iter().map(|w| w.1).max().unwrap_or(0);
+    let longest = WINDOWS.iter().map(|w| w.1).max().unwrap_or(0) + NEW_STEPS * CHAIN_LOOKS;
     let (mut errors, mut histogram) = (Vec::new(), Vec::new());
     for _ in 0..longest {
         let (canary_errors, canary) = side_step(&mut rng);
@@ -147,5 +159,102 @@ fn main() {
             runs,
         );
         println!("| {name} | {steps} | {a:.2} ms | {b:.2} ms | {c:.2} ms |");
+    }
+
+    println!();
+    println!(
+        "| window | steps | errors, first look with checkpoint | errors, look adding {NEW_STEPS} steps | slow requests, first look with checkpoint | slow requests, look adding {NEW_STEPS} steps | distribution, first look with checkpoint | distribution, look adding {NEW_STEPS} steps |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, steps) in WINDOWS {
+        let mut cells = Vec::new();
+        for (counts, test) in [(&errors, &ratio), (&slow, &threshold)] {
+            let (earlier, later) = (&counts[..steps], &counts[..steps + NEW_STEPS]);
+            let first = fastest_ms(
+                || drop(std::hint::black_box(ratio_test_from(earlier, test, None))),
+                runs,
+            );
+            let (_, checkpoint) = ratio_test_from(earlier, test, None);
+            let warm = fastest_ms(
+                || {
+                    drop(std::hint::black_box(ratio_test_from(
+                        later,
+                        test,
+                        Some(&checkpoint),
+                    )))
+                },
+                runs,
+            );
+            cells.push(format!("{first:.2} ms | {warm:.3} ms"));
+        }
+        let (earlier, later) = (&histogram[..steps], &histogram[..steps + NEW_STEPS]);
+        let test = &distribution;
+        let first = fastest_ms(
+            || {
+                drop(std::hint::black_box(distribution_test_from(
+                    &EDGES, earlier, test, None,
+                )))
+            },
+            runs,
+        );
+        let (_, checkpoint) =
+            distribution_test_from(&EDGES, earlier, test, None).expect("valid input");
+        let warm = fastest_ms(
+            || {
+                drop(std::hint::black_box(distribution_test_from(
+                    &EDGES,
+                    later,
+                    test,
+                    Some(&checkpoint),
+                )))
+            },
+            runs,
+        );
+        cells.push(format!("{first:.2} ms | {warm:.3} ms"));
+        println!("| {name} | {steps} | {} |", cells.join(" | "));
+    }
+
+    println!();
+    println!(
+        "| window | steps | errors, mean of {CHAIN_LOOKS} looks in a row | slow requests, the same | distribution, the same |"
+    );
+    println!("|---|---|---|---|---|");
+    for (name, steps) in WINDOWS {
+        let mut cells = Vec::new();
+        for (counts, test) in [(&errors, &ratio), (&slow, &threshold)] {
+            let (_, first) = ratio_test_from(&counts[..steps], test, None);
+            let chain = fastest_ms(
+                || {
+                    let mut checkpoint = first.clone();
+                    for look in 1..=CHAIN_LOOKS {
+                        let window = &counts[..steps + look * NEW_STEPS];
+                        let (outcome, next) = ratio_test_from(window, test, Some(&checkpoint));
+                        drop(std::hint::black_box(outcome));
+                        checkpoint = next;
+                    }
+                },
+                runs,
+            );
+            cells.push(format!("{:.3} ms", chain / CHAIN_LOOKS as f64));
+        }
+        let test = &distribution;
+        let (_, first) =
+            distribution_test_from(&EDGES, &histogram[..steps], test, None).expect("valid input");
+        let chain = fastest_ms(
+            || {
+                let mut checkpoint = first.clone();
+                for look in 1..=CHAIN_LOOKS {
+                    let window = &histogram[..steps + look * NEW_STEPS];
+                    let (outcome, next) =
+                        distribution_test_from(&EDGES, window, test, Some(&checkpoint))
+                            .expect("valid input");
+                    drop(std::hint::black_box(outcome));
+                    checkpoint = next;
+                }
+            },
+            runs,
+        );
+        cells.push(format!("{:.3} ms", chain / CHAIN_LOOKS as f64));
+        println!("| {name} | {steps} | {} |", cells.join(" | "));
     }
 }

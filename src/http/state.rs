@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::http::admission::VerdictLimits;
 use crate::http::auth::AccessPolicy;
+use crate::pipe::looks::Looks;
 use crate::pipe::{self, DEFAULT_VERDICT_TIMEOUT, PipeError, Run};
 use crate::report;
 use crate::request::VerdictRequest;
@@ -43,6 +44,8 @@ pub struct AppState<S> {
     pub verdict_timeout: Duration,
     /// The server's own metrics, served at `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// What the last looks at each canary's metrics kept, for the next.
+    pub looks: Arc<Looks>,
 }
 
 impl<S: MetricSource> AppState<S> {
@@ -73,6 +76,7 @@ impl<S: MetricSource> AppState<S> {
             public_url: None,
             verdict_timeout: DEFAULT_VERDICT_TIMEOUT,
             metrics,
+            looks: Arc::new(Looks::new()),
         }
     }
 
@@ -164,9 +168,10 @@ impl<S: MetricSource> AppState<S> {
 
 impl<S> AppState<S> {
     /// How a verdict asked of this server now is run: within the verdict
-    /// timeout from now, counted in the server's metrics.
+    /// timeout from now, counted in the server's metrics, its looks kept
+    /// for the next.
     pub fn run(&self) -> Run<'_> {
-        Run::within(self.verdict_timeout, self.metrics.as_ref())
+        Run::within(self.verdict_timeout, self.metrics.as_ref()).keeping_looks(&self.looks)
     }
 
     /// `verdict` with its `report_url`: under `--public-url` when given, else

@@ -6,7 +6,8 @@ use crate::request::Judgement;
 use crate::rules::{CountsRule, RuleSet, TimeoutPolicy};
 use crate::stats::Direction;
 use crate::stats::counts::{
-    Decision, RatioOutcome, RatioTest, StepCounts, final_look_test, ratio_test,
+    Decision, RatioCheckpoint, RatioOutcome, RatioTest, StepCounts, final_look_test,
+    ratio_test_from,
 };
 use crate::text as words;
 use crate::verdict::{Estimate, Evidence, MetricOutcome, SideFigures, Window};
@@ -133,7 +134,12 @@ pub(crate) struct CountsWords<'a> {
     pub none_on_either_side: &'a str,
 }
 
-/// Judges one counts metric over the window's steps.
+/// Judges one counts metric over the window's steps, its sequential test
+/// resumed from `checkpoint` (the last look's at the same metric of the
+/// same canary) where it applies (the finding is the same without it), with
+/// the checkpoint of this look; a look judged without the test (too little
+/// traffic) hands `checkpoint` back as it was.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn judge_counts(
     rule: &CountsRule,
     steps: &[StepCounts],
@@ -142,7 +148,8 @@ pub(crate) fn judge_counts(
     rules: &RuleSet,
     judgement: &Judgement,
     words_for: &CountsWords,
-) -> Finding {
+    checkpoint: Option<RatioCheckpoint>,
+) -> (Finding, Option<RatioCheckpoint>) {
     // A step where either side's counts are unknown counts on neither side.
     let sum = |f: fn(&StepCounts) -> f64| {
         let known = steps.iter().filter(|s| known(s));
@@ -179,7 +186,7 @@ pub(crate) fn judge_counts(
             words::count(baseline_total),
             words::count(rule.min_requests)
         );
-        return Finding {
+        let finding = Finding {
             outcome: held_back(MetricOutcome::Nodata),
             reason,
             canary,
@@ -188,13 +195,14 @@ pub(crate) fn judge_counts(
             evidence: None,
             chart: Some(chart::counts_chart(steps, window, &[], None, None)),
         };
+        return (finding, checkpoint);
     }
 
     let CountsTests {
         sequential: test,
         final_look,
     } = counts_tests(rule, alpha, window.step_secs);
-    let outcome = ratio_test(steps, &test);
+    let (outcome, checkpoint) = ratio_test_from(steps, &test, checkpoint.as_ref());
     let final_outcome = final_look.and_then(|final_look| {
         final_look_test(steps, &final_look.test, final_look.steps)
             .map(|f| (f, final_look.test.alpha, final_look.after_secs))
@@ -336,7 +344,7 @@ pub(crate) fn judge_counts(
             ),
         ),
     };
-    Finding {
+    let finding = Finding {
         outcome: held_back(metric_outcome),
         reason: reason + &left_out,
         canary,
@@ -350,7 +358,8 @@ pub(crate) fn judge_counts(
             Some(outcome.threshold),
             outcome.decided_at_step,
         )),
-    }
+    };
+    (finding, Some(checkpoint))
 }
 
 /// Whether both sides' counts of `step` are known: NaN marks the side whose
@@ -464,7 +473,9 @@ mod tests {
                 rate: "rate of bad events",
                 none_on_either_side: "no bad event on either side",
             },
+            None,
         )
+        .0
     }
 
     fn ratio_rule(rules: &RuleSet) -> &CountsRule {

@@ -8,8 +8,8 @@ use crate::request::Judgement;
 use crate::rules::{CountsRule, RuleSet, TimeoutPolicy};
 use crate::stats::counts::{Decision, StepCounts};
 use crate::stats::distribution::{
-    DistributionOutcome, DistributionTest, HistogramStep, SideBuckets, distribution_test,
-    interpolated_quantile, pooled,
+    DistributionCheckpoint, DistributionOutcome, DistributionTest, HistogramStep, SideBuckets,
+    distribution_test_from, interpolated_quantile, pooled,
 };
 use crate::text as words;
 use crate::verdict::{Chart, MetricOutcome, Percentile, SideFigures, Window};
@@ -135,7 +135,11 @@ fn edge_words(outcome: &DistributionOutcome, tolerance: f64) -> Option<String> {
     ))
 }
 
-/// Judges one latency distribution over the window's steps.
+/// Judges one latency distribution over the window's steps, its test
+/// resumed from `checkpoint` (the last look's at the same metric of the same
+/// canary) where it applies (the finding is the same without it); this
+/// look's checkpoint is left there when the test ran.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn judge_distribution(
     rule: &CountsRule,
     edges: &[f64],
@@ -144,6 +148,7 @@ pub(crate) fn judge_distribution(
     window: &Window,
     rules: &RuleSet,
     judgement: &Judgement,
+    checkpoint: &mut Option<DistributionCheckpoint>,
 ) -> Finding {
     let (canary_pooled, baseline_pooled) = (pooled(steps, true), pooled(steps, false));
     let figures = |side: &SideBuckets| SideFigures {
@@ -178,8 +183,11 @@ pub(crate) fn judge_distribution(
         tolerance: rule.tolerance,
         alpha,
     };
-    let outcome = match distribution_test(edges, steps, &test) {
-        Ok(outcome) => outcome,
+    let outcome = match distribution_test_from(edges, steps, &test, checkpoint.as_ref()) {
+        Ok((outcome, next)) => {
+            *checkpoint = Some(next);
+            outcome
+        }
         Err(error) => {
             return Finding::bare(
                 MetricOutcome::Error,

@@ -18,8 +18,8 @@ use finding::Finding;
 
 use crate::request::Judgement;
 use crate::rules::{Metric, MetricKind, NodataPolicy, RuleSet};
-use crate::stats::counts::StepCounts;
-use crate::stats::distribution::{HistogramStep, SideBuckets};
+use crate::stats::counts::{RatioCheckpoint, StepCounts};
+use crate::stats::distribution::{DistributionCheckpoint, HistogramStep, SideBuckets};
 use crate::stats::family::per_metric_alpha;
 use crate::verdict::{
     MetricOutcome, MetricReport, Outcome, SentQuery, SideFigures, Verdict, Window,
@@ -136,6 +136,30 @@ pub fn judge(
     verdict_of(rules, judgement, reports, frame)
 }
 
+/// What the judge keeps of one metric's look for the next look at the same
+/// metric of the same canary (see [`judge_metric_from`]): the statistics'
+/// checkpoint. It is plain data; whoever keeps it between looks (the
+/// server's store in the pipe) keys it by what makes two looks the same
+/// canary's same metric, and the checkpoint itself checks that it applies.
+#[derive(Clone, Debug)]
+pub enum LookMemory {
+    /// A counts metric's sequential test (ratio metrics, and latency metrics
+    /// with `threshold_seconds`).
+    Counts(RatioCheckpoint),
+    /// A latency distribution's test.
+    Distribution(DistributionCheckpoint),
+}
+
+impl LookMemory {
+    /// About how many bytes it holds.
+    pub fn size_bytes(&self) -> usize {
+        match self {
+            LookMemory::Counts(checkpoint) => checkpoint.size_bytes(),
+            LookMemory::Distribution(checkpoint) => checkpoint.size_bytes(),
+        }
+    }
+}
+
 /// Judges one metric of `rules` from its input. Metrics are judged apart from
 /// each other, so a caller may judge them in any order, or at the same time,
 /// and then make the verdict of them with [`verdict_of`].
@@ -146,10 +170,35 @@ pub fn judge_metric(
     input: MetricInput,
     window: &Window,
 ) -> MetricReport {
+    judge_metric_from(rules, judgement, metric, input, window, None).0
+}
+
+/// [`judge_metric`], resuming its statistics from `memory` (what the last
+/// look at the same metric of the same canary kept) where it applies, with
+/// what this look keeps for the next. The report is [`judge_metric`]'s, bit
+/// for bit; only the cost differs.
+pub fn judge_metric_from(
+    rules: &RuleSet,
+    judgement: &Judgement,
+    metric: &Metric,
+    input: MetricInput,
+    window: &Window,
+    memory: Option<LookMemory>,
+) -> (MetricReport, Option<LookMemory>) {
     let alpha = metric_alpha(rules, metric);
     let mut forces_rollback = false;
-    let judge_counts = |rule, steps: &[StepCounts], words: &counts::CountsWords| {
-        counts::judge_counts(rule, steps, alpha, window, rules, judgement, words)
+    let mut kept = None;
+    let mut memory = memory;
+    let mut judge_counts = |rule, steps: &[StepCounts], words: &counts::CountsWords| {
+        let checkpoint = match memory.take() {
+            Some(LookMemory::Counts(checkpoint)) => Some(checkpoint),
+            _ => None,
+        };
+        let (finding, checkpoint) = counts::judge_counts(
+            rule, steps, alpha, window, rules, judgement, words, checkpoint,
+        );
+        kept = checkpoint.map(LookMemory::Counts);
+        finding
     };
     let finding = match (&metric.kind, input.measured) {
         (_, Measured::Failed(why)) => Finding::bare(MetricOutcome::Error, why),
@@ -193,7 +242,22 @@ pub fn judge_metric(
             }
         }
         (MetricKind::Distribution { rule, .. }, Measured::Histogram { edges, steps }) => {
-            distribution::judge_distribution(rule, &edges, &steps, alpha, window, rules, judgement)
+            let mut checkpoint = match memory.take() {
+                Some(LookMemory::Distribution(checkpoint)) => Some(checkpoint),
+                _ => None,
+            };
+            let finding = distribution::judge_distribution(
+                rule,
+                &edges,
+                &steps,
+                alpha,
+                window,
+                rules,
+                judgement,
+                &mut checkpoint,
+            );
+            kept = checkpoint.map(LookMemory::Distribution);
+            finding
         }
         (kind @ MetricKind::Series { .. }, Measured::Samples { canary, baseline }) => {
             let (finding, critical_failure) = series::judge_series(
@@ -224,7 +288,7 @@ pub fn judge_metric(
     } else {
         finding.reason
     };
-    MetricReport {
+    let report = MetricReport {
         name: metric.name.clone(),
         kind: kind_name(&metric.kind).to_string(),
         group: rules
@@ -242,7 +306,8 @@ pub fn judge_metric(
         evidence: finding.evidence,
         queries: input.queries,
         chart: finding.chart,
-    }
+    };
+    (report, kept)
 }
 
 /// The verdict of `rules` from its metrics' reports (one per metric, in order).

@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::judge::{self, Measured, MetricInput, PooledBuckets, VerdictFrame};
 use crate::measure::{self, Drops, MeasureError};
+use crate::pipe::looks::{LookKey, Looks};
 use crate::pipe::run::{Deadline, Run};
 use crate::plan::{self, PlanError, PlannedQuery, Role};
 use crate::request::Judgement;
@@ -199,11 +200,18 @@ impl Look<'_> {
                 // them, so concurrent verdicts do not hold every answer while
                 // judging.
                 answers.measured(&needs[index]);
+                let looks = run.looks.map(|looks| {
+                    (
+                        Arc::clone(looks),
+                        self.look_key(index, source_name, judgement),
+                    )
+                });
                 judging.push(judge_off_the_workers(
                     Arc::clone(self.rules),
                     index,
                     Arc::clone(&shared),
                     input,
+                    looks,
                 ));
             }
             tokio::select! {
@@ -219,6 +227,25 @@ impl Look<'_> {
             .map(|report| report.expect("every metric is judged once its answers are in"))
             .collect();
         (reports, answers.missed)
+    }
+
+    /// What keys metric `index`'s memory of this look (see [`LookKey`]).
+    fn look_key(&self, index: usize, source_name: &str, judgement: &Judgement) -> LookKey {
+        let metric_plan = &self.plan.metrics[index];
+        LookKey {
+            rules: self.rules.name.clone(),
+            rules_hash: self.rules.content_hash.clone(),
+            metric: self.rules.metrics[index].name.clone(),
+            queries: metric_plan
+                .canary
+                .iter()
+                .chain(&metric_plan.baseline)
+                .map(|query| query.promql.clone())
+                .collect(),
+            source: source_name.to_string(),
+            start_secs: judgement.start_secs,
+            step_secs: self.range.step_secs,
+        }
     }
 
     /// Metric `index`'s measurement from the answers kept so far, with the
@@ -366,11 +393,14 @@ async fn fetch_one<S: MetricSource>(
 /// [`judge::judge_metric`] of metric `index` on tokio's blocking pool: it is
 /// pure CPU work that grows with the window, and on the async workers it
 /// would stall every other request (`/healthz` among them) while it runs.
+/// With `looks`, the metric's memory of the last look is taken from the
+/// store under the key before judging, and this look's put back after.
 async fn judge_off_the_workers(
     rules: Arc<RuleSet>,
     index: usize,
     shared: Arc<(Judgement, Window)>,
     input: MetricInput,
+    looks: Option<(Arc<Looks>, LookKey)>,
 ) -> (usize, MetricReport) {
     let span = tracing::info_span!("judge", metric = %rules.metrics[index].name);
     // One judging per core at a time: more would not finish sooner, and each
@@ -383,8 +413,18 @@ async fn judge_off_the_workers(
     let task = tokio::task::spawn_blocking(move || {
         let (judgement, window) = &*shared;
         let metric = &rules.metrics[index];
-        let report =
-            span.in_scope(|| judge::judge_metric(&rules, judgement, metric, input, window));
+        let report = span.in_scope(|| match looks {
+            Some((looks, key)) => {
+                let memory = looks.take(&key);
+                let (report, kept) =
+                    judge::judge_metric_from(&rules, judgement, metric, input, window, memory);
+                if let Some(kept) = kept {
+                    looks.put(key, kept);
+                }
+                report
+            }
+            None => judge::judge_metric(&rules, judgement, metric, input, window),
+        });
         drop(permit);
         report
     });

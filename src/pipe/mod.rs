@@ -8,6 +8,7 @@
 //! everything between is here, once.
 
 pub mod analyze;
+pub mod looks;
 pub mod run;
 pub mod start;
 

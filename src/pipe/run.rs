@@ -1,8 +1,10 @@
-//! How one verdict is run: its one budget ([`Deadline`]) and what it reports
-//! itself to. Below the rest of the pipe: it uses no stage.
+//! How one verdict is run: its one budget ([`Deadline`]), what it reports
+//! itself to, and where it keeps its looks for the next. Below the rest of
+//! the pipe: it uses no stage but the store of looks.
 
 use std::time::Duration;
 
+use super::looks::Looks;
 use crate::telemetry::Recorder;
 
 /// Default budget of one whole verdict (`--verdict-timeout`). Argo Rollouts'
@@ -42,21 +44,34 @@ impl std::fmt::Display for Deadline {
     }
 }
 
-/// How one verdict is run: its deadline and what it reports itself to.
+/// How one verdict is run: its deadline, what it reports itself to, and
+/// where its metrics' statistics are kept for the next look.
 #[derive(Clone, Copy)]
 pub struct Run<'a> {
     /// The budget of the whole verdict.
     pub deadline: Deadline,
     /// Where the verdict's queries, outcomes and duration are counted.
     pub recorder: &'a dyn Recorder,
+    /// The server's store of looks; `None` (the one-shot `judge`) keeps none.
+    pub looks: Option<&'a std::sync::Arc<Looks>>,
 }
 
 impl<'a> Run<'a> {
-    /// A run whose deadline is `budget` from now, reporting to `recorder`.
+    /// A run whose deadline is `budget` from now, reporting to `recorder`,
+    /// keeping no looks.
     pub fn within(budget: Duration, recorder: &'a dyn Recorder) -> Run<'a> {
         Run {
             deadline: Deadline::after(budget),
             recorder,
+            looks: None,
+        }
+    }
+
+    /// The same run, keeping its looks in `looks` for the next.
+    pub fn keeping_looks(self, looks: &'a std::sync::Arc<Looks>) -> Run<'a> {
+        Run {
+            looks: Some(looks),
+            ..self
         }
     }
 }

@@ -228,7 +228,7 @@ const BOUND_PRECISION_LOG: f64 = 1e-6;
 const LOG_RATIO_LIMIT: f64 = 40.0;
 
 /// One step reduced to what the conditional likelihood needs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Informative {
     /// Canary bad events.
     canary_bad: f64,
@@ -304,7 +304,7 @@ impl LnMemo {
 
 /// What one step of the window contributes once steps in which a side
 /// reported nothing are carried forward (see [`aligned_steps`]).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct AlignedStep {
     /// The evidence to multiply in at this step, if any.
     evidence: Option<Informative>,
@@ -410,13 +410,34 @@ fn aligned_steps_given_ln<'a>(
     steps: &'a [StepCounts],
     mut ln: impl FnMut(f64) -> f64 + 'a,
 ) -> impl Iterator<Item = AlignedStep> + 'a {
-    let mut carried = StepCounts::default();
-    let mut carried_steps = 0_usize;
-    let mut recent: std::collections::VecDeque<(f64, f64)> = std::collections::VecDeque::new();
-    let mut reference_blocks: std::collections::VecDeque<(f64, f64)> =
-        std::collections::VecDeque::new();
-    let mut previous_spike = false;
-    steps.iter().map(move |counts| {
+    let mut aligner = Aligner::default();
+    steps
+        .iter()
+        .map(move |counts| aligner.next(counts, &mut ln))
+}
+
+/// What [`aligned_steps`] carries from one step to the next: the block being
+/// formed and the references the next block is judged against. Every
+/// block's meaning depends only on the steps before it and its own, so a
+/// copy taken after step `k` goes on, bit for bit, as the walk of a longer
+/// window with the same first `k + 1` steps would (see [`RatioCheckpoint`]).
+#[derive(Clone, Debug, Default)]
+struct Aligner {
+    /// The counts of the block being formed.
+    carried: StepCounts,
+    /// How many steps it spans so far.
+    carried_steps: usize,
+    /// The last known steps' request counts: the share reference.
+    recent: std::collections::VecDeque<(f64, f64)>,
+    /// The last blocks' bad and total counts: the spike reference.
+    reference_blocks: std::collections::VecDeque<(f64, f64)>,
+    /// Whether the last block was a spike.
+    previous_spike: bool,
+}
+
+impl Aligner {
+    /// The block reading of the next step.
+    fn next(&mut self, counts: &StepCounts, ln: &mut impl FnMut(f64) -> f64) -> AlignedStep {
         if is_unknown(counts) {
             return AlignedStep {
                 evidence: None,
@@ -426,20 +447,23 @@ fn aligned_steps_given_ln<'a>(
                 first_block_spike: None,
             };
         }
-        let (canary_before, baseline_before) = recent
+        let (canary_before, baseline_before) = self
+            .recent
             .iter()
             .fold((0.0, 0.0), |(c, b), (rc, rb)| (c + rc, b + rb));
-        if recent.len() == SHARE_REFERENCE_STEPS {
-            recent.pop_front();
+        if self.recent.len() == SHARE_REFERENCE_STEPS {
+            self.recent.pop_front();
         }
-        recent.push_back((counts.canary_total, counts.baseline_total));
-        carried = StepCounts {
+        self.recent
+            .push_back((counts.canary_total, counts.baseline_total));
+        let carried = &mut self.carried;
+        *carried = StepCounts {
             canary_bad: carried.canary_bad + counts.canary_bad,
             canary_total: carried.canary_total + counts.canary_total,
             baseline_bad: carried.baseline_bad + counts.baseline_bad,
             baseline_total: carried.baseline_total + counts.baseline_total,
         };
-        carried_steps += 1;
+        self.carried_steps += 1;
         let both_served = carried.canary_total > 0.0 && carried.baseline_total > 0.0;
         let share_off = canary_before > 0.0
             && baseline_before > 0.0
@@ -447,7 +471,7 @@ fn aligned_steps_given_ln<'a>(
                 - ln(canary_before / baseline_before))
             .abs()
                 > BLOCK_SHARE_FACTOR.ln();
-        if !both_served || (share_off && carried_steps < MAX_BLOCK_STEPS) {
+        if !both_served || (share_off && self.carried_steps < MAX_BLOCK_STEPS) {
             return AlignedStep {
                 evidence: None,
                 advancing: false,
@@ -456,14 +480,15 @@ fn aligned_steps_given_ln<'a>(
                 first_block_spike: None,
             };
         }
-        let block = std::mem::take(&mut carried);
-        carried_steps = 0;
+        let block = std::mem::take(&mut self.carried);
+        self.carried_steps = 0;
         let block_bad = block.canary_bad + block.baseline_bad;
         let block_total = block.canary_total + block.baseline_total;
-        let spike = is_spike(block_bad, block_total, &reference_blocks);
+        let reference_blocks = &mut self.reference_blocks;
+        let spike = is_spike(block_bad, block_total, reference_blocks);
         // At the second point `previous_spike` is the first block's own flag,
         // true for want of a reference (see `near_spike`).
-        let near_spike = (!reference_blocks.is_empty()).then_some(spike || previous_spike);
+        let near_spike = (!reference_blocks.is_empty()).then_some(spike || self.previous_spike);
         let first_block_spike = (reference_blocks.len() == 1).then(|| {
             let first = reference_blocks[0];
             is_spike(
@@ -472,19 +497,19 @@ fn aligned_steps_given_ln<'a>(
                 &std::iter::once((block_bad, block_total)).collect(),
             )
         });
-        previous_spike = spike;
+        self.previous_spike = spike;
         if reference_blocks.len() == SPIKE_REFERENCE_BLOCKS {
             reference_blocks.pop_front();
         }
         reference_blocks.push_back((block_bad, block_total));
         AlignedStep {
-            evidence: informative(&block, &mut ln),
+            evidence: informative(&block, ln),
             advancing: true,
             spike,
             near_spike,
             first_block_spike,
         }
-    })
+    }
 }
 
 /// `(ln(1 + e^x), ln(1 + e^-x))` without overflow, from one exponential and
@@ -703,6 +728,7 @@ const PERSISTENCE_STEPS: usize = 1;
 /// restart that fell between the two halves of a burst that the sides'
 /// scrapes split would see only one half, lopsided for ever; one of the
 /// `w + 1` points starts after a whole burst.
+#[derive(Clone, Debug)]
 struct MixtureProcess {
     /// Log of the null boundary ratio.
     null_log_ratio: f64,
@@ -755,6 +781,7 @@ enum Evaluation {
 }
 
 /// A restart whose starting points are not all past (see [`MixtureProcess`]).
+#[derive(Clone, Debug)]
 struct OpenRestart {
     /// The log of its weight `pi_j`: every e-value while it is open reads it.
     log_weight: f64,
@@ -1106,6 +1133,7 @@ impl Persisted {
 }
 
 /// The harm and safety e-processes the direction calls for.
+#[derive(Clone, Debug)]
 struct Processes {
     /// Harm e-processes; the harm e-value is their average.
     harm: Vec<MixtureProcess>,
@@ -1388,7 +1416,56 @@ pub fn ratio_paths(windows: &[&[StepCounts]], test: &RatioTest) -> Vec<Vec<Evide
         .collect()
 }
 
+/// One window's walk of [`ratio_paths`], resumable: the blocks' and the
+/// e-processes' state after the steps walked so far. For tests built from
+/// several ratio tests that keep their walks from one look to the next (the
+/// distribution test's checkpoints, see [`super::distribution`]).
+#[derive(Clone, Debug)]
+pub(super) struct PathWalk {
+    aligner: Aligner,
+    walker: Walker,
+}
+
+impl PathWalk {
+    /// A walk of `test` before its first step.
+    pub(super) fn new(test: &RatioTest) -> PathWalk {
+        PathWalk {
+            aligner: Aligner::default(),
+            walker: Walker::new(test, 0),
+        }
+    }
+}
+
+/// Walks each of `walks` on over the next steps of its window in
+/// `windows`, side by side as [`ratio_paths`] does, and returns each walk's
+/// new evidence points: what [`ratio_path`] of the whole window gives at
+/// those steps, bit for bit.
+pub(super) fn walk_paths_on(
+    walks: &mut [PathWalk],
+    windows: &[&[StepCounts]],
+) -> Vec<Vec<EvidencePoint>> {
+    let mut logs = LnMemo::default();
+    let mut memo = SoftplusMemo::default();
+    let longest = windows.iter().map(|w| w.len()).max().unwrap_or(0);
+    for walk in walks.iter_mut() {
+        walk.walker.path.reserve(longest);
+    }
+    for index in 0..longest {
+        for (walk, window) in walks.iter_mut().zip(windows) {
+            if let Some(counts) = window.get(index) {
+                let aligned = walk.aligner.next(counts, &mut |x| logs.ln(x));
+                walk.walker.step(&aligned, Some(&mut memo));
+            }
+        }
+    }
+    walks
+        .iter_mut()
+        .map(|walk| std::mem::take(&mut walk.walker.path))
+        .collect()
+}
+
 /// One walk of [`walk`], a step at a time.
+#[derive(Clone, Debug)]
 struct Walker {
     threshold: f64,
     log_threshold: f64,
@@ -1403,6 +1480,9 @@ struct Walker {
     /// e-values.
     last_harm: Option<(f64, f64)>,
     last_safety: Option<(f64, f64)>,
+    /// Steps walked (the path may hold only the last of them, see
+    /// [`PathWalk`]).
+    walked: usize,
     path: Vec<EvidencePoint>,
 }
 
@@ -1428,13 +1508,15 @@ impl Walker {
             safety_crossed_at: None,
             last_harm: None,
             last_safety: None,
+            walked: 0,
             path: Vec::with_capacity(steps),
         }
     }
 
     /// Walks the next step, its likelihoods read through `memo` if given.
     fn step(&mut self, aligned: &AlignedStep, memo: Option<&mut SoftplusMemo>) {
-        let index = self.path.len();
+        let index = self.walked;
+        self.walked += 1;
         let moved_on = aligned.advancing;
         self.processes.update_all(index, aligned, memo);
         self.harm_persisted
@@ -1475,6 +1557,15 @@ impl Walker {
             harm,
             safety,
         });
+    }
+
+    /// A copy of the walk's state without its path (which a checkpoint
+    /// keeps once), for a walk to go on from.
+    fn without_path(&mut self) -> Walker {
+        let path = std::mem::take(&mut self.path);
+        let copy = self.clone();
+        self.path = path;
+        copy
     }
 
     /// What the walk found.
@@ -1659,57 +1750,19 @@ fn chernoff_tail(trials: &[(u64, f64)], observed: f64, tail: Tail) -> f64 {
 fn pooled_rates(steps: &[StepCounts]) -> (f64, f64) {
     let mut sums = [0.0_f64; 4];
     for counts in steps {
-        let values = [
-            counts.canary_bad,
-            counts.canary_total,
-            counts.baseline_bad,
-            counts.baseline_total,
-        ];
-        if values.iter().all(|v| v.is_finite() && *v >= 0.0) {
-            for (sum, value) in sums.iter_mut().zip(values) {
-                *sum += value;
-            }
-        }
+        add_pooled(&mut sums, counts);
     }
-    let rate = |bad: f64, total: f64| if total > 0.0 { bad / total } else { f64::NAN };
-    (rate(sums[0], sums[1]), rate(sums[2], sums[3]))
+    rates_of(&sums)
 }
 
 /// Conditional maximum-likelihood estimate of the ratio: the root in theta of
 /// the score sum_t (c_t - K_t p_t(theta)), which increases with theta.
 fn conditional_mle(evidence: &[Informative]) -> f64 {
-    let canary_bad: f64 = evidence.iter().map(|s| s.canary_bad).sum();
-    let baseline_bad: f64 = evidence.iter().map(|s| s.baseline_bad).sum();
-    if evidence.is_empty() {
-        return f64::NAN;
-    }
-    if canary_bad <= 0.0 {
-        return 0.0;
-    }
-    if baseline_bad <= 0.0 {
-        return f64::INFINITY;
-    }
-    let expected_minus_observed = |theta: f64| {
-        evidence
-            .iter()
-            .map(|s| {
-                let p = 1.0 / (1.0 + (-(theta + s.log_share_odds)).exp());
-                (s.canary_bad + s.baseline_bad) * p
-            })
-            .sum::<f64>()
-            - canary_bad
-    };
-    let theta = bisect(
-        expected_minus_observed,
-        -LOG_RATIO_LIMIT,
-        LOG_RATIO_LIMIT,
-        1e-10,
-    );
-    theta.exp()
+    conditional_mle_from(evidence, &EstimateSums::none(), None).0
 }
 
 /// Root of an increasing function on [low, high] by bisection, to `precision`.
-fn bisect(f: impl Fn(f64) -> f64, mut low: f64, mut high: f64, precision: f64) -> f64 {
+fn bisect(mut f: impl FnMut(f64) -> f64, mut low: f64, mut high: f64, precision: f64) -> f64 {
     while high - low > precision {
         let middle = 0.5 * (low + high);
         if f(middle) < 0.0 {
@@ -1740,24 +1793,58 @@ fn running_max_log_evalue(
     stop_at: f64,
     evaluation: Evaluation,
 ) -> f64 {
-    let mut process =
-        MixtureProcess::evaluated(null_log_ratio, side, alternatives, restarts, evaluation);
-    let mut persisted = Persisted::new();
-    let mut max = 0.0_f64;
-    for (index, aligned) in aligned.iter().enumerate() {
-        process.begin_step(index);
-        process.update(aligned.evidence.as_ref(), aligned);
-        // A value below the running maximum cannot raise it, now or later
-        // (a persisted value is the smallest of values that include it), so
-        // any value below the maximum serves in its place.
-        let value = process.log_evalue_unless_below(max);
-        persisted.record(value, aligned.advancing, aligned.spike);
-        max = max.max(persisted.value());
-        if max >= stop_at {
+    let mut walk = RunningMax::new(MixtureProcess::evaluated(
+        null_log_ratio,
+        side,
+        alternatives,
+        restarts,
+        evaluation,
+    ));
+    for aligned in aligned {
+        walk.step(aligned);
+        if walk.max >= stop_at {
             break;
         }
     }
-    max
+    walk.max
+}
+
+/// The walk of [`running_max_log_evalue`], a step at a time: a copy taken
+/// after some steps goes on as the walk of a longer window with the same
+/// first steps does, bit for bit (what [`RatioCheckpoint`] keeps of a bound).
+#[derive(Clone, Debug)]
+struct RunningMax {
+    process: MixtureProcess,
+    persisted: Persisted,
+    /// The largest persisted log e-value so far (0 at the start).
+    max: f64,
+    /// Steps walked.
+    walked: usize,
+}
+
+impl RunningMax {
+    fn new(process: MixtureProcess) -> RunningMax {
+        RunningMax {
+            process,
+            persisted: Persisted::new(),
+            max: 0.0,
+            walked: 0,
+        }
+    }
+
+    /// Walks the next step.
+    fn step(&mut self, aligned: &AlignedStep) {
+        self.process.begin_step(self.walked);
+        self.process.update(aligned.evidence.as_ref(), aligned);
+        // A value below the running maximum cannot raise it, now or later
+        // (a persisted value is the smallest of values that include it), so
+        // any value below the maximum serves in its place.
+        let value = self.process.log_evalue_unless_below(self.max);
+        self.persisted
+            .record(value, aligned.advancing, aligned.spike);
+        self.max = self.max.max(self.persisted.value());
+        self.walked += 1;
+    }
 }
 
 /// The confidence with which the pair of bounds holds jointly: each bound
@@ -1800,14 +1887,8 @@ fn confidence_bounds(
     // One bound: past it, the process of `side` on `spec`'s alternatives and
     // restarts has crossed at some step; `limit` when it never would.
     let bound = |side: Side, (alternatives, restarts), rejected_above: bool, limit: f64| {
-        let search = BoundSearch {
-            evidence: |theta: f64, stop_at: f64, evaluation: Evaluation| {
-                let spec = (side, alternatives, restarts);
-                running_max_log_evalue(aligned, theta, spec, stop_at, evaluation)
-            },
-            log_threshold,
-            rejected_above,
-        };
+        let spec = (side, alternatives, restarts);
+        let search = bound_search(aligned, spec, log_threshold, rejected_above);
         let edge = if rejected_above {
             LOG_RATIO_LIMIT
         } else {
@@ -1824,6 +1905,22 @@ fn confidence_bounds(
     // Upper bound: above it the "below" process has crossed at some step.
     let upper = bound(Side::Below, above, true, f64::INFINITY);
     (lower, upper)
+}
+
+/// The search of a bound that inverts the process of `spec` over `aligned`.
+fn bound_search(
+    aligned: &[AlignedStep],
+    spec: ProcessSpec,
+    log_threshold: f64,
+    rejected_above: bool,
+) -> BoundSearch<impl Fn(f64, f64, Evaluation) -> f64> {
+    BoundSearch {
+        evidence: move |theta: f64, stop_at: f64, evaluation: Evaluation| {
+            running_max_log_evalue(aligned, theta, spec, stop_at, evaluation)
+        },
+        log_threshold,
+        rejected_above,
+    }
 }
 
 /// The alternatives and restarts whose process each bound inverts, with
@@ -1980,19 +2077,30 @@ impl<F: Fn(f64, f64, Evaluation) -> f64> BoundSearch<F> {
         (cells, span / cells as f64)
     }
 
-    /// The bisection's answer; see the type's notes.
-    fn find(&self, estimate_log: f64, spread: f64) -> f64 {
-        let cell = self
-            .search(estimate_log, spread, Evaluation::Fused)
+    /// The grid cell `(rejected, kept)` where rejection turns, or `None`
+    /// when the searches went astray (see the type's notes).
+    fn cell(&self, estimate_log: f64, spread: f64) -> Option<(u64, u64)> {
+        self.search(estimate_log, spread, Evaluation::Fused)
             .and_then(|found| self.confirm(found))
             .or_else(|| {
                 let found = self.search(estimate_log, spread, Evaluation::Exact)?;
                 Some((found.rejected, found.kept))
-            });
-        let middle = |(rejected, kept): (u64, u64)| {
-            0.5 * (Self::point(rejected.min(kept)) + Self::point(rejected.max(kept)))
-        };
-        cell.map(middle).unwrap_or_else(|| {
+            })
+    }
+
+    /// The middle of the cell `(rejected, kept)`: the bisection's answer.
+    fn middle((rejected, kept): (u64, u64)) -> f64 {
+        0.5 * (Self::point(rejected.min(kept)) + Self::point(rejected.max(kept)))
+    }
+
+    /// The bisection's answer; see the type's notes.
+    fn find(&self, estimate_log: f64, spread: f64) -> f64 {
+        self.find_given(self.cell(estimate_log, spread))
+    }
+
+    /// The bisection's answer given the cell [`Self::cell`] found.
+    fn find_given(&self, cell: Option<(u64, u64)>) -> f64 {
+        cell.map(Self::middle).unwrap_or_else(|| {
             bisect(
                 |theta| match (self.rejects(theta), self.rejected_above) {
                     (true, true) | (false, false) => 1.0,
@@ -2114,6 +2222,699 @@ struct Found {
     kept: u64,
     rejected_known: bool,
     kept_known: bool,
+}
+
+/// Steps before a window's end at which a [`RatioCheckpoint`] keeps a place
+/// to resume from, beside the one at the end: a later answer of the store may
+/// differ in the last steps of an earlier one (samples scraped late, a
+/// counter's last increase read again), and a look whose window differs there
+/// resumes from this place instead of starting afresh. Eight steps are two
+/// minutes at the default 15 s step, several scrape intervals.
+pub const RESUME_BEFORE_END_STEPS: usize = 8;
+
+/// What [`ratio_test_from`] keeps of a look, for the next look at a longer
+/// window of the same canary: the steps it was taken on, their blocks and the
+/// evidence path, and, at the window's end and [`RESUME_BEFORE_END_STEPS`]
+/// before it, the whole state of the walk (the aligner, the e-processes, the
+/// persisted values and running maxima, the pooled sums, the estimate's
+/// sums at the log-ratios its bisection tried, and the walks at the ends of
+/// each confidence bound's cell). A place applies to a window only if the
+/// window's steps up to it are the checkpoint's, bit for bit, and the test is
+/// the same, bit for bit: whatever a step's reading depends on (the blocks'
+/// share and spike references, the restarts' look-backs) depends only on the
+/// steps before it, so the resumed walk is the fresh walk.
+#[derive(Clone, Debug)]
+pub struct RatioCheckpoint {
+    /// The test it was taken for.
+    test: RatioTest,
+    /// The window it was taken on.
+    steps: Vec<StepCounts>,
+    /// The window's blocks (see [`aligned_steps`]).
+    aligned: Vec<AlignedStep>,
+    /// The evidence path over the window.
+    path: Vec<EvidencePoint>,
+    /// Places to resume from, earliest first.
+    resumes: Vec<Resume>,
+}
+
+impl RatioCheckpoint {
+    /// About how many bytes the checkpoint holds, for a store that bounds
+    /// their sum.
+    pub fn size_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let per_step =
+            size_of::<StepCounts>() + size_of::<AlignedStep>() + size_of::<EvidencePoint>();
+        // Each place: a few processes of a few alternatives and restarts.
+        const PER_RESUME_BYTES: usize = 8 * 1024;
+        size_of::<RatioCheckpoint>()
+            + self.steps.len() * per_step
+            + self.resumes.len() * PER_RESUME_BYTES
+    }
+}
+
+/// One place a [`RatioCheckpoint`] can resume from: everything the walk,
+/// the pooled rates, the estimate and the bounds had after `at` steps.
+#[derive(Clone, Debug)]
+struct Resume {
+    /// Steps walked.
+    at: usize,
+    aligner: Aligner,
+    /// The walk, its path left out (the checkpoint's path holds it).
+    walker: Walker,
+    /// The sums of [`pooled_rates`].
+    pooled: [f64; 4],
+    estimate: EstimateSums,
+    /// Per bound (lower, upper), the walks at its cell's ends; `None` when
+    /// the next look searches afresh.
+    bounds: [Option<BoundEnds>; 2],
+}
+
+impl Resume {
+    /// The place before any step.
+    fn start(test: &RatioTest) -> Resume {
+        Resume {
+            at: 0,
+            aligner: Aligner::default(),
+            walker: Walker::new(test, 0),
+            pooled: [0.0; 4],
+            estimate: EstimateSums::none(),
+            bounds: [None, None],
+        }
+    }
+}
+
+/// The sums of [`conditional_mle`] over the first `evidence` informative
+/// blocks: both sides' bad events, and the expected canary bad events at each
+/// log-ratio (by its bits) the last bisection tried.
+#[derive(Clone, Debug)]
+struct EstimateSums {
+    evidence: usize,
+    bad: [f64; 2],
+    at: Vec<(u64, f64)>,
+}
+
+impl EstimateSums {
+    /// The sums over no block.
+    fn none() -> EstimateSums {
+        EstimateSums {
+            evidence: 0,
+            bad: [empty_sum(); 2],
+            at: Vec::new(),
+        }
+    }
+}
+
+/// The two grid points of a confidence bound's cell (see [`BoundSearch`]),
+/// or the range's edge alone when no log-ratio is rejected, each with its
+/// walk: the bound is the same as long as the rejected point stays rejected
+/// and the kept one kept. A rejected log-ratio stays rejected as the window
+/// grows (the running maximum only grows), so only the kept point's walk
+/// must go on; the rejected one's is kept at places before it was rejected.
+#[derive(Clone, Debug)]
+struct BoundEnds {
+    /// The rejected grid point and its walk; `None` for the edge alone.
+    rejected: Option<(u64, End)>,
+    /// The kept grid point and its walk.
+    kept: (u64, End),
+    /// How many cells the bound moved when this cell was found from the
+    /// one before (0 when searched afresh): the next search's first step.
+    moved_cells: u64,
+}
+
+/// The first step, in grid cells, of a search that starts from a cell whose
+/// kept end the new steps rejected, when how far the bound moved last is not
+/// known: a 24 h window's bound moves some tens of cells a look.
+const BOUND_MOVE_GUESS_CELLS: u64 = 64;
+
+/// A walk of [`running_max_log_evalue`] at one grid point, as of a place.
+#[derive(Clone, Debug)]
+enum End {
+    /// Its running maximum has reached the threshold.
+    Rejected,
+    /// Not yet: the walk so far.
+    Walking(Box<RunningMax>),
+}
+
+impl End {
+    /// Walks `aligned[from..]` (the walk has walked `from` steps), stopping
+    /// once rejected; returns the end as of step `back` (if `back` is at or
+    /// after `from`) and as of the last step.
+    fn walk(
+        mut self,
+        aligned: &[AlignedStep],
+        from: usize,
+        back: Option<usize>,
+        log_threshold: f64,
+    ) -> (Option<End>, End) {
+        let mut at_back = None;
+        for (index, step) in aligned.iter().enumerate().skip(from) {
+            if back == Some(index) {
+                at_back = Some(self.clone());
+            }
+            let End::Walking(walk) = &mut self else {
+                break;
+            };
+            walk.step(step);
+            if walk.max >= log_threshold {
+                self = End::Rejected;
+            }
+        }
+        if at_back.is_none() && back.is_some_and(|back| back >= from) {
+            at_back = Some(self.clone());
+        }
+        (at_back, self)
+    }
+
+    fn rejected(&self) -> bool {
+        matches!(self, End::Rejected)
+    }
+}
+
+/// The empty sum of `f64`s, as `Iterator::sum` starts it: sums kept in a
+/// checkpoint go on from it as the fresh sum would.
+fn empty_sum() -> f64 {
+    std::iter::empty::<f64>().sum()
+}
+
+/// `start` plus `values`, in order: `values.sum()` when `start` is
+/// [`empty_sum`], and its continuation from a partial sum otherwise.
+fn sum_on(start: f64, values: impl Iterator<Item = f64>) -> f64 {
+    values.fold(start, |sum, value| sum + value)
+}
+
+/// Whether two tests are the same, bit for bit.
+fn same_test(a: &RatioTest, b: &RatioTest) -> bool {
+    a.direction == b.direction
+        && a.tolerance.to_bits() == b.tolerance.to_bits()
+        && a.alpha.to_bits() == b.alpha.to_bits()
+}
+
+/// How many first steps two windows share, bit for bit.
+fn shared_steps(a: &[StepCounts], b: &[StepCounts]) -> usize {
+    let bits = |c: &StepCounts| {
+        [
+            c.canary_bad.to_bits(),
+            c.canary_total.to_bits(),
+            c.baseline_bad.to_bits(),
+            c.baseline_total.to_bits(),
+        ]
+    };
+    a.iter()
+        .zip(b)
+        .take_while(|(a, b)| bits(a) == bits(b))
+        .count()
+}
+
+/// [`ratio_test`], resumed from `checkpoint` (taken by an earlier call on a
+/// window that shares its first steps with `steps`) where it applies, with
+/// the checkpoint of this look. The outcome is [`ratio_test`]'s, bit for bit;
+/// only the cost differs: a look that adds a few steps to the window of the
+/// last costs those steps (the walk, the pooled rates and the estimate's
+/// sums go on from where they were; each confidence bound, when its cell's
+/// ends still say the same, is found without a search), plus a search of
+/// the whole window for a bound that moved. A checkpoint of another test, or
+/// whose steps differ from the window's from the first, is not used.
+pub fn ratio_test_from(
+    steps: &[StepCounts],
+    test: &RatioTest,
+    checkpoint: Option<&RatioCheckpoint>,
+) -> (RatioOutcome, RatioCheckpoint) {
+    let total = steps.len();
+    let back = place_before_end(total);
+    // The latest place whose steps are the window's.
+    let usable = checkpoint
+        .filter(|c| same_test(&c.test, test))
+        .map(|c| (c, shared_steps(&c.steps, steps)));
+    let resume =
+        usable.and_then(|(c, shared)| latest_place(&c.resumes, |r| r.at, shared).map(|r| (c, r)));
+    let start_place = match resume {
+        Some((_, r)) => r.clone(),
+        None => Resume::start(test),
+    };
+    let start = start_place.at;
+    // What this look walks through: a place at `back` is taken only then.
+    let back_walked = back.filter(|&back| back >= start);
+    let mut aligned = match resume {
+        Some((c, _)) => c.aligned[..start].to_vec(),
+        None => Vec::new(),
+    };
+    aligned.reserve(total - start);
+    let mut walker = start_place.walker.clone();
+    walker.path = match resume {
+        Some((c, _)) => c.path[..start].to_vec(),
+        None => Vec::new(),
+    };
+    walker.path.reserve(total - start);
+    let mut aligner = start_place.aligner.clone();
+    let mut pooled = start_place.pooled;
+    // The walk's state as of `back`, taken on the way.
+    let mut at_back: Option<(Aligner, Walker, [f64; 4])> = None;
+    for (index, counts) in steps.iter().enumerate().skip(start) {
+        if back_walked == Some(index) {
+            at_back = Some((aligner.clone(), walker.without_path(), pooled));
+        }
+        let step = aligner.next(counts, &mut f64::ln);
+        walker.step(&step, None);
+        aligned.push(step);
+        add_pooled(&mut pooled, counts);
+    }
+    let end_walker = walker.without_path();
+    let end_aligner = aligner;
+    let walk = walker.finish();
+
+    let (canary_rate, baseline_rate) = rates_of(&pooled);
+    let evidence: Vec<Informative> = aligned.iter().filter_map(|s| s.evidence).collect();
+    let back_evidence = back_walked.map(|back| {
+        aligned[..back]
+            .iter()
+            .filter(|s| s.evidence.is_some())
+            .count()
+    });
+    let (ratio_estimate, estimate_back, estimate_end) =
+        conditional_mle_from(&evidence, &start_place.estimate, back_evidence);
+    let alpha_for_bounds = if parameters_ok(test) {
+        test.alpha
+    } else {
+        0.05
+    };
+    let (bounds, bounds_back, bounds_end) = confidence_bounds_from(
+        &aligned,
+        !evidence.is_empty(),
+        test.direction,
+        alpha_for_bounds,
+        ratio_estimate.ln(),
+        &start_place.bounds,
+        start,
+        back_walked,
+    );
+    let outcome = RatioOutcome {
+        decision: walk.decision,
+        decided_at_step: walk.decided_at_step,
+        canary_rate,
+        baseline_rate,
+        ratio_estimate,
+        ratio_lower: bounds.0,
+        ratio_upper: bounds.1,
+        harm_evidence: evalue(walk.harm_max_log),
+        safety_evidence: evalue(walk.safety_max_log),
+        threshold: walk.threshold,
+        confidence: interval_confidence(test.direction, alpha_for_bounds),
+        path: walk.path,
+    };
+
+    // The places of the next checkpoint: the latest at or before `back`
+    // (taken on the way, or kept from the last checkpoint when this look
+    // started after `back`), and the end.
+    let mut resumes = Vec::with_capacity(2);
+    match (at_back, back_walked) {
+        (Some((aligner, walker, pooled)), Some(back)) => resumes.push(Resume {
+            at: back,
+            aligner,
+            walker,
+            pooled,
+            estimate: estimate_back.expect("sums as of `back` are taken when `back` is walked"),
+            bounds: bounds_back,
+        }),
+        _ => {
+            if let Some((c, shared)) = usable {
+                let limit = back.unwrap_or(0).min(shared);
+                if let Some(earlier) = latest_place(&c.resumes, |r| r.at, limit) {
+                    resumes.push(earlier.clone());
+                }
+            }
+        }
+    }
+    resumes.push(Resume {
+        at: total,
+        aligner: end_aligner,
+        walker: end_walker,
+        pooled,
+        estimate: estimate_end,
+        bounds: bounds_end,
+    });
+    let checkpoint = RatioCheckpoint {
+        test: *test,
+        steps: steps.to_vec(),
+        aligned,
+        path: outcome.path.clone(),
+        resumes,
+    };
+    (outcome, checkpoint)
+}
+
+/// The step before a window of `total` steps ends at which a look keeps a
+/// place to resume from (see [`RESUME_BEFORE_END_STEPS`]); `None` when the
+/// window is too short to have one apart from its start and end.
+pub(super) fn place_before_end(total: usize) -> Option<usize> {
+    let back = total.saturating_sub(RESUME_BEFORE_END_STEPS);
+    (back > 0 && back < total).then_some(back)
+}
+
+/// The latest of `places` (earliest first, each `at(place)` steps in) past
+/// the start and within the `shared` first steps a window shares with the
+/// checkpoint they belong to: where a look at that window resumes.
+pub(super) fn latest_place<R>(places: &[R], at: impl Fn(&R) -> usize, shared: usize) -> Option<&R> {
+    places
+        .iter()
+        .rev()
+        .find(|place| at(place) <= shared && at(place) > 0)
+}
+
+/// Adds one step's counts to [`pooled_rates`]'s sums.
+fn add_pooled(sums: &mut [f64; 4], counts: &StepCounts) {
+    let values = [
+        counts.canary_bad,
+        counts.canary_total,
+        counts.baseline_bad,
+        counts.baseline_total,
+    ];
+    if values.iter().all(|v| v.is_finite() && *v >= 0.0) {
+        for (sum, value) in sums.iter_mut().zip(values) {
+            *sum += value;
+        }
+    }
+}
+
+/// The rates of [`pooled_rates`] from its sums.
+fn rates_of(sums: &[f64; 4]) -> (f64, f64) {
+    let rate = |bad: f64, total: f64| if total > 0.0 { bad / total } else { f64::NAN };
+    (rate(sums[0], sums[1]), rate(sums[2], sums[3]))
+}
+
+/// [`conditional_mle`] of `evidence`, going on from `from` (its sums over
+/// the first `from.evidence` blocks), with the sums as of the first
+/// `back_evidence` blocks (if given) and of all of them. Each sum the
+/// bisection needs at a log-ratio `from` holds goes on from there; the
+/// others are summed whole. Sums go in the same order either way, so the
+/// estimate is [`conditional_mle`]'s, bit for bit.
+fn conditional_mle_from(
+    evidence: &[Informative],
+    from: &EstimateSums,
+    back_evidence: Option<usize>,
+) -> (f64, Option<EstimateSums>, EstimateSums) {
+    let begin = from.evidence;
+    let part = |values: &dyn Fn(&Informative) -> f64, start: f64, begin: usize| {
+        // The sum as of `back_evidence` and as of the end.
+        let mut at_back = None;
+        let mut sum = start;
+        for (index, step) in evidence.iter().enumerate().skip(begin) {
+            if back_evidence == Some(index) {
+                at_back = Some(sum);
+            }
+            sum = sum_on(sum, std::iter::once(values(step)));
+        }
+        if back_evidence == Some(evidence.len()) {
+            at_back = Some(sum);
+        }
+        (at_back, sum)
+    };
+    let (canary_back, canary_bad) = part(&|s| s.canary_bad, from.bad[0], begin);
+    let (baseline_back, baseline_bad) = part(&|s| s.baseline_bad, from.bad[1], begin);
+    let mut sums_back = Vec::new();
+    let mut sums_end = Vec::new();
+    let estimate = if evidence.is_empty() {
+        f64::NAN
+    } else if canary_bad <= 0.0 {
+        0.0
+    } else if baseline_bad <= 0.0 {
+        f64::INFINITY
+    } else {
+        let expected_minus_observed = |theta: f64| {
+            let expected = |s: &Informative| {
+                let p = 1.0 / (1.0 + (-(theta + s.log_share_odds)).exp());
+                (s.canary_bad + s.baseline_bad) * p
+            };
+            let known = from.at.iter().find(|(bits, _)| *bits == theta.to_bits());
+            let (back_sum, sum) = match known {
+                Some((_, partial)) => part(&expected, *partial, begin),
+                None => part(&expected, empty_sum(), 0),
+            };
+            if let Some(back_sum) = back_sum {
+                sums_back.push((theta.to_bits(), back_sum));
+            }
+            sums_end.push((theta.to_bits(), sum));
+            sum - canary_bad
+        };
+        let theta = bisect(
+            expected_minus_observed,
+            -LOG_RATIO_LIMIT,
+            LOG_RATIO_LIMIT,
+            1e-10,
+        );
+        theta.exp()
+    };
+    let at_back = back_evidence.map(|evidence| EstimateSums {
+        evidence,
+        bad: [
+            canary_back.expect("taken at `back_evidence`"),
+            baseline_back.expect("taken at `back_evidence`"),
+        ],
+        at: sums_back,
+    });
+    let at_end = EstimateSums {
+        evidence: evidence.len(),
+        bad: [canary_bad, baseline_bad],
+        at: sums_end,
+    };
+    (estimate, at_back, at_end)
+}
+
+/// Per bound (lower, upper): the bound, and its cell's ends as of `back` and
+/// of the end (see [`BoundEnds`]).
+type BoundsFound = ((f64, f64), [Option<BoundEnds>; 2], [Option<BoundEnds>; 2]);
+
+/// [`confidence_bounds`] of `aligned`, going on from `from` (the bounds'
+/// cell ends after `start` steps) where they still say the same; a bound
+/// whose cell moved is searched afresh, and the walks at its new cell's ends
+/// are walked for the next look. The bounds are [`confidence_bounds`]', bit
+/// for bit: rejection is monotone in the log-ratio, so a rejected and a kept
+/// neighbouring grid point are the one cell where rejection turns, which
+/// the search finds too.
+#[allow(clippy::too_many_arguments)]
+fn confidence_bounds_from(
+    aligned: &[AlignedStep],
+    any_evidence: bool,
+    direction: Direction,
+    alpha: f64,
+    estimate_log: f64,
+    from: &[Option<BoundEnds>; 2],
+    start: usize,
+    back: Option<usize>,
+) -> BoundsFound {
+    if !any_evidence {
+        return ((0.0, f64::INFINITY), [None, None], [None, None]);
+    }
+    let (below, above, log_threshold) = bound_processes(direction, alpha);
+    let spread = std::cell::OnceCell::new();
+    let (cells, _) = BoundSearch::<fn(f64, f64, Evaluation) -> f64>::grid();
+    let bound = |side: Side,
+                 (alternatives, restarts): (&'static [(f64, f64)], Restarts),
+                 rejected_above: bool,
+                 limit: f64,
+                 from: &Option<BoundEnds>|
+     -> (f64, Option<BoundEnds>, Option<BoundEnds>) {
+        let fresh_end = |index: u64| {
+            let theta = BoundSearch::<fn(f64, f64, Evaluation) -> f64>::point(index);
+            End::Walking(Box::new(RunningMax::new(MixtureProcess::new(
+                theta,
+                side,
+                alternatives,
+                restarts,
+            ))))
+        };
+        let value_of = |ends: &BoundEnds| match &ends.rejected {
+            Some((rejected, _)) => {
+                BoundSearch::<fn(f64, f64, Evaluation) -> f64>::middle((*rejected, ends.kept.0))
+                    .exp()
+            }
+            None => limit,
+        };
+        // Walks both ends from `from_step` on: the ends as of `back` and of the
+        // end, if they still make a cell (the rejected one rejected, the
+        // kept one kept).
+        let walk_ends = |ends: &BoundEnds, from_step: usize| {
+            let (kept_back, kept_end) =
+                ends.kept
+                    .1
+                    .clone()
+                    .walk(aligned, from_step, back, log_threshold);
+            if kept_end.rejected() {
+                return None;
+            }
+            let rejected = match &ends.rejected {
+                Some((index, end)) => {
+                    let (back_end, end) = end.clone().walk(aligned, from_step, back, log_threshold);
+                    if !end.rejected() {
+                        return None;
+                    }
+                    Some((*index, back_end, end))
+                }
+                None => None,
+            };
+            let at = |kept: Option<End>, rejected: Option<(u64, Option<End>)>| {
+                Some(BoundEnds {
+                    rejected: match rejected {
+                        Some((index, end)) => Some((index, end?)),
+                        None => None,
+                    },
+                    kept: (ends.kept.0, kept?),
+                    moved_cells: ends.moved_cells,
+                })
+            };
+            let back_ends = at(
+                kept_back,
+                rejected
+                    .as_ref()
+                    .map(|(index, back_end, _)| (*index, back_end.clone())),
+            );
+            let end_ends = at(
+                Some(kept_end),
+                rejected.map(|(index, _, end)| (index, Some(end))),
+            )?;
+            Some((back_ends, end_ends))
+        };
+        if let Some(ends) = from
+            && let Some((back_ends, end_ends)) = walk_ends(ends, start)
+        {
+            return (value_of(&end_ends), back_ends, Some(end_ends));
+        }
+        // A cell whose kept end the new steps rejected: the bound moved
+        // inward from it, and the range's edge, further toward rejection, is
+        // rejected too (rejection is monotone in the log-ratio).
+        let moved_from = from.as_ref().and_then(|ends| {
+            ends.rejected.as_ref()?;
+            let (_, now) = ends
+                .kept
+                .1
+                .clone()
+                .walk(aligned, start, None, log_threshold);
+            now.rejected().then_some((ends.kept.0, ends.moved_cells))
+        });
+        if moved_from.is_none() {
+            // Afresh: the edge first, as `confidence_bounds` asks.
+            let edge = if rejected_above { cells } else { 0 };
+            let edge_only = BoundEnds {
+                rejected: None,
+                kept: (edge, fresh_end(edge)),
+                moved_cells: 0,
+            };
+            if let Some((back_ends, end_ends)) = walk_ends(&edge_only, 0) {
+                return (limit, back_ends, Some(end_ends));
+            }
+        }
+        // The search's exact walks, each as of `back` and of its end, by the
+        // bits of its log-ratio: the cell's ends are among them once the
+        // search has confirmed the cell, so they need not be walked again.
+        let recorded: std::cell::RefCell<Vec<(u64, Option<End>, End)>> = Default::default();
+        let end_of = |walk: &RunningMax| match walk.max >= log_threshold {
+            true => End::Rejected,
+            false => End::Walking(Box::new(walk.clone())),
+        };
+        let search = BoundSearch {
+            evidence: |theta: f64, stop_at: f64, evaluation: Evaluation| {
+                let spec = (side, alternatives, restarts);
+                if evaluation == Evaluation::Fused {
+                    return running_max_log_evalue(aligned, theta, spec, stop_at, evaluation);
+                }
+                // `running_max_log_evalue`'s exact walk, its ends kept.
+                let mut walk =
+                    RunningMax::new(MixtureProcess::new(theta, side, alternatives, restarts));
+                let mut at_back = None;
+                for (index, step) in aligned.iter().enumerate() {
+                    if back == Some(index) {
+                        at_back = Some(end_of(&walk));
+                    }
+                    walk.step(step);
+                    if walk.max >= stop_at {
+                        break;
+                    }
+                }
+                let end = end_of(&walk);
+                if back.is_some() && at_back.is_none() {
+                    // It stopped before `back`: rejected by then.
+                    at_back = Some(end.clone());
+                }
+                recorded.borrow_mut().push((theta.to_bits(), at_back, end));
+                walk.max
+            },
+            log_threshold,
+            rejected_above,
+        };
+        // Where the search starts: for a bound that moved from a cell, a
+        // step (as long as the last move) inward of the old kept end, whose
+        // step back toward rejection meets that end; else a spread from
+        // the estimate. Only the walks it takes depend on it, never the cell.
+        let (from_log, step_log) = match moved_from {
+            Some((kept, moved)) => {
+                let (_, width) = BoundSearch::<fn(f64, f64, Evaluation) -> f64>::grid();
+                let moved = match moved {
+                    0 => BOUND_MOVE_GUESS_CELLS,
+                    moved => moved,
+                }
+                .min(cells) as i64;
+                let toward: i64 = if rejected_above { 1 } else { -1 };
+                let from = (kept as i64 - 2 * toward * moved).clamp(0, cells as i64) as u64;
+                (
+                    BoundSearch::<fn(f64, f64, Evaluation) -> f64>::point(from),
+                    moved as f64 * width,
+                )
+            }
+            None => (
+                estimate_log,
+                *spread.get_or_init(|| estimate_spread(aligned, estimate_log, log_threshold)),
+            ),
+        };
+        let cell = search.cell(from_log, step_log);
+        let value = search.find_given(cell).exp();
+        let moved_cells = match (moved_from, cell) {
+            (Some((old_kept, _)), Some((_, kept))) => old_kept.abs_diff(kept),
+            _ => 0,
+        };
+        let walked = cell.and_then(|(rejected, kept)| {
+            let recorded = recorded.borrow();
+            let find = |index: u64| {
+                let bits = BoundSearch::<fn(f64, f64, Evaluation) -> f64>::point(index).to_bits();
+                recorded.iter().rev().find(|(b, _, _)| *b == bits)
+            };
+            if let (Some((_, rejected_back, rejected_end)), Some((_, kept_back, kept_end))) =
+                (find(rejected), find(kept))
+                && rejected_end.rejected()
+                && !kept_end.rejected()
+            {
+                let back_ends = match (rejected_back, kept_back) {
+                    (Some(r), Some(k)) => Some(BoundEnds {
+                        rejected: Some((rejected, r.clone())),
+                        kept: (kept, k.clone()),
+                        moved_cells,
+                    }),
+                    _ => None,
+                };
+                let end_ends = BoundEnds {
+                    rejected: Some((rejected, End::Rejected)),
+                    kept: (kept, kept_end.clone()),
+                    moved_cells,
+                };
+                return Some((back_ends, end_ends));
+            }
+            let ends = BoundEnds {
+                rejected: Some((rejected, fresh_end(rejected))),
+                kept: (kept, fresh_end(kept)),
+                moved_cells,
+            };
+            walk_ends(&ends, 0)
+        });
+        match walked {
+            Some((back_ends, end_ends)) => (value, back_ends, Some(end_ends)),
+            None => (value, None, None),
+        }
+    };
+    let (lower, lower_back, lower_end) = bound(Side::Above, below, false, 0.0, &from[0]);
+    let (upper, upper_back, upper_end) = bound(Side::Below, above, true, f64::INFINITY, &from[1]);
+    (
+        (lower, upper),
+        [lower_back, upper_back],
+        [lower_end, upper_end],
+    )
 }
 
 #[cfg(test)]
@@ -2687,5 +3488,187 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Whether two outcomes are the same bit for bit, every field and every
+    /// point of the path.
+    fn same_bits(a: &RatioOutcome, b: &RatioOutcome) -> bool {
+        let bits = |o: &RatioOutcome| {
+            [
+                o.canary_rate,
+                o.baseline_rate,
+                o.ratio_estimate,
+                o.ratio_lower,
+                o.ratio_upper,
+                o.harm_evidence,
+                o.safety_evidence,
+                o.threshold,
+                o.confidence,
+            ]
+            .map(f64::to_bits)
+        };
+        let path = |o: &RatioOutcome| -> Vec<(usize, u64, u64)> {
+            o.path
+                .iter()
+                .map(|p| (p.step, p.harm.to_bits(), p.safety.to_bits()))
+                .collect()
+        };
+        a.decision == b.decision
+            && a.decided_at_step == b.decided_at_step
+            && bits(a) == bits(b)
+            && path(a) == path(b)
+    }
+
+    /// A splitmix64 stream of uniforms in [0, 1), for the looks' settings.
+    fn uniforms(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed ^ 0x2545_f491_4f6c_dd1d;
+        move || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) as f64 / (u64::MAX as f64 + 1.0)
+        }
+    }
+
+    // Pins that the empty sum and its continuation are `Iterator::sum`'s, bit
+    // for bit, which the checkpoints' sums rely on.
+    #[test]
+    fn sums_on_from_a_partial_sum_are_the_whole_sum() {
+        let mut uniform = uniforms(3);
+        for length in 0..50 {
+            let values: Vec<f64> = (0..length)
+                .map(|_| (uniform() - 0.3) * 10f64.powf(uniform() * 6.0 - 3.0))
+                .chain([-0.0])
+                .collect();
+            let whole: f64 = values.iter().sum();
+            for split in 0..=values.len() {
+                let partial = sum_on(empty_sum(), values[..split].iter().copied());
+                let resumed = sum_on(partial, values[split..].iter().copied());
+                assert_eq!(resumed.to_bits(), whole.to_bits());
+            }
+        }
+        assert_eq!(
+            empty_sum().to_bits(),
+            std::iter::empty::<f64>().sum::<f64>().to_bits()
+        );
+    }
+
+    // Pins that a chain of looks, each resumed from the last one's checkpoint,
+    // gives at every look the fresh look's outcome bit for bit: windows grown
+    // a few steps at a time (thin and heavy traffic, gaps, bursts, unknown
+    // steps, late regressions), with looks whose last steps changed since
+    // the look before, looks whose start moved, and looks that went back.
+    #[test]
+    fn looks_resumed_from_checkpoints_are_fresh_looks_bit_for_bit() {
+        let mut uniform = uniforms(11);
+        let mut resumed_looks = 0;
+        for (mut window, test) in random_windows(40, 57) {
+            let mut checkpoint: Option<RatioCheckpoint> = None;
+            let mut length = 1 + (uniform() * 20.0) as usize;
+            let mut offset = 0;
+            while offset + length <= window.len() {
+                let chance = uniform();
+                if chance < 0.15 && length > 2 {
+                    // Late samples: the last steps of the last look change.
+                    let end = offset + length;
+                    let changed = 1 + (uniform() * 3.0) as usize;
+                    for step in &mut window[end.saturating_sub(changed)..end] {
+                        step.canary_bad += 1.0;
+                        step.baseline_total += 2.0;
+                    }
+                } else if chance < 0.2 {
+                    // Another start: the window's first steps are others.
+                    offset += 1;
+                } else if chance < 0.25 && length > 12 {
+                    // A look at an earlier end (a replay).
+                    length -= 10;
+                }
+                if offset + length > window.len() {
+                    break;
+                }
+                let steps = &window[offset..offset + length];
+                let fresh = ratio_test(steps, &test);
+                let (outcome, next) = ratio_test_from(steps, &test, checkpoint.as_ref());
+                assert!(
+                    same_bits(&outcome, &fresh),
+                    "look at {length} steps from {offset}: {outcome:?} against {fresh:?}"
+                );
+                if checkpoint.is_some() {
+                    resumed_looks += 1;
+                }
+                checkpoint = Some(next);
+                length += 1 + (uniform() * 6.0) as usize;
+            }
+        }
+        assert!(resumed_looks > 200, "{resumed_looks} looks resumed");
+    }
+
+    // Pins that a look with no checkpoint is the fresh look, and that a
+    // checkpoint of another test (any parameter) is not used: its outcome is
+    // the fresh one of the test asked, and resuming from it is not tried.
+    #[test]
+    fn checkpoints_of_other_tests_are_not_used() {
+        for (steps, test) in random_windows(20, 91) {
+            let (outcome, checkpoint) = ratio_test_from(&steps, &test, None);
+            assert!(same_bits(&outcome, &ratio_test(&steps, &test)));
+            let others = [
+                RatioTest {
+                    alpha: test.alpha * (1.0 + f64::EPSILON),
+                    ..test
+                },
+                RatioTest {
+                    tolerance: test.tolerance + 0.01,
+                    ..test
+                },
+                RatioTest {
+                    direction: match test.direction {
+                        Direction::Increase => Direction::Either,
+                        _ => Direction::Increase,
+                    },
+                    ..test
+                },
+            ];
+            for other in others {
+                assert!(!same_test(&checkpoint.test, &other));
+                let (outcome, _) = ratio_test_from(&steps, &other, Some(&checkpoint));
+                assert!(same_bits(&outcome, &ratio_test(&steps, &other)));
+            }
+        }
+    }
+
+    // Pins that a confidence bound whose cell still stands after a look's
+    // new steps is found without a search, and is the search's.
+    #[test]
+    fn a_bound_whose_cell_stands_keeps_its_walks() {
+        let (steps, test) = random_windows(30, 5)
+            .into_iter()
+            .find(|(steps, _)| steps.len() > 200)
+            .expect("a long window");
+        let (_, checkpoint) = ratio_test_from(&steps[..steps.len() - 4], &test, None);
+        let end = checkpoint.resumes.last().expect("a place at the end");
+        assert_eq!(end.at, steps.len() - 4);
+        assert!(end.bounds.iter().all(Option::is_some));
+        let (outcome, next) = ratio_test_from(&steps, &test, Some(&checkpoint));
+        assert!(same_bits(&outcome, &ratio_test(&steps, &test)));
+        // The look began after its own `back`: the last checkpoint's earlier
+        // place is kept, beside the new end.
+        assert_eq!(
+            next.resumes.iter().map(|r| r.at).collect::<Vec<_>>(),
+            [steps.len() - 4 - RESUME_BEFORE_END_STEPS, steps.len()]
+        );
+        let cells = |resume: &Resume| -> Vec<(Option<u64>, u64)> {
+            resume
+                .bounds
+                .iter()
+                .flatten()
+                .map(|ends| (ends.rejected.as_ref().map(|r| r.0), ends.kept.0))
+                .collect()
+        };
+        let next_end = next.resumes.last().expect("a place at the end");
+        assert_eq!(cells(end), cells(next_end));
+        assert!(next_end.bounds.iter().flatten().all(|ends| {
+            ends.rejected.as_ref().is_none_or(|r| r.1.rejected()) && !ends.kept.1.rejected()
+        }));
     }
 }

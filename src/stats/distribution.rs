@@ -72,7 +72,10 @@
 //! baseline points); an edge above which neither side has any request
 //! gathers no safety evidence, so early promotion is rare in practice.
 
-use super::counts::{Decision, EvidencePoint, RatioTest, StepCounts, ratio_paths};
+use super::counts::{
+    Decision, EvidencePoint, PathWalk, RatioTest, StepCounts, latest_place, place_before_end,
+    ratio_paths, walk_paths_on,
+};
 use super::{Direction, StatsError};
 
 /// Cumulative bucket counts of one side during one step: the increase of
@@ -220,6 +223,32 @@ pub fn distribution_test(
     steps: &[HistogramStep],
     test: &DistributionTest,
 ) -> Result<DistributionOutcome, DistributionError> {
+    let (ratio, threshold, points) = checked(edges, steps, test)?;
+    let edge_counts: Vec<Vec<StepCounts>> = points
+        .iter()
+        .enumerate()
+        .map(|(index, &point)| edge_steps(edges, steps, index, point))
+        .collect();
+    // The edges' walks side by side: they share their blocks' likelihoods.
+    let windows: Vec<&[StepCounts]> = edge_counts.iter().map(Vec::as_slice).collect();
+    let paths = ratio_paths(&windows, &ratio);
+    let mut place = DistributionResume::start(edges.len(), &ratio);
+    for ((edge, counts), path) in place.edges.iter_mut().zip(&edge_counts).zip(&paths) {
+        edge.add(counts, path);
+    }
+    let mut path = Vec::with_capacity(steps.len());
+    combine(&mut place, &paths, 0..steps.len(), threshold, &mut path);
+    Ok(outcome_of(&place, edges, &points, threshold, path))
+}
+
+/// The edges and the steps' shape checked, and what the test of them needs:
+/// the counts test each edge runs, the threshold, and each edge's baseline
+/// point (`edge / (1 + tolerance)`).
+fn checked(
+    edges: &[f64],
+    steps: &[HistogramStep],
+    test: &DistributionTest,
+) -> Result<(RatioTest, f64, Vec<f64>), DistributionError> {
     let edges_ok = edges.iter().all(|e| e.is_finite() && *e > 0.0)
         && edges.windows(2).all(|pair| pair[0] < pair[1]);
     if !edges_ok {
@@ -247,100 +276,343 @@ pub fn distribution_test(
     } else {
         f64::INFINITY
     };
-
     let points: Vec<f64> = edges
         .iter()
         .map(|edge| edge / (1.0 + test.tolerance.max(0.0)))
         .collect();
-    let edge_counts: Vec<Vec<StepCounts>> = points
-        .iter()
-        .enumerate()
-        .map(|(index, &point)| edge_steps(edges, steps, index, point))
-        .collect();
-    // The edges' walks side by side: they share their blocks' likelihoods.
-    let windows: Vec<&[StepCounts]> = edge_counts.iter().map(Vec::as_slice).collect();
-    let paths = ratio_paths(&windows, &ratio);
-    let mut outcomes = Vec::with_capacity(edges.len());
-    for (((&edge, &point), counts), path) in edges.iter().zip(&points).zip(&edge_counts).zip(&paths)
-    {
-        let share = |bad: fn(&StepCounts) -> f64, total: fn(&StepCounts) -> f64| {
-            let known = counts.iter().filter(|c| {
-                [
-                    c.canary_bad,
-                    c.canary_total,
-                    c.baseline_bad,
-                    c.baseline_total,
-                ]
-                .iter()
-                .all(|v| v.is_finite())
-            });
-            let (b, t) = known.fold((0.0, 0.0), |(b, t), c| (b + bad(c), t + total(c)));
-            if t > 0.0 { b / t } else { f64::NAN }
-        };
-        outcomes.push(EdgeOutcome {
-            edge_seconds: edge,
-            baseline_point_seconds: point,
-            canary_share_above: share(|c| c.canary_bad, |c| c.canary_total),
-            baseline_share_above: share(|c| c.baseline_bad, |c| c.baseline_total),
-            harm: path.last().map_or(1.0, |p| p.harm),
-            safety: path.iter().map(|p| p.safety).fold(1.0, f64::max),
-        });
-    }
+    Ok((ratio, threshold, points))
+}
 
-    let mut path = Vec::with_capacity(steps.len());
-    let mut harm_max = 1.0_f64;
-    let mut harm_crossed_at = None;
-    let mut safety_max = vec![1.0_f64; edges.len()];
-    let mut safety_crossed_at = None;
-    let mut moved_at_crossing = None;
-    for index in 0..steps.len() {
-        let harms = paths.iter().map(|p| p[index].harm);
-        let average = if edges.is_empty() {
+/// Folds the edges' evidence at the steps `range` (their points in `paths`,
+/// one list per edge, from the range's first step) into the combination's
+/// maxima and crossings, and its points into `path`.
+fn combine(
+    place: &mut DistributionResume,
+    paths: &[Vec<EvidencePoint>],
+    range: std::ops::Range<usize>,
+    threshold: f64,
+    path: &mut Vec<EvidencePoint>,
+) {
+    let edges = place.edges.len();
+    for (offset, index) in range.enumerate() {
+        let harms = paths.iter().map(|p| p[offset].harm);
+        let average = if edges == 0 {
             1.0
         } else {
-            harms.clone().sum::<f64>() / edges.len() as f64
+            harms.clone().sum::<f64>() / edges as f64
         };
-        harm_max = harm_max.max(average);
-        if harm_crossed_at.is_none() && harm_max >= threshold {
-            harm_crossed_at = Some(index);
-            moved_at_crossing = largest(harms);
+        place.harm_max = place.harm_max.max(average);
+        if place.harm_crossed_at.is_none() && place.harm_max >= threshold {
+            place.harm_crossed_at = Some(index);
+            place.moved_at_crossing = largest(harms);
         }
-        for (max, edge_path) in safety_max.iter_mut().zip(&paths) {
-            *max = max.max(edge_path[index].safety);
+        for (max, edge_path) in place.safety_max.iter_mut().zip(paths) {
+            *max = max.max(edge_path[offset].safety);
         }
-        let safety_running = safety_max.iter().copied().fold(f64::INFINITY, f64::min);
-        if safety_crossed_at.is_none() && !edges.is_empty() && safety_running >= threshold {
-            safety_crossed_at = Some(index);
+        let safety_running = place
+            .safety_max
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        if place.safety_crossed_at.is_none() && edges > 0 && safety_running >= threshold {
+            place.safety_crossed_at = Some(index);
         }
         path.push(EvidencePoint {
             step: index,
             harm: average,
             safety: paths
                 .iter()
-                .map(|p| p[index].safety)
+                .map(|p| p[offset].safety)
                 .fold(f64::INFINITY, f64::min),
         });
     }
-    let (decision, decided_at_step) = match (harm_crossed_at, safety_crossed_at) {
+}
+
+/// The outcome of the edges and combination as `place` holds them.
+fn outcome_of(
+    place: &DistributionResume,
+    edges: &[f64],
+    points: &[f64],
+    threshold: f64,
+    path: Vec<EvidencePoint>,
+) -> DistributionOutcome {
+    let outcomes: Vec<EdgeOutcome> = edges
+        .iter()
+        .zip(points)
+        .zip(&place.edges)
+        .map(|((&edge, &point), state)| {
+            let share = |(b, t): (f64, f64)| if t > 0.0 { b / t } else { f64::NAN };
+            EdgeOutcome {
+                edge_seconds: edge,
+                baseline_point_seconds: point,
+                canary_share_above: share(state.shares[0]),
+                baseline_share_above: share(state.shares[1]),
+                harm: state.last_harm,
+                safety: state.safety,
+            }
+        })
+        .collect();
+    let (decision, decided_at_step) = match (place.harm_crossed_at, place.safety_crossed_at) {
         (Some(at), _) => (Decision::Harm, Some(at)),
         (None, Some(at)) => (Decision::WithinTolerance, Some(at)),
         (None, None) => (Decision::Undecided, None),
     };
-    let moved_edge = moved_at_crossing.or_else(|| largest(outcomes.iter().map(|o| o.harm)));
-    Ok(DistributionOutcome {
+    let moved_edge = place
+        .moved_at_crossing
+        .or_else(|| largest(outcomes.iter().map(|o| o.harm)));
+    DistributionOutcome {
         decision,
         decided_at_step,
-        harm_evidence: harm_max,
+        harm_evidence: place.harm_max,
         safety_evidence: if edges.is_empty() {
             1.0
         } else {
-            safety_max.iter().copied().fold(f64::INFINITY, f64::min)
+            place
+                .safety_max
+                .iter()
+                .copied()
+                .fold(f64::INFINITY, f64::min)
         },
         threshold,
         moved_edge,
         edges: outcomes,
         path,
-    })
+    }
+}
+
+/// What [`distribution_test_from`] keeps of a look for the next look at a
+/// longer window of the same canary: the steps it was taken on (flat, both
+/// sides' counts per step), the edges and the test, the evidence path, and,
+/// at the window's end and [`super::counts::RESUME_BEFORE_END_STEPS`] before it, each
+/// edge's walk (blocks and e-processes), its pooled shares, its last harm
+/// and largest safety e-value, and the combination's running maxima and
+/// crossings. As with [`super::counts::RatioCheckpoint`], a place applies
+/// only where the window's steps up to it are the checkpoint's bit for bit,
+/// with the same edges and test bit for bit.
+#[derive(Clone, Debug)]
+pub struct DistributionCheckpoint {
+    /// The edges' bits.
+    edges: Vec<u64>,
+    /// The tolerance's and alpha's bits.
+    test: [u64; 2],
+    /// Per step, the canary's counts at the edges and its total, then the
+    /// baseline's (see [`flat_step`]).
+    steps: Vec<f64>,
+    /// The combined evidence path.
+    path: Vec<EvidencePoint>,
+    /// Places to resume from, earliest first.
+    resumes: Vec<DistributionResume>,
+}
+
+impl DistributionCheckpoint {
+    /// About how many bytes it holds, for a store that bounds their sum.
+    pub fn size_bytes(&self) -> usize {
+        use std::mem::size_of;
+        // Each place: a walk per edge, a few processes of a few alternatives each.
+        const PER_EDGE_PLACE_BYTES: usize = 8 * 1024;
+        size_of::<DistributionCheckpoint>()
+            + self.steps.len() * size_of::<f64>()
+            + self.path.len() * size_of::<EvidencePoint>()
+            + self.resumes.len() * self.edges.len() * PER_EDGE_PLACE_BYTES
+    }
+}
+
+/// One place a [`DistributionCheckpoint`] can resume from (and, for a
+/// fresh test, the state it builds up).
+#[derive(Clone, Debug)]
+struct DistributionResume {
+    /// Steps walked.
+    at: usize,
+    edges: Vec<EdgeResume>,
+    harm_max: f64,
+    harm_crossed_at: Option<usize>,
+    safety_max: Vec<f64>,
+    safety_crossed_at: Option<usize>,
+    moved_at_crossing: Option<usize>,
+}
+
+impl DistributionResume {
+    /// The place before any step.
+    fn start(edges: usize, ratio: &RatioTest) -> DistributionResume {
+        DistributionResume {
+            at: 0,
+            edges: (0..edges)
+                .map(|_| EdgeResume {
+                    walk: PathWalk::new(ratio),
+                    shares: [(0.0, 0.0); 2],
+                    last_harm: 1.0,
+                    safety: 1.0,
+                })
+                .collect(),
+            harm_max: 1.0,
+            harm_crossed_at: None,
+            safety_max: vec![1.0; edges],
+            safety_crossed_at: None,
+            moved_at_crossing: None,
+        }
+    }
+}
+
+/// One edge's part of a [`DistributionResume`].
+#[derive(Clone, Debug)]
+struct EdgeResume {
+    walk: PathWalk,
+    /// Bad and total events of the canary, then of the baseline, over the
+    /// steps whose counts are all finite.
+    shares: [(f64, f64); 2],
+    /// The persisted harm e-value at the last step (1 before any).
+    last_harm: f64,
+    /// The largest persisted safety e-value so far (1 before any).
+    safety: f64,
+}
+
+impl EdgeResume {
+    /// Folds in the edge's counts at the next steps and its evidence there.
+    fn add(&mut self, counts: &[StepCounts], path: &[EvidencePoint]) {
+        let known = counts.iter().filter(|c| {
+            [
+                c.canary_bad,
+                c.canary_total,
+                c.baseline_bad,
+                c.baseline_total,
+            ]
+            .iter()
+            .all(|v| v.is_finite())
+        });
+        for c in known {
+            let [canary, baseline] = &mut self.shares;
+            *canary = (canary.0 + c.canary_bad, canary.1 + c.canary_total);
+            *baseline = (baseline.0 + c.baseline_bad, baseline.1 + c.baseline_total);
+        }
+        if let Some(last) = path.last() {
+            self.last_harm = last.harm;
+        }
+        self.safety = path.iter().map(|p| p.safety).fold(self.safety, f64::max);
+    }
+}
+
+/// Values per step of a [`DistributionCheckpoint`]'s flat steps.
+fn flat_width(edges: usize) -> usize {
+    2 * (edges + 1)
+}
+
+/// One step's counts, flat: the canary's at the edges and its total, then
+/// the baseline's.
+fn flat_step(step: &HistogramStep) -> impl Iterator<Item = f64> + '_ {
+    [&step.canary, &step.baseline]
+        .into_iter()
+        .flat_map(|side| side.at_or_below.iter().copied().chain([side.total]))
+}
+
+/// [`distribution_test`], resumed from `checkpoint` (taken by an earlier call
+/// on a window that shares its first steps with `steps`) where it applies,
+/// with the checkpoint of this look. The outcome is [`distribution_test`]'s,
+/// bit for bit: each edge's walk goes on from where it was (every block's
+/// reading depends only on the steps before it), and so do the pooled shares
+/// and the combination's maxima; only the new steps are walked. A
+/// checkpoint of other edges or another test is not used.
+pub fn distribution_test_from(
+    edges: &[f64],
+    steps: &[HistogramStep],
+    test: &DistributionTest,
+    checkpoint: Option<&DistributionCheckpoint>,
+) -> Result<(DistributionOutcome, DistributionCheckpoint), DistributionError> {
+    let (ratio, threshold, points) = checked(edges, steps, test)?;
+    let width = flat_width(edges.len());
+    let total = steps.len();
+    let back = place_before_end(total);
+    let edge_bits: Vec<u64> = edges.iter().map(|e| e.to_bits()).collect();
+    let test_bits = [test.tolerance.to_bits(), test.alpha.to_bits()];
+    // The checkpoint, if its edges and test are these, and how many first
+    // steps it shares with the window.
+    let usable = checkpoint
+        .filter(|c| c.edges == edge_bits && c.test == test_bits)
+        .map(|c| {
+            let shared = c
+                .steps
+                .chunks(width)
+                .zip(steps)
+                .take_while(|(kept, step)| {
+                    kept.iter()
+                        .zip(flat_step(step))
+                        .all(|(a, b)| a.to_bits() == b.to_bits())
+                })
+                .count();
+            (c, shared)
+        });
+    let resume =
+        usable.and_then(|(c, shared)| latest_place(&c.resumes, |r| r.at, shared).map(|r| (c, r)));
+    let mut place = match resume {
+        Some((_, r)) => r.clone(),
+        None => DistributionResume::start(edges.len(), &ratio),
+    };
+    let start = place.at;
+    let back_walked = back.filter(|&back| back >= start);
+    let (mut path, mut flat) = match resume {
+        Some((c, _)) => (c.path[..start].to_vec(), c.steps[..start * width].to_vec()),
+        None => (Vec::new(), Vec::new()),
+    };
+    path.reserve(total - start);
+    flat.reserve((total - start) * width);
+    for step in &steps[start..] {
+        flat.extend(flat_step(step));
+    }
+    // Walked in two stretches when a place at `back` is taken on the way.
+    let stretches = match back_walked {
+        Some(back) => [start..back, back..total],
+        None => [start..total, total..total],
+    };
+    let mut at_back = None;
+    for (stretch, range) in stretches.into_iter().enumerate() {
+        if stretch == 1 && back_walked.is_some() {
+            at_back = Some(place.clone());
+        }
+        let new_steps = &steps[range.clone()];
+        let edge_counts: Vec<Vec<StepCounts>> = points
+            .iter()
+            .enumerate()
+            .map(|(index, &point)| edge_steps(edges, new_steps, index, point))
+            .collect();
+        let windows: Vec<&[StepCounts]> = edge_counts.iter().map(Vec::as_slice).collect();
+        let mut walks: Vec<PathWalk> = place.edges.iter().map(|e| e.walk.clone()).collect();
+        let paths = walk_paths_on(&mut walks, &windows);
+        for (((edge, walk), counts), edge_path) in place
+            .edges
+            .iter_mut()
+            .zip(walks)
+            .zip(&edge_counts)
+            .zip(&paths)
+        {
+            edge.walk = walk;
+            edge.add(counts, edge_path);
+        }
+        place.at = range.end;
+        combine(&mut place, &paths, range, threshold, &mut path);
+    }
+    let outcome = outcome_of(&place, edges, &points, threshold, path);
+    // The places of the next checkpoint: the latest at or before `back`
+    // (taken on the way, or kept from the last checkpoint), and the end.
+    let mut resumes = Vec::with_capacity(2);
+    match at_back {
+        Some(at_back) => resumes.push(at_back),
+        None => {
+            if let Some((c, shared)) = usable {
+                let limit = back.unwrap_or(0).min(shared);
+                if let Some(earlier) = latest_place(&c.resumes, |r| r.at, limit) {
+                    resumes.push(earlier.clone());
+                }
+            }
+        }
+    }
+    resumes.push(place);
+    let checkpoint = DistributionCheckpoint {
+        edges: edge_bits,
+        test: test_bits,
+        steps: flat,
+        path: outcome.path.clone(),
+        resumes,
+    };
+    Ok((outcome, checkpoint))
 }
 
 /// The `q`-quantile (0 < q < 1) of one side's pooled bucket counts, by
@@ -545,6 +817,59 @@ mod tests {
         assert_eq!(interpolated_quantile(&EDGES, &one, 0.95), 0.5);
     }
 
+    /// Window `number` of a seeded series: thin to heavy traffic, uneven
+    /// splits, slow shares from none to heavy, steps where the canary served
+    /// nothing or its counts are unknown; with its tolerance.
+    fn random_window(
+        number: usize,
+        draw: &mut impl FnMut(f64) -> f64,
+    ) -> (Vec<HistogramStep>, f64) {
+        let traffic = [0.5, 3.0, 30.0, 300.0][number % 4];
+        let share = [1.0, 0.3, 2.0][number % 3];
+        let slow = [0.0, 0.02, 0.3][number % 3];
+        let tolerance = [0.0, 0.1, 0.2, 1.0][(number / 4) % 4];
+        let steps: Vec<HistogramStep> = (0..(20 + 37 * number))
+            .map(|index| {
+                let mut one = |mean: f64, slower: f64| {
+                    // Requests per bucket: fast ones in the first three, slow ones
+                    // above; nothing ever above the last edge.
+                    let buckets = [
+                        draw(mean * 0.5),
+                        draw(mean * 0.3),
+                        draw(mean * 0.2),
+                        draw(mean * slower),
+                        0.0,
+                    ];
+                    let mut running = 0.0;
+                    let at_or_below: Vec<f64> = buckets[..4]
+                        .iter()
+                        .map(|b| {
+                            running += b;
+                            running
+                        })
+                        .collect();
+                    SideBuckets {
+                        at_or_below,
+                        total: running + buckets[4],
+                    }
+                };
+                let mut canary = one(traffic * share, slow * 2.0);
+                let baseline = one(traffic, slow);
+                if index % 17 == 5 {
+                    canary = SideBuckets {
+                        at_or_below: vec![0.0; 4],
+                        total: 0.0,
+                    };
+                }
+                if index % 41 == 7 {
+                    canary.total = f64::NAN;
+                }
+                HistogramStep { canary, baseline }
+            })
+            .collect();
+        (steps, tolerance)
+    }
+
     // Pins that the edges walked side by side give, bit for bit, the outcome of each
     // edge's own walk (`ratio_path` of its counts, as the test was computed before), on
     // seeded random windows: thin to heavy traffic, uneven splits, gaps on one side, the
@@ -558,49 +883,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1506);
         let mut draw = |mean: f64| Poisson::new(mean).map_or(0.0, |p| p.sample(&mut rng));
         for number in 0..40_usize {
-            let traffic = [0.5, 3.0, 30.0, 300.0][number % 4];
-            let share = [1.0, 0.3, 2.0][number % 3];
-            let slow = [0.0, 0.02, 0.3][number % 3];
-            let tolerance = [0.0, 0.1, 0.2, 1.0][(number / 4) % 4];
-            let steps: Vec<HistogramStep> = (0..(20 + 37 * number))
-                .map(|index| {
-                    let mut one = |mean: f64, slower: f64| {
-                        // Requests per bucket: fast ones in the first three, slow ones
-                        // above; nothing ever above the last edge.
-                        let buckets = [
-                            draw(mean * 0.5),
-                            draw(mean * 0.3),
-                            draw(mean * 0.2),
-                            draw(mean * slower),
-                            0.0,
-                        ];
-                        let mut running = 0.0;
-                        let at_or_below: Vec<f64> = buckets[..4]
-                            .iter()
-                            .map(|b| {
-                                running += b;
-                                running
-                            })
-                            .collect();
-                        SideBuckets {
-                            at_or_below,
-                            total: running + buckets[4],
-                        }
-                    };
-                    let mut canary = one(traffic * share, slow * 2.0);
-                    let baseline = one(traffic, slow);
-                    if index % 17 == 5 {
-                        canary = SideBuckets {
-                            at_or_below: vec![0.0; 4],
-                            total: 0.0,
-                        };
-                    }
-                    if index % 41 == 7 {
-                        canary.total = f64::NAN;
-                    }
-                    HistogramStep { canary, baseline }
-                })
-                .collect();
+            let (steps, tolerance) = random_window(number, &mut draw);
             let test = DistributionTest::new(tolerance, 0.01).expect("valid");
             let outcome = distribution_test(&EDGES, &steps, &test).expect("valid input");
             let ratio = RatioTest::new(Direction::Increase, 0.0, 0.01).expect("valid");
@@ -652,5 +935,96 @@ mod tests {
             })
         );
         assert!(distribution_test(&[0.1, 0.05], &[], &test).is_err());
+    }
+
+    /// Whether two outcomes are the same bit for bit, every field, edge and point.
+    fn same_bits(a: &DistributionOutcome, b: &DistributionOutcome) -> bool {
+        let numbers = |o: &DistributionOutcome| -> Vec<u64> {
+            let mut all = vec![o.harm_evidence, o.safety_evidence, o.threshold];
+            for edge in &o.edges {
+                all.extend([
+                    edge.edge_seconds,
+                    edge.baseline_point_seconds,
+                    edge.canary_share_above,
+                    edge.baseline_share_above,
+                    edge.harm,
+                    edge.safety,
+                ]);
+            }
+            for point in &o.path {
+                all.extend([point.step as f64, point.harm, point.safety]);
+            }
+            all.into_iter().map(f64::to_bits).collect()
+        };
+        a.decision == b.decision
+            && a.decided_at_step == b.decided_at_step
+            && a.moved_edge == b.moved_edge
+            && numbers(a) == numbers(b)
+    }
+
+    // Pins that a chain of looks, each resumed from the last one's checkpoint,
+    // gives at every look the fresh look's outcome bit for bit: windows grown a
+    // few steps at a time, with looks whose last steps changed, whose start
+    // moved, or that went back; and that a checkpoint of another test or other
+    // edges is not used.
+    #[test]
+    fn looks_resumed_from_checkpoints_are_fresh_looks_bit_for_bit() {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Poisson};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(77);
+        let mut draw = |mean: f64| Poisson::new(mean).map_or(0.0, |p| p.sample(&mut rng));
+        let mut resumed = 0;
+        for number in 0..16_usize {
+            let (mut window, tolerance) = random_window(number, &mut draw);
+            let test = DistributionTest::new(tolerance, 0.01).expect("valid");
+            let mut checkpoint: Option<DistributionCheckpoint> = None;
+            let (mut length, mut offset) = (1 + number % 7, 0);
+            let mut look = 0_usize;
+            while offset + length <= window.len() {
+                look += 1;
+                if look % 7 == 3 && length > 2 {
+                    // Late samples: the last steps of the last look change.
+                    let end = offset + length;
+                    for step in &mut window[end - 2..end] {
+                        step.baseline.total += 1.0;
+                        step.canary.at_or_below[0] += 1.0;
+                    }
+                } else if look % 11 == 5 {
+                    offset += 1;
+                } else if look % 13 == 8 && length > 12 {
+                    length -= 10;
+                }
+                if offset + length > window.len() {
+                    break;
+                }
+                let steps = &window[offset..offset + length];
+                let fresh = distribution_test(&EDGES, steps, &test).expect("valid input");
+                let (outcome, next) =
+                    distribution_test_from(&EDGES, steps, &test, checkpoint.as_ref())
+                        .expect("valid input");
+                assert!(
+                    same_bits(&outcome, &fresh),
+                    "window {number}, look at {length} steps from {offset}"
+                );
+                if look % 9 == 4 {
+                    // Another test, and other edges, from this checkpoint.
+                    let other = DistributionTest::new(tolerance + 0.05, 0.01).expect("valid");
+                    let (outcome, _) = distribution_test_from(&EDGES, steps, &other, Some(&next))
+                        .expect("valid input");
+                    let fresh = distribution_test(&EDGES, steps, &other).expect("valid input");
+                    assert!(same_bits(&outcome, &fresh));
+                    let mut edges = EDGES;
+                    edges[3] = 0.6;
+                    let (outcome, _) = distribution_test_from(&edges, steps, &test, Some(&next))
+                        .expect("valid input");
+                    let fresh = distribution_test(&edges, steps, &test).expect("valid input");
+                    assert!(same_bits(&outcome, &fresh));
+                }
+                resumed += usize::from(checkpoint.is_some());
+                checkpoint = Some(next);
+                length += 1 + look % 5;
+            }
+        }
+        assert!(resumed > 200, "{resumed} looks resumed");
     }
 }

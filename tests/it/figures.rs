@@ -138,6 +138,56 @@ fn distribution_verdicts_on_fixed_data_are_those_recorded_before_the_speed_ups()
     check_recording("http-distribution", RECORDED_DISTRIBUTION);
 }
 
+// Pins that the server, which keeps each metric's statistics from one look
+// to the next of the same canary and resumes from them, gives every figure
+// of the recorded verdicts too, its looks asked one after another (twice
+// over, so later looks also meet checkpoints of longer windows).
+#[tokio::test]
+async fn verdicts_the_server_resumes_look_after_look_are_those_recorded() {
+    let mut text = Vec::new();
+    crate::support::simulate::write_openmetrics(&fixed_data(), &mut text).expect("OpenMetrics");
+    let prometheus = TestPrometheus::start_with_openmetrics(&text);
+    let app = crate::support::spawn_app(&prometheus.url, &repo_root().join(RULES_DIR)).await;
+    for (rules, recorded) in [
+        ("http", RECORDED),
+        ("http-distribution", RECORDED_DISTRIBUTION),
+    ] {
+        let before: Vec<serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(repo_root().join(recorded)).expect("read the recording"),
+        )
+        .expect("the recording is JSON");
+        for round in 0..2 {
+            for (look, before) in LOOKS.iter().zip(&before) {
+                let (service, minutes, is_final) = *look;
+                let body = serde_json::json!({
+                    "rules": rules,
+                    "deployment": "figures-1",
+                    "canary": {"track": "canary"},
+                    "baseline": {"track": "baseline"},
+                    "start": DATA_START_SECS,
+                    "end": DATA_START_SECS + minutes * 60,
+                    "vars": {"service": service},
+                    "final": is_final,
+                });
+                let (status, mut now) = app.post_verdict(&body).await;
+                assert_eq!(status, 200, "{now}");
+                let object = now.as_object_mut().expect("a verdict object");
+                for field in ["id", "judged_at", "report_url"] {
+                    object.remove(field);
+                }
+                let mut differences = Vec::new();
+                compare(before, &now, "", &mut differences);
+                assert!(
+                    differences.is_empty(),
+                    "rules {rules}, round {round}, look {look:?}: the server's verdict differs from the one recorded at {}",
+                    differences.join("; ")
+                );
+            }
+        }
+    }
+    app.stop().await;
+}
+
 /// Judges [`LOOKS`] with rule set `rules` and compares each verdict with
 /// `recorded`; or, with `CANARY_GATE_RECORD_WITH` set, writes what that
 /// binary gives.
