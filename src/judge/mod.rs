@@ -725,6 +725,44 @@ mod tests {
         )
     }
 
+    // Pins that a ratio metric judged look after look from the last look's
+    // memory reports, at every look, what it reports judged afresh, and that
+    // each judged look leaves a memory for the next.
+    #[test]
+    fn a_metric_judged_from_its_last_look_reports_what_a_fresh_look_does() {
+        let rules = rules("inconclusive");
+        let metric = &rules.metrics[2];
+        let steps: Vec<StepCounts> = (0..200)
+            .map(|index| StepCounts {
+                canary_bad: f64::from((index * 7 % 5) as u8) + if index > 120 { 2.0 } else { 0.0 },
+                canary_total: 100.0 + f64::from((index % 3) as u8),
+                baseline_bad: f64::from((index * 3 % 4) as u8),
+                baseline_total: 100.0,
+            })
+            .collect();
+        let mut memory = None;
+        for end in (8..=steps.len()).step_by(4) {
+            let window = Window {
+                end_secs: end as i64 * 15,
+                ..frame().window
+            };
+            let measured = || input(Measured::Counts(steps[..end].to_vec()));
+            let fresh = judge_metric(&rules, &judgement(false), metric, measured(), &window);
+            let (resumed, kept) = judge_metric_from(
+                &rules,
+                &judgement(false),
+                metric,
+                measured(),
+                &window,
+                memory.take(),
+            );
+            let json = |report: &MetricReport| serde_json::to_string(report).expect("JSON");
+            assert_eq!(json(&resumed), json(&fresh), "look at {end} steps");
+            assert!(kept.is_some(), "look at {end} steps keeps no memory");
+            memory = kept;
+        }
+    }
+
     // A failing critical metric rolls back on its own, whatever else passes.
     #[test]
     fn critical_failure_rolls_back() {

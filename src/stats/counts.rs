@@ -2341,11 +2341,6 @@ struct BoundEnds {
     moved_cells: u64,
 }
 
-/// The first step, in grid cells, of a search that starts from a cell whose
-/// kept end the new steps rejected, when how far the bound moved last is not
-/// known: a 24 h window's bound moves some tens of cells a look.
-const BOUND_MOVE_GUESS_CELLS: u64 = 64;
-
 /// A walk of [`running_max_log_evalue`] at one grid point, as of a place.
 #[derive(Clone, Debug)]
 enum End {
@@ -2840,18 +2835,16 @@ fn confidence_bounds_from(
             log_threshold,
             rejected_above,
         };
-        // Where the search starts: for a bound that moved from a cell, a
-        // step (as long as the last move) inward of the old kept end, whose
-        // step back toward rejection meets that end; else a spread from
-        // the estimate. Only the walks it takes depend on it, never the cell.
-        let (from_log, step_log) = match moved_from {
+        // Where the search starts: for a bound that moved from a cell and
+        // had moved before, a step as long as its last move inward of the
+        // old kept end, whose step back toward rejection meets that end
+        // (moves shrink slowly from look to look; a first move may be of
+        // any size); else a spread from the estimate. Only the walks it
+        // takes depend on it, never the cell.
+        let (from_log, step_log) = match moved_from.filter(|(_, moved)| *moved > 0) {
             Some((kept, moved)) => {
                 let (_, width) = BoundSearch::<fn(f64, f64, Evaluation) -> f64>::grid();
-                let moved = match moved {
-                    0 => BOUND_MOVE_GUESS_CELLS,
-                    moved => moved,
-                }
-                .min(cells) as i64;
+                let moved = moved.min(cells) as i64;
                 let toward: i64 = if rejected_above { 1 } else { -1 };
                 let from = (kept as i64 - 2 * toward * moved).clamp(0, cells as i64) as u64;
                 (
