@@ -650,7 +650,8 @@ fn main() {
 
     println!("## verdict_cost\n\n{}\n", machine());
     println!(
-        "Settings: {runs} timed runs per latency cell, {load_secs} s per load level; data: {longest_hours} h + 10 min of one service's canary and baseline, 2 pods each, 20 requests/s per side, scraped every 15 s.\n"
+        "Settings: {runs} timed runs per latency cell, {load_secs} s per load level; data: {longest_hours} h + 10 min of one service's canary and baseline (and {} min more before, where the next-look chains of the longest window start), 2 pods each, 20 requests/s per side, scraped every 15 s.\n",
+        runs as i64 * NEXT_LOOK_SECS / 60
     );
 
     let chain_secs = runs as i64 * NEXT_LOOK_SECS;
