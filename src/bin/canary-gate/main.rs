@@ -444,8 +444,9 @@ struct JudgeArgs {
 /// outcomes and verdict, then the first look decided (promote or rollback)
 /// with its reason, then how many queries reached the store: each range query
 /// is sent once for the whole window and every look is judged from its
-/// answer; instant queries (threshold metrics) are sent at each look. Nothing
-/// is written to the verdict log.
+/// answer, its statistics going on from the last look's (the answers are a
+/// fresh look's); instant queries (threshold metrics) are sent at each look.
+/// Nothing is written to the verdict log.
 ///
 /// Exit codes: the first decided verdict's, 0 promote, 1 rollback; 2 never
 /// decided; 3 error.

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use canary_gate::pipe::looks::Looks;
 use canary_gate::pipe::{self, PipeError};
 use canary_gate::request::{TimeSpec, VerdictRequest};
 use canary_gate::rules::LoadedRules;
@@ -141,11 +142,15 @@ pub async fn replay<S: MetricSource>(
     now: OffsetDateTime,
 ) -> Result<Replay, PipeError> {
     let mut looks = Vec::with_capacity(times.len());
+    // Each look goes on from the last one's statistics, as the server's do,
+    // so a replay walks its window about once rather than once a look; the
+    // answers are a fresh look's either way.
+    let kept = std::sync::Arc::new(Looks::new());
     for time in times {
         let mut request = options.request.clone();
         request.end = Some(TimeSpec::Unix(time.end_secs as f64));
         request.is_final = time.is_final;
-        let run = pipe::Run::within(options.verdict_timeout, &NoRecorder);
+        let run = pipe::Run::within(options.verdict_timeout, &NoRecorder).keeping_looks(&kept);
         let verdict = pipe::judge(sources, rules, None, request, now, run).await?;
         looks.push(Look { time, verdict });
     }
