@@ -20,9 +20,14 @@ use crate::judge::LookMemory;
 pub const MAX_LOOKS_KEPT: usize = 1024;
 
 /// Most bytes the memories kept may hold together. A 24-hour window of one
-/// counts metric holds about 0.6 MB (its steps, blocks and path), so 16
-/// canaries of 24 hours with four such metrics each keep under 40 MB.
-pub const MAX_LOOKS_BYTES: usize = 64 * 1024 * 1024;
+/// counts metric holds about 0.6 MB (its steps, blocks and path) and of a
+/// latency distribution about 1.4 MB, so 16 canaries of `rules/http.yaml` at
+/// 24 hours keep about 32 MB; a 2-hour window a twelfth of that. The bound
+/// is what the memories may add to a server's working set whatever it
+/// judged before: 16 concurrent 24-hour verdicts peak at about 63 MB without
+/// them (BENCHMARKS.md), so with this much kept a server stays under the
+/// 100 MB it is meant to (issue 15).
+pub const MAX_LOOKS_BYTES: usize = 32 * 1024 * 1024;
 
 /// What makes two looks the same canary's same metric: the rule set (by
 /// name and content, so a changed rule set keys apart), the metric, the
