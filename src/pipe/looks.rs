@@ -21,12 +21,15 @@ pub const MAX_LOOKS_KEPT: usize = 1024;
 
 /// Most bytes the memories kept may hold together. A 24-hour window of one
 /// counts metric holds about 0.6 MB (its steps, blocks and path) and of a
-/// latency distribution about 1.4 MB, so 16 canaries of `rules/http.yaml` at
-/// 24 hours keep about 32 MB; a 2-hour window a twelfth of that. The bound
-/// is what the memories may add to a server's working set whatever it
-/// judged before: 16 concurrent 24-hour verdicts peak at about 63 MB without
-/// them (BENCHMARKS.md), so with this much kept a server stays under the
-/// 100 MB it is meant to (issue 15).
+/// latency distribution about 1.4 MB, so a canary of `rules/http.yaml` at
+/// 24 hours keeps about 2 MB and at 2 hours about 0.17 MB: this holds 16 of
+/// the first, about 190 of the second, or one canary of 50 counts metrics
+/// at 24 hours (about 30 MB). The bound is what the memories may add to a
+/// server's working set whatever it judged before (16 concurrent 24-hour
+/// verdicts peak at 63 to 85 MB without any, BENCHMARKS.md); at 16 MiB a
+/// 50-metric canary's next looks at 24 hours were all fresh again, at no
+/// gain in the measured peak. A canary whose memory was let go only pays a
+/// fresh look.
 pub const MAX_LOOKS_BYTES: usize = 32 * 1024 * 1024;
 
 /// What makes two looks the same canary's same metric: the rule set (by
