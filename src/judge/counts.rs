@@ -136,9 +136,9 @@ pub(crate) struct CountsWords<'a> {
 
 /// Judges one counts metric over the window's steps, its sequential test
 /// resumed from `checkpoint` (the last look's at the same metric of the
-/// same canary) where it applies (the finding is the same without it), with
-/// the checkpoint of this look; a look judged without the test (too little
-/// traffic) hands `checkpoint` back as it was.
+/// same canary) where it applies (the finding is the same without it); this
+/// look's checkpoint is left there when the test ran, as
+/// [`super::distribution::judge_distribution`] does.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn judge_counts(
     rule: &CountsRule,
@@ -148,8 +148,8 @@ pub(crate) fn judge_counts(
     rules: &RuleSet,
     judgement: &Judgement,
     words_for: &CountsWords,
-    checkpoint: Option<RatioCheckpoint>,
-) -> (Finding, Option<RatioCheckpoint>) {
+    checkpoint: &mut Option<RatioCheckpoint>,
+) -> Finding {
     // A step where either side's counts are unknown counts on neither side.
     let sum = |f: fn(&StepCounts) -> f64| {
         let known = steps.iter().filter(|s| known(s));
@@ -186,7 +186,7 @@ pub(crate) fn judge_counts(
             words::count(baseline_total),
             words::count(rule.min_requests)
         );
-        let finding = Finding {
+        return Finding {
             outcome: held_back(MetricOutcome::Nodata),
             reason,
             canary,
@@ -195,14 +195,14 @@ pub(crate) fn judge_counts(
             evidence: None,
             chart: Some(chart::counts_chart(steps, window, &[], None, None)),
         };
-        return (finding, checkpoint);
     }
 
     let CountsTests {
         sequential: test,
         final_look,
     } = counts_tests(rule, alpha, window.step_secs);
-    let (outcome, checkpoint) = ratio_test_from(steps, &test, checkpoint.as_ref());
+    let (outcome, next) = ratio_test_from(steps, &test, checkpoint.as_ref());
+    *checkpoint = Some(next);
     let final_outcome = final_look.and_then(|final_look| {
         final_look_test(steps, &final_look.test, final_look.steps)
             .map(|f| (f, final_look.test.alpha, final_look.after_secs))
@@ -344,7 +344,7 @@ pub(crate) fn judge_counts(
             ),
         ),
     };
-    let finding = Finding {
+    Finding {
         outcome: held_back(metric_outcome),
         reason: reason + &left_out,
         canary,
@@ -358,8 +358,7 @@ pub(crate) fn judge_counts(
             Some(outcome.threshold),
             outcome.decided_at_step,
         )),
-    };
-    (finding, Some(checkpoint))
+    }
 }
 
 /// Whether both sides' counts of `step` are known: NaN marks the side whose
@@ -473,9 +472,8 @@ mod tests {
                 rate: "rate of bad events",
                 none_on_either_side: "no bad event on either side",
             },
-            None,
+            &mut None,
         )
-        .0
     }
 
     fn ratio_rule(rules: &RuleSet) -> &CountsRule {

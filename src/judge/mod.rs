@@ -190,12 +190,19 @@ pub fn judge_metric_from(
     let mut kept = None;
     let mut memory = memory;
     let mut judge_counts = |rule, steps: &[StepCounts], words: &counts::CountsWords| {
-        let checkpoint = match memory.take() {
+        let mut checkpoint = match memory.take() {
             Some(LookMemory::Counts(checkpoint)) => Some(checkpoint),
             _ => None,
         };
-        let (finding, checkpoint) = counts::judge_counts(
-            rule, steps, alpha, window, rules, judgement, words, checkpoint,
+        let finding = counts::judge_counts(
+            rule,
+            steps,
+            alpha,
+            window,
+            rules,
+            judgement,
+            words,
+            &mut checkpoint,
         );
         kept = checkpoint.map(LookMemory::Counts);
         finding

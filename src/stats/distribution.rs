@@ -198,6 +198,19 @@ fn count_above(edges: &[f64], side: &SideBuckets, point: f64) -> f64 {
     (side.total - at_point).max(0.0)
 }
 
+/// [`edge_steps`] at every edge, each beside its baseline point.
+fn every_edge_steps(
+    edges: &[f64],
+    steps: &[HistogramStep],
+    points: &[f64],
+) -> Vec<Vec<StepCounts>> {
+    points
+        .iter()
+        .enumerate()
+        .map(|(index, &point)| edge_steps(edges, steps, index, point))
+        .collect()
+}
+
 /// The counts test's input at one edge: the canary's requests above
 /// `edge`, the baseline's above `point`.
 fn edge_steps(edges: &[f64], steps: &[HistogramStep], edge: usize, point: f64) -> Vec<StepCounts> {
@@ -224,11 +237,7 @@ pub fn distribution_test(
     test: &DistributionTest,
 ) -> Result<DistributionOutcome, DistributionError> {
     let (ratio, threshold, points) = checked(edges, steps, test)?;
-    let edge_counts: Vec<Vec<StepCounts>> = points
-        .iter()
-        .enumerate()
-        .map(|(index, &point)| edge_steps(edges, steps, index, point))
-        .collect();
+    let edge_counts = every_edge_steps(edges, steps, &points);
     // The edges' walks side by side: they share their blocks' likelihoods.
     let windows: Vec<&[StepCounts]> = edge_counts.iter().map(Vec::as_slice).collect();
     let paths = ratio_paths(&windows, &ratio);
@@ -568,11 +577,7 @@ pub fn distribution_test_from(
             at_back = Some(place.clone());
         }
         let new_steps = &steps[range.clone()];
-        let edge_counts: Vec<Vec<StepCounts>> = points
-            .iter()
-            .enumerate()
-            .map(|(index, &point)| edge_steps(edges, new_steps, index, point))
-            .collect();
+        let edge_counts = every_edge_steps(edges, new_steps, &points);
         let windows: Vec<&[StepCounts]> = edge_counts.iter().map(Vec::as_slice).collect();
         let mut walks: Vec<PathWalk> = place.edges.iter().map(|e| e.walk.clone()).collect();
         let paths = walk_paths_on(&mut walks, &windows);
